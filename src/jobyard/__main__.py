@@ -1,0 +1,3 @@
+from jobyard.cli.main import app
+
+app()

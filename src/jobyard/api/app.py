@@ -1,0 +1,43 @@
+"""The FastAPI application: one core, one router per dialect.
+
+Adding a dialect is one folder under ``dialects/`` and one line in :data:`ROUTERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from jobyard import __version__
+from jobyard.api import errors, health
+from jobyard.api.dialects.native import admin, jobs, streams
+from jobyard.api.limits import BodySizeLimit
+from jobyard.runtime import Runtime
+
+ROUTERS = [health.router, jobs.router, streams.router, admin.router]
+
+
+def create_app(rt: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            await rt.stop()
+
+    app = FastAPI(
+        title="Jobyard",
+        version=__version__,
+        description="Self-hosted job service for GPU and compute work.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.metrics_registry = None
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=rt.config.max_request_bytes)
+    return app

@@ -1,0 +1,95 @@
+"""/v1/jobs: submit, list, read, cancel."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request
+
+from jobyard.api.auth import principal, runtime
+from jobyard.api.dialects.native import render
+from jobyard.api.dialects.native.schemas import JobIn
+from jobyard.api.responses import JSON
+from jobyard.core.inputs import ListJobs
+from jobyard.core.models import Principal
+from jobyard.errors import ValidationFailed
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+def job_ref(ref: str) -> int | str:
+    """Either id form: the integer ``number`` or the string ``job_...``."""
+    return int(ref) if ref.isdigit() else ref
+
+
+@router.post("", status_code=201, summary="Submit a job")
+def submit(
+    body: JobIn,
+    request: Request,
+    who: Principal = Depends(principal),
+    idempotency_key: str | None = Header(None, max_length=200),
+) -> JSON:
+    idem = None
+    if idempotency_key:
+        canonical = orjson.dumps(body.model_dump(), option=orjson.OPT_SORT_KEYS)
+        idem = (idempotency_key, hashlib.sha256(canonical).hexdigest())
+    job, created = runtime(request).service.submit(who, body.to_input(), idem)
+    headers = {"Location": f"/v1/jobs/{job.uid}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return JSON(render.job(job), status_code=201 if created else 200, headers=headers)
+
+
+@router.get("", summary="List jobs, newest first")
+def list_jobs(
+    request: Request,
+    who: Principal = Depends(principal),
+    state: str | None = None,
+    tag: str | None = None,
+    name: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+) -> JSON:
+    before = _decode_cursor(cursor) if cursor else None
+    query = ListJobs(state=state, tag=tag, name=name, limit=limit + 1, before_id=before)
+    jobs = runtime(request).service.list(who, query)
+    page, more = jobs[:limit], len(jobs) > limit
+    next_cursor = _encode_cursor(page[-1].id) if more and page else None
+    headers = {}
+    if next_cursor:
+        params = {k: v for k, v in request.query_params.items() if k != "cursor"}
+        params["cursor"] = next_cursor
+        headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
+    items = [render.job(j) for j in page]
+    return JSON({"items": items, "next_cursor": next_cursor}, headers=headers)
+
+
+@router.get("/{ref}", summary="Get a job")
+def get_job(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    service = runtime(request).service
+    job = service.get(who, job_ref(ref))
+    return JSON(render.job(job, service.waiting(job)))
+
+
+@router.post("/{ref}/cancel", status_code=202, summary="Cancel a job")
+def cancel(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    job, changed = runtime(request).service.cancel(who, job_ref(ref))
+    return JSON(render.job(job), status_code=202 if changed else 200)
+
+
+def _encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind == "id" and value.isdigit():
+            return int(value)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise ValidationFailed("invalid cursor", {"loc": ["query", "cursor"]})

@@ -1,0 +1,53 @@
+"""Jobs as the native API shows them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from jobyard.core.models import Job
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def job(j: Job, waiting: dict[str, Any] | None = None) -> dict[str, Any]:
+    if waiting and "estimated_start" in waiting:
+        waiting = {**waiting, "estimated_start": iso(waiting["estimated_start"])}
+    return {
+        "id": j.uid,
+        "number": j.id,
+        "name": j.name,
+        "state": str(j.state),
+        "substate": j.substate,
+        "command": j.command,
+        "env": j.env,
+        "workdir": j.workdir,
+        "resources": {
+            "gpus": j.resources.gpus, "cpus": j.resources.cpus, "memory_mb": j.resources.memory_mb,
+        },
+        "instance_type": j.instance_type,
+        "priority": j.priority,
+        "time_limit_s": j.time_limit_s,
+        "retry": {
+            "max_retries": j.retry.max_retries, "backoff_s": j.retry.backoff_s,
+            "on": list(j.retry.on),
+        },
+        "tags": j.tags,
+        "attempt": j.attempt,
+        "created_at": iso(j.created_at),
+        "started_at": iso(j.started_at),
+        "finished_at": iso(j.finished_at),
+        "exit_code": j.exit_code,
+        "message": j.message,
+        "error": j.error,
+        "next_retry_at": iso(j.next_retry_at),
+        "cancel_requested_at": iso(j.cancel_requested_at),
+        "assigned": j.assigned,
+        "cancel_receipt": j.cancel_receipt,
+        "waiting": waiting,
+        "owner": {"user_id": j.user_id, "org_id": j.org_id},
+    }

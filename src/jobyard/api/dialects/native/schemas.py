@@ -1,0 +1,71 @@
+"""Request bodies of the native API (responses are rendered by ``render``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobyard.core.inputs import SubmitJob
+from jobyard.core.models import Resources, RetryPolicy
+
+
+class ResourcesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    gpus: int = Field(0, ge=0, le=1024)
+    cpus: float = Field(1.0, gt=0, le=4096)
+    memory_mb: int = Field(0, ge=0)
+
+
+class RetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_retries: int = Field(0, ge=0, le=100)
+    backoff_s: float = Field(10.0, ge=0, le=86400)
+    on: list[Literal["error", "failed", "timeout"]] = ["error", "failed"]
+
+
+class JobIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    command: str | list[str] = Field(description="a shell command, or an argv list")
+    name: str | None = Field(None, max_length=200)
+    env: dict[str, str] = {}
+    workdir: str | None = Field(None, max_length=4096)
+    resources: ResourcesIn = ResourcesIn()
+    instance_type: str | None = Field(None, max_length=100)
+    priority: int = Field(0, ge=-1000, le=1000, description="higher runs first")
+    time_limit_s: float | None = Field(None, gt=0)
+    retry: RetryIn = RetryIn()
+    tags: list[str] = Field([], max_length=50)
+
+    def to_input(self) -> SubmitJob:
+        return SubmitJob(
+            command=self.command,
+            name=self.name,
+            env=self.env,
+            workdir=self.workdir,
+            resources=Resources(**self.resources.model_dump()),
+            instance_type=self.instance_type,
+            priority=self.priority,
+            time_limit_s=self.time_limit_s,
+            retry=RetryPolicy(
+                max_retries=self.retry.max_retries,
+                backoff_s=self.retry.backoff_s,
+                on=tuple(self.retry.on),
+            ),
+            tags=tuple(self.tags),
+        )
+
+
+class OrgIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    org: str = Field(min_length=1, max_length=100)
+    is_admin: bool = False
+
+
+class KeyIn(BaseModel):
+    name: str = Field("api key", min_length=1, max_length=100)
+    username: str | None = None

@@ -1,0 +1,123 @@
+"""/v1/jobs/{id}/logs and /v1/jobs/{id}/events: pages and live SSE streams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from jobyard.api.auth import principal, runtime
+from jobyard.api.dialects.native.jobs import job_ref
+from jobyard.api.dialects.native.render import iso
+from jobyard.api.responses import JSON, dumps
+from jobyard.core.models import Principal
+from jobyard.core.states import JobState
+from jobyard.store import logfiles
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+HEARTBEAT_S = 15
+
+
+def _line(line: logfiles.LogLine) -> dict[str, Any]:
+    return {**asdict(line), "ts": iso(line.ts)}
+
+
+@router.get("/{ref}/logs", summary="Read a job's log; follow=true streams it (SSE)")
+def logs(
+    ref: str,
+    request: Request,
+    who: Principal = Depends(principal),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=10000),
+    tail: int | None = Query(None, ge=1, le=10000),
+    attempt: int | None = Query(None, ge=1),
+    follow: bool = False,
+):
+    rt = runtime(request)
+    job = rt.service.get(who, job_ref(ref))
+    path = logfiles.log_path(rt.config.data_dir, job.uid, attempt or job.attempt)
+    if follow:
+        return EventSourceResponse(_follow(request, job.id, path, offset), ping=HEARTBEAT_S)
+    lines = logfiles.tail(path, tail) if tail else logfiles.read_lines(path, offset, limit)
+    next_offset = lines[-1].n + 1 if lines else offset
+    eof = job.is_terminal and len(logfiles.read_lines(path, next_offset, 1)) == 0
+    return JSON({"lines": [_line(x) for x in lines], "next_offset": next_offset, "eof": eof})
+
+
+async def _follow(request: Request, job_id: int, path: Path, offset: int) -> AsyncIterator[Any]:
+    """Stream complete lines as they are written; end once the job ended and all was sent."""
+    rt = runtime(request)
+    n = 0
+    pos = 0
+    while True:
+        job = await asyncio.to_thread(rt.store.get_job, job_id)
+        ended = job is None or job.is_terminal
+        chunk, pos = await asyncio.to_thread(_read_from, path, pos)
+        for raw in chunk:
+            if n >= offset:
+                yield ServerSentEvent(dumps(_line(logfiles.parse(n, raw))), event="line", id=str(n))
+            n += 1
+        if ended and not chunk:
+            yield ServerSentEvent(dumps({"state": str(job.state) if job else None}), event="end")
+            return
+        if not chunk:
+            await rt.notifier.wait(job_id, timeout=0.1)
+
+
+def _read_from(path: Path, pos: int) -> tuple[list[str], int]:
+    """Complete lines after byte ``pos``, and the position after the last one."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(pos)
+            data = f.read(1 << 20)
+    except FileNotFoundError:
+        return [], pos
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], pos
+    text = data[: end + 1].decode("utf-8", errors="replace")
+    return text.splitlines(), pos + end + 1
+
+
+@router.get("/{ref}/events", summary="Stream a job's events (SSE), resumable")
+async def events(
+    ref: str,
+    request: Request,
+    who: Principal = Depends(principal),
+    last_event_id: str | None = Header(None),
+):
+    rt = runtime(request)
+    job = await asyncio.to_thread(rt.service.get, who, job_ref(ref))
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return EventSourceResponse(_events(request, job.id, after), ping=HEARTBEAT_S)
+
+
+async def _events(request: Request, job_id: int, after: int) -> AsyncIterator[Any]:
+    rt = runtime(request)
+    while True:
+        batch = await asyncio.to_thread(rt.store.events, job_id, after, 200)
+        for ev in batch:
+            after = ev.id
+            body = {"job_id": job_id, "event_id": ev.id, "ts": iso(ev.ts), "kind": ev.kind,
+                    "state": ev.state, **ev.data}
+            yield ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id))
+        if batch and _ended(batch[-1]):
+            return
+        if not batch:
+            job = await asyncio.to_thread(rt.store.get_job, job_id)
+            if job is None:
+                return
+            if job.is_terminal:  # everything up to its end was sent, unless it ended just now
+                if not await asyncio.to_thread(rt.store.events, job_id, after, 1):
+                    return
+                continue
+            await rt.notifier.wait(job_id, timeout=1.0)
+
+
+def _ended(ev: Any) -> bool:
+    return ev.kind == "state" and ev.state is not None and JobState(ev.state).is_terminal

@@ -1,0 +1,63 @@
+"""/healthz (no auth) and /metrics (Prometheus text format)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from jobyard import __version__
+from jobyard.api.auth import runtime
+from jobyard.api.responses import JSON
+from jobyard.core.states import JobState
+from jobyard.runtime import Runtime
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/healthz")
+def healthz() -> JSON:
+    return JSON({"status": "ok", "version": __version__})
+
+
+class _StoreCollector:
+    """Reads the figures at scrape time, so every replica reports the same truth."""
+
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+
+    def collect(self):
+        jobs = GaugeMetricFamily("jobyard_jobs", "Jobs by state", labels=["state"])
+        counts = self.rt.store.count_by_state()
+        for state in JobState:
+            jobs.add_metric([str(state)], counts.get(str(state), 0))
+        yield jobs
+        capacity = GaugeMetricFamily("jobyard_capacity", "Schedulable resources",
+                                     labels=["resource"])
+        cap = self.rt.inventory.capacity
+        for name in ("gpus", "cpus", "memory_mb"):
+            capacity.add_metric([name], getattr(cap, name))
+        yield capacity
+        if self.rt.daemon is not None:
+            free = self.rt.daemon.allocator.free()
+            gauge = GaugeMetricFamily("jobyard_free", "Unallocated resources", labels=["resource"])
+            for name in ("gpus", "cpus", "memory_mb"):
+                gauge.add_metric([name], getattr(free, name))
+            yield gauge
+            yield GaugeMetricFamily("jobyard_attempts_running", "Attempts this daemon runs",
+                                    value=len(self.rt.daemon.attempts))
+
+
+def metrics_registry(rt: Runtime) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_StoreCollector(rt))
+    return registry
+
+
+@router.get("/metrics")
+def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics_registry
+    if registry is None:
+        registry = request.app.state.metrics_registry = metrics_registry(runtime(request))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

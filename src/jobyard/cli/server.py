@@ -1,0 +1,50 @@
+"""``jobyard serve``: the API and the daemon in one process, on the embedded defaults."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from jobyard.config import load_config
+
+err = Console(stderr=True)
+
+
+def serve(
+    host: str | None = typer.Option(None, help="Address to listen on [env JOBYARD_HOST]"),
+    port: int | None = typer.Option(None, help="Port [env JOBYARD_PORT]"),
+    data_dir: Path | None = typer.Option(None, help="Data directory [env JOBYARD_DATA_DIR]"),
+) -> None:
+    """Start the Jobyard server (API + scheduler + local executor)."""
+    from jobyard.api.app import create_app
+    from jobyard.runtime import build_runtime
+
+    config = load_config(host=host, port=port, data_dir=data_dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    rt = build_runtime(config)
+    _banner(rt)
+    uvicorn.run(
+        create_app(rt), host=config.host, port=config.port, log_level="warning",
+        access_log=False, timeout_graceful_shutdown=5,
+    )
+
+
+def _banner(rt) -> None:
+    cfg = rt.config
+    inv = rt.inventory
+    err.print(f"[bold]Jobyard[/bold] listening on [cyan]{cfg.url}[/cyan]  (data: {cfg.data_dir})")
+    err.print(f"inventory: {len(inv.gpus)} GPU(s) ({inv.gpu_source}), {inv.cpus:g} CPUs, "
+              f"{inv.memory_mb} MB memory; database: {rt.engines.write.url.get_backend_name()}")
+    if rt.new_admin_key:
+        err.print("\n[bold yellow]Admin API key (shown once, stored hashed):[/bold yellow]")
+        print(rt.new_admin_key, flush=True)
+        err.print("\nTry it:")
+        err.print(f"  export JOBYARD_URL={cfg.url} JOBYARD_API_KEY={rt.new_admin_key}")
+        err.print("  jobyard run -- echo hello from jobyard")
+        err.print(f"  curl -H 'Authorization: Bearer {rt.new_admin_key}' "
+                  f"-d '{{\"command\": \"echo hello\"}}' -H 'Content-Type: application/json' "
+                  f"{cfg.url}/v1/jobs\n")

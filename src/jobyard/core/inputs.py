@@ -1,0 +1,30 @@
+"""One frozen input object per operation. Every API dialect translates into these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobyard.core.models import Resources, RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitJob:
+    command: str | list[str]
+    name: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    instance_type: str | None = None
+    priority: int = 0
+    time_limit_s: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListJobs:
+    state: str | None = None
+    tag: str | None = None
+    name: str | None = None
+    limit: int = 50
+    before_id: int | None = None  # cursor: jobs with a smaller id (newest first)

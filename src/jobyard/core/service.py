@@ -1,0 +1,199 @@
+"""Use-cases: what any API dialect may ask of the core. Intent only; the daemon acts on it."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobyard import ids
+from jobyard.core.inputs import ListJobs, SubmitJob
+from jobyard.core.models import Job, Principal, Resources
+from jobyard.core.ports import NewJob, Store, Transition
+from jobyard.core.states import ACTIVE, JobState, Substate
+from jobyard.errors import Conflict, JobNotFound, Unschedulable, ValidationFailed
+
+SCHEDULER_SNAPSHOT = "scheduler"  # kv key the daemon writes its free/capacity view to
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_command_chars: int = 65536
+    max_env_vars: int = 256
+    max_env_bytes: int = 65536
+
+
+class JobService:
+    """Submit, read and cancel jobs on behalf of a principal.
+
+    The native API answers 404 alike for an unknown job and one outside the caller's org, so
+    :meth:`get` raises :class:`JobNotFound` for both; dialects that must answer 403 use
+    :meth:`get_any` and check :meth:`can_see` themselves.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        capacity: Resources,
+        limits: Limits = Limits(),
+        clock: Callable[[], float] = time.time,
+    ):
+        self.store = store
+        self.capacity = capacity
+        self.limits = limits
+        self.clock = clock
+
+    # submit ----------------------------------------------------------------------------------
+    def submit(
+        self, who: Principal, cmd: SubmitJob, idempotency: tuple[str, str] | None = None
+    ) -> tuple[Job, bool]:
+        """Queue a job; returns ``(job, created)`` (``created`` is False for a replay)."""
+        self._validate(cmd)
+        now = self.clock()
+        job = Job(
+            id=0,
+            uid=ids.job_uid(),
+            user_id=who.user_id,
+            org_id=who.org_id,
+            name=cmd.name or _default_name(cmd.command),
+            command=cmd.command,
+            env=dict(cmd.env),
+            workdir=cmd.workdir,
+            resources=cmd.resources,
+            instance_type=cmd.instance_type,
+            priority=cmd.priority,
+            time_limit_s=cmd.time_limit_s,
+            retry=cmd.retry,
+            tags=list(dict.fromkeys(cmd.tags)),
+            state=JobState.QUEUED,
+            substate=str(Substate.WAITING_RESOURCES),
+            created_at=now,
+        )
+        return self.store.create_job(NewJob(job, idempotency))
+
+    def _validate(self, cmd: SubmitJob) -> None:
+        lim = self.limits
+        size = len(cmd.command) if isinstance(cmd.command, str) else sum(map(len, cmd.command))
+        if not cmd.command or (isinstance(cmd.command, list) and not cmd.command[0]):
+            _invalid(("command",), "command must not be empty")
+        if size > lim.max_command_chars:
+            _invalid(("command",), f"command is longer than {lim.max_command_chars} characters")
+        if len(cmd.env) > lim.max_env_vars:
+            _invalid(("env",), f"env has more than {lim.max_env_vars} variables")
+        env_bytes = sum(len(k) + len(v) + 2 for k, v in cmd.env.items())
+        if env_bytes > lim.max_env_bytes:
+            _invalid(("env",), f"env is larger than {lim.max_env_bytes} bytes")
+        for key in cmd.env:
+            if not key or "=" in key or "\0" in key or key.startswith("JOBYARD_"):
+                _invalid(("env", key), "env names must be non-empty, without '=' and not JOBYARD_*")
+        want, cap = cmd.resources, self.capacity
+        if not want.fits_in(cap):
+            short = {
+                name: {"requested": getattr(want, name), "capacity": getattr(cap, name)}
+                for name in ("gpus", "cpus", "memory_mb")
+                if getattr(want, name) > getattr(cap, name)
+            }
+            names = ", ".join(f"{v['requested']} {k} (capacity {v['capacity']})"
+                              for k, v in short.items())
+            raise Unschedulable(
+                f"this server can never run the job: it asks for {names}", {"resources": short}
+            )
+
+    # read ------------------------------------------------------------------------------------
+    def get_any(self, ref: int | str) -> Job:
+        job = self.store.get_job(ref)
+        if job is None:
+            raise JobNotFound(f"job {ref} not found")
+        return job
+
+    @staticmethod
+    def can_see(who: Principal, job: Job) -> bool:
+        return who.is_admin or job.org_id == who.org_id
+
+    def get(self, who: Principal, ref: int | str) -> Job:
+        job = self.store.get_job(ref)
+        if job is None or not self.can_see(who, job):
+            raise JobNotFound(f"job {ref} not found")
+        return job
+
+    def list(self, who: Principal, query: ListJobs) -> list[Job]:
+        if query.state and query.state not in JobState.__members__.values():
+            _invalid(("query", "state"), f"unknown state '{query.state}'")
+        return self.store.list_jobs(None if who.is_admin else who.org_id, query)
+
+    def waiting(self, job: Job) -> dict[str, Any] | None:
+        """Why a queued job waits, as data: what it needs, its place, an estimated start."""
+        if job.state is not JobState.QUEUED:
+            return None
+        now = self.clock()
+        position = self.store.queue_position(job)
+        info: dict[str, Any] = {"position": position}
+        if job.next_retry_at and job.next_retry_at > now:
+            info["reason"] = "retry_backoff"
+            info["estimated_start"] = job.next_retry_at
+            return info
+        snapshot = self.store.get_kv(SCHEDULER_SNAPSHOT) or {}
+        free = snapshot.get("free")
+        if free is not None:
+            need = {
+                name: {"requested": getattr(job.resources, name), "free": free.get(name, 0)}
+                for name in ("gpus", "cpus", "memory_mb")
+                if getattr(job.resources, name) > free.get(name, 0)
+            }
+            info["reason"] = "resources" if need else "queue"
+            info["waiting_for"] = need
+        window = 600.0
+        done = self.store.finished_since(now - window)
+        if done:
+            info["estimated_start"] = now + position / (done / window)
+        return info
+
+    # cancel ----------------------------------------------------------------------------------
+    def cancel(self, who: Principal, ref: int | str) -> tuple[Job, bool]:
+        """Record the intent to cancel. Returns ``(job, changed)``; repeat cancels are no-ops.
+
+        A queued job (also one waiting for a retry) has no process: it becomes ``canceled`` at
+        once. An active one becomes ``canceling`` and the daemon stops its processes.
+        """
+        job = self.get(who, ref)
+        if job.state in (JobState.CANCELED, JobState.CANCELING):
+            return job, False
+        if job.state.is_terminal:
+            raise Conflict(
+                f"job {job.uid} already ended ({job.state}); only a running or queued job can be"
+                " canceled",
+                {"state": str(job.state)},
+            )
+        now = self.clock()
+        target = JobState.CANCELED if job.state is JobState.QUEUED else JobState.CANCELING
+        fields: dict[str, Any] = {"cancel_requested_at": now}
+        if target is JobState.CANCELED:
+            fields |= {"substate": None, "message": "canceled before it started"}
+        else:
+            fields["substate"] = str(Substate.STOPPING)
+        [result] = self.store.apply([Transition(job.id, target, fields, {"by": who.username})])
+        if isinstance(result, Exception):
+            # The daemon moved it meanwhile (e.g. it just ended); answer from the fresh state.
+            fresh = self.get(who, job.id)
+            if fresh.state in (JobState.CANCELED, JobState.CANCELING):
+                return fresh, False
+            if fresh.state in ACTIVE or fresh.state is JobState.QUEUED:
+                return self.cancel(who, job.id)
+            raise Conflict(f"job {job.uid} already ended ({fresh.state})",
+                           {"state": str(fresh.state)})
+        return result, True
+
+
+def _default_name(command: str | list[str]) -> str:
+    try:
+        argv = shlex.split(command) if isinstance(command, str) else command
+    except ValueError:  # unbalanced quotes: the shell will say so when it runs
+        argv = command.split()
+    first = argv[0] if argv else "job"
+    return first.rsplit("/", 1)[-1][:200] or "job"
+
+
+def _invalid(loc: tuple[str, ...], msg: str) -> None:
+    raise ValidationFailed(msg, {"loc": ["body", *loc], "type": "value_error"})

@@ -1,0 +1,273 @@
+"""The daemon: admits queued jobs, runs each attempt through the executor, records the end.
+
+Only the daemon moves a job out of ``queued``/``launching``; the API only records intent.
+All store calls run on one worker thread so a slow write never blocks the event loop and the
+daemon's writes stay in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from jobyard.config import Config
+from jobyard.core.models import Job
+from jobyard.core.ports import Store, Transition
+from jobyard.core.service import SCHEDULER_SNAPSHOT
+from jobyard.core.states import JobState, Substate
+from jobyard.daemon import scheduler
+from jobyard.daemon.inventory import Allocator
+from jobyard.daemon.outcome import decide
+from jobyard.errors import LaunchError
+from jobyard.events.notify import ANY, Notifier
+from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from jobyard.store.logfiles import run_dir
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Server settings that must never leak into a job's environment.
+_PRIVATE_ENV_PREFIXES = ("JOBYARD_",)
+
+
+@dataclass
+class Attempt:
+    """What the daemon knows about an attempt it is running right now."""
+
+    job: Job
+    handle: Handle | None = None
+    stop_sent: bool = False
+    timed_out: bool = False
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        executor: Executor,
+        allocator: Allocator,
+        notifier: Notifier,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.config = config
+        self.store = store
+        self.executor = executor
+        self.allocator = allocator
+        self.notifier = notifier
+        self.clock = clock
+        self.attempts: dict[int, Attempt] = {}
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobyard-daemon-db")
+        self._stopping = False
+        self._base_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)
+        }
+        self._last_snapshot: Any = None
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+
+    # main loop -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        from jobyard.daemon.reconcile import reconcile
+
+        await reconcile(self)
+        while not self._stopping:
+            try:
+                await self.tick()
+            except Exception:  # a bad tick must not kill the daemon; the next one retries
+                log.exception("scheduler tick failed")
+            await self.notifier.wait(ANY, timeout=self.config.tick_interval_s)
+
+    async def shutdown(self) -> None:
+        """Stop scheduling. Running jobs keep running and are adopted by the next start."""
+        self._stopping = True
+        for attempt in self.attempts.values():
+            if attempt.timer:
+                attempt.timer.cancel()
+            if attempt.task:
+                attempt.task.cancel()
+        await asyncio.gather(*(a.task for a in self.attempts.values() if a.task),
+                             return_exceptions=True)
+        self._db_thread.shutdown(wait=True)
+
+    async def tick(self) -> None:
+        await self._honour_cancels()
+        queued = await self.db(self.store.jobs_in_states, [JobState.QUEUED], 500)
+        admitted = scheduler.admit(queued, self.allocator, self.clock())
+        if admitted:
+            transitions = [
+                Transition(job.id, JobState.LAUNCHING,
+                           {"assigned": assigned, "substate": None, "next_retry_at": None})
+                for job, assigned in admitted
+            ]
+            results = await self.db(self.store.apply, transitions)
+            for (job, _), result in zip(admitted, results, strict=True):
+                if isinstance(result, Exception):  # canceled meanwhile
+                    self.allocator.release(job.id)
+                    continue
+                self.start_attempt(result)
+        await self._write_snapshot()
+
+    async def _honour_cancels(self) -> None:
+        canceling = await self.db(self.store.jobs_in_states, [JobState.CANCELING], 1000)
+        for job in canceling:
+            attempt = self.attempts.get(job.id)
+            if attempt is None:
+                continue  # reconcile owns it, or its attempt just ended
+            attempt.job = job
+            if attempt.handle is not None and not attempt.stop_sent:
+                await self._stop(attempt)
+
+    async def _stop(self, attempt: Attempt) -> None:
+        attempt.stop_sent = True
+        assert attempt.handle is not None
+        await self.executor.stop(attempt.handle, self.config.kill_grace_s)
+
+    async def _write_snapshot(self) -> None:
+        free = self.allocator.free()
+        snapshot = {"free": {"gpus": free.gpus, "cpus": free.cpus, "memory_mb": free.memory_mb}}
+        if snapshot != self._last_snapshot:
+            await self.db(self.store.put_kv, SCHEDULER_SNAPSHOT, snapshot)
+            self._last_snapshot = snapshot
+
+    # one attempt -----------------------------------------------------------------------------
+    def start_attempt(self, job: Job, handle: Handle | None = None) -> Attempt:
+        attempt = self.start_attempt_record(job, handle)
+        self.launch_task(attempt)
+        return attempt
+
+    def start_attempt_record(self, job: Job, handle: Handle | None = None) -> Attempt:
+        attempt = Attempt(job=job, handle=handle)
+        self.attempts[job.id] = attempt
+        return attempt
+
+    def launch_task(self, attempt: Attempt) -> None:
+        name = f"attempt-{attempt.job.uid}"
+        attempt.task = asyncio.create_task(self._run_attempt(attempt), name=name)
+
+    async def _run_attempt(self, attempt: Attempt) -> None:
+        try:
+            if attempt.handle is None:
+                if not await self._launch(attempt):
+                    return
+            else:
+                await self._adopted(attempt)
+            self._arm_timer(attempt)
+            assert attempt.handle is not None
+            status = await self.executor.wait(attempt.handle)
+            await self.finish(attempt, status)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("attempt of %s crashed", attempt.job.uid)
+            await self.finish(attempt, ExitStatus("lost", message="internal error in the daemon"))
+
+    async def _launch(self, attempt: Attempt) -> bool:
+        job = attempt.job
+        spec = self.launch_spec(job)
+        try:
+            attempt.handle = await self.executor.launch(spec)
+        except LaunchError as exc:
+            await self.finish(attempt, ExitStatus("launch_failed", message=exc.message))
+            return False
+        fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
+        [result] = await self.db(self.store.apply, [Transition(job.id, JobState.RUNNING, fields)])
+        if isinstance(result, Exception):
+            # Canceled while it was launching: keep the handle, then stop it.
+            attempt.job = await self.db(self.store.update_fields, job.id,
+                                        {"runtime": attempt.handle.to_dict()})
+            await self._stop(attempt)
+        else:
+            attempt.job = result
+        return True
+
+    async def _adopted(self, attempt: Attempt) -> None:
+        job = attempt.job
+        assert attempt.handle is not None
+        if job.state is JobState.LAUNCHING:
+            fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
+            [result] = await self.db(
+                self.store.apply, [Transition(job.id, JobState.RUNNING, fields)]
+            )
+            if not isinstance(result, Exception):
+                attempt.job = result
+        attempt.timed_out = bool(job.extra.get("timed_out"))
+        if attempt.job.state is JobState.CANCELING or attempt.timed_out:
+            await self._stop(attempt)
+
+    def _arm_timer(self, attempt: Attempt) -> None:
+        job = attempt.job
+        if not job.time_limit_s or attempt.timed_out:
+            return
+        started = job.started_at or self.clock()
+        delay = max(0.0, started + job.time_limit_s - self.clock())
+        loop = asyncio.get_running_loop()
+        attempt.timer = loop.call_later(
+            delay, lambda: asyncio.ensure_future(self._time_out(attempt))
+        )
+
+    async def _time_out(self, attempt: Attempt) -> None:
+        if attempt.stop_sent or attempt.handle is None:
+            return
+        attempt.timed_out = True
+        extra = {**attempt.job.extra, "timed_out": True}
+        attempt.job = await self.db(
+            self.store.update_fields, attempt.job.id,
+            {"extra": extra, "substate": str(Substate.STOPPING)}, "timeout",
+        )
+        await self._stop(attempt)
+
+    async def finish(self, attempt: Attempt, status: ExitStatus) -> None:
+        """Record how an attempt ended; give its resources back only after that."""
+        job = await self.db(self.store.get_job, attempt.job.id)
+        assert job is not None
+        if attempt.timer:
+            attempt.timer.cancel()
+        if status.reason in ("stopped", "lost") and attempt.handle and attempt.handle.marker:
+            # Last resort for processes that outlived their supervisor.
+            await asyncio.to_thread(self.executor.sweep, attempt.handle.marker)
+        transition = decide(job, status, self.clock(), attempt.timed_out)
+        [result] = await self.db(self.store.apply, [transition])
+        if isinstance(result, Exception):
+            log.error("could not record the end of %s: %s", job.uid, result)
+        self.attempts.pop(job.id, None)
+        self.allocator.release(job.id)
+        self.notifier.notify()
+
+    def launch_spec(self, job: Job) -> LaunchSpec:
+        directory = run_dir(self.config.data_dir, job.uid, job.attempt)
+        directory.mkdir(parents=True, exist_ok=True)
+        gpus = (job.assigned or {}).get("gpus", [])
+        marker = f"{job.uid}.{job.attempt}"
+        env = {
+            **self._base_env,
+            **job.env,
+            "JOBYARD_URL": self.config.url,
+            "JOBYARD_JOB_ID": job.uid,
+            "JOBYARD_JOB_NUMBER": str(job.id),
+            "JOBYARD_ATTEMPT": str(job.attempt),
+            "JOBYARD_JOB_MARKER": marker,
+            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
+        }
+        argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
+        return LaunchSpec(
+            job_uid=job.uid,
+            attempt=job.attempt,
+            argv=list(argv),
+            env=env,
+            cwd=job.workdir or str(directory),
+            run_dir=str(directory),
+            log_cap_bytes=self.config.log_cap_bytes,
+            grace_s=self.config.kill_grace_s,
+            marker=marker,
+        )
+

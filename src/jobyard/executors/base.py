@@ -1,0 +1,98 @@
+"""The executor seam: how the daemon starts, watches and stops a job's processes.
+
+Contract (shaped like httpx's transport: one small base class, a fake beside it):
+
+* :meth:`Executor.launch` starts one attempt of a job and returns a :class:`Handle` as soon as
+  the job's first process exists (or raises :class:`~jobyard.errors.LaunchError`). The handle is
+  JSON-safe; the daemon persists it so another server process can adopt the attempt later.
+* :meth:`Executor.wait` returns the attempt's :class:`ExitStatus` once *no process of the
+  attempt is left* and its log is complete on disk.
+* :meth:`Executor.stop` asks the attempt to stop: SIGTERM to every process of the job,
+  ``grace_s`` seconds, then SIGKILL. It returns at once; ``wait`` then reports the outcome with
+  a cancel receipt.
+* :meth:`Executor.adopt` tells, after a server restart, whether a persisted handle still has live
+  processes; :meth:`Executor.recover` reads the exit status an attempt left behind.
+* :meth:`Executor.sweep` kills any process still carrying the attempt's marker (a last resort
+  for processes that outlived their supervisor).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    job_uid: str
+    attempt: int
+    argv: list[str]  # a shell command arrives here as ["/bin/sh", "-c", cmd]
+    env: dict[str, str]  # the job's complete environment
+    cwd: str | None
+    run_dir: str  # per-attempt directory: log, supervisor and exit-status files
+    log_cap_bytes: int
+    grace_s: float
+    marker: str  # value of JOBYARD_JOB_MARKER in env, unique per attempt
+
+
+@dataclass(frozen=True, slots=True)
+class Handle:
+    run_dir: str
+    pid: int  # the job's main process
+    pid_ctime: float
+    supervisor_pid: int | None = None
+    supervisor_ctime: float | None = None
+    marker: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Handle:
+        return cls(**data)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How an attempt ended.
+
+    ``reason`` is ``"exited"`` (ran to its end, see ``exit_code``/``signal``), ``"stopped"``
+    (ended by :meth:`Executor.stop`; ``receipt`` says how), ``"launch_failed"`` (the command
+    could not be started) or ``"lost"`` (no exit status could be found).
+    """
+
+    reason: str
+    exit_code: int | None = None
+    signal: int | None = None
+    ended_at: float | None = None
+    receipt: dict[str, Any] | None = None
+    message: str | None = None
+
+
+class Executor(abc.ABC):
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Prepare resources (helper processes, connections)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release them. Running jobs are *not* stopped: they are adopted after a restart."""
+
+    @abc.abstractmethod
+    async def launch(self, spec: LaunchSpec) -> Handle: ...
+
+    @abc.abstractmethod
+    async def wait(self, handle: Handle) -> ExitStatus: ...
+
+    @abc.abstractmethod
+    async def stop(self, handle: Handle, grace_s: float) -> None: ...
+
+    @abc.abstractmethod
+    def adopt(self, handle: Handle) -> bool: ...
+
+    @abc.abstractmethod
+    def recover(self, run_dir: str) -> tuple[Handle | None, ExitStatus | None]:
+        """What an attempt left in ``run_dir``: its handle (if it started) and exit status."""
+
+    @abc.abstractmethod
+    def sweep(self, marker: str) -> list[int]: ...

@@ -1,0 +1,442 @@
+"""The launcher ("zygote") and the per-job supervisor ("shim") behind LocalExecutor.
+
+``python -m jobyard.executors.shim launcher`` is started once per server. It reads one JSON
+launch request per line on stdin and forks a shim for each; the shim reports back through a
+pipe and the launcher relays that answer, tagged with the request's ``id``, on stdout. Forking
+this small, already-initialised interpreter is far cheaper than starting Python per job. The
+launcher exits on EOF (its server went away); shims live on in their own sessions.
+
+A shim is a child subreaper, so setsid'd and double-forked descendants of its job stay in its
+subtree. It runs the job, writes ``log`` (``<ts>\\t<o|e|x>\\t<text>`` lines), ``supervisor.json``
+(the handle) and finally ``exit.json``. SIGTERM to the shim stops the job: SIGTERM to every
+descendant, a grace period (``stop.json`` may override it), then SIGKILL until none is left.
+
+Imports: stdlib and psutil only; everything imported here is shared with every forked shim.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import json
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any, NoReturn
+
+import psutil
+
+PR_SET_CHILD_SUBREAPER = 36
+READ_CHUNK = 65536
+MAX_LINE = 65536  # longer lines are split
+CLEANUP_GRACE_S = 1.0  # for processes a finished main process left behind
+DRAIN_TIMEOUT_S = 2.0  # a pipe still open after every process is gone: fd passed elsewhere
+RESIGNAL_S = 0.05  # re-scan for new processes while stopping
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_boot_time: float | None = None
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def proc_ident(pid: int) -> tuple[float, str] | None:
+    """``(start time in epoch seconds, state letter)`` of ``pid`` as psutil computes the start
+    time, or None if there is no such process. Zombies ("Z") are reported, not hidden."""
+    global _boot_time
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    if _boot_time is None:
+        with open("/proc/stat", "rb") as f:
+            _boot_time = float(next(x for x in f if x.startswith(b"btime")).split()[1])
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return int(fields[19]) / _CLK_TCK + _boot_time, fields[0].decode()
+
+
+def write_json_atomic(path: str, data: dict[str, Any]) -> None:
+    """Write ``data`` so readers see either the old file or the whole new one."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None if it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class LogWriter:
+    """Writes output as ``<ts>\\t<stream>\\t<text>`` lines; drops output past ``cap`` bytes."""
+
+    def __init__(self, path: str, cap: int) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self._cap = cap
+        self._written = 0
+        self._full = False
+        self._partial = {"o": b"", "e": b""}
+
+    def feed(self, stream: str, data: bytes) -> None:
+        if self._full:
+            return
+        *lines, rest = (self._partial[stream] + data).split(b"\n")
+        while len(rest) > MAX_LINE:
+            lines.append(rest[:MAX_LINE])
+            rest = rest[MAX_LINE:]
+        self._partial[stream] = rest
+        if lines:
+            self._write(stream, lines)
+
+    def eof(self, stream: str) -> None:
+        """Write what is left of ``stream``'s last, unterminated line."""
+        if self._partial[stream] and not self._full:
+            self._write(stream, [self._partial[stream]])
+        self._partial[stream] = b""
+
+    def close(self) -> None:
+        for stream in self._partial:
+            self.eof(stream)
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            pass
+        os.close(self._fd)
+
+    def _write(self, stream: str, lines: list[bytes]) -> None:
+        prefix = f"{time.time():.6f}\t{stream}\t"
+        texts = []
+        for line in lines:
+            for i in range(0, max(len(line), 1), MAX_LINE):
+                texts.append(f"{prefix}{line[i : i + MAX_LINE].decode('utf-8', 'replace')}\n")
+        chunk = "".join(texts).encode()
+        if self._written + len(chunk) > self._cap:
+            room, keep = self._cap - self._written, []
+            for text in texts:
+                encoded = text.encode()
+                if len(encoded) > room:
+                    break
+                keep.append(encoded)
+                room -= len(encoded)
+            note = f"{time.time():.6f}\tx\t[jobyard: log truncated at {self._cap} bytes]\n"
+            chunk = b"".join(keep) + note.encode()
+            self._full = True
+        try:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:  # disk full or similar: keep the job running, stop logging
+            self._full = True
+        self._written += len(chunk)
+
+
+def _noop(signum: int, frame: Any) -> None:
+    pass
+
+
+class Shim:
+    """Supervises one job: spawn, log, reap, stop, and record how it ended."""
+
+    def __init__(self, req: dict[str, Any], report_fd: int) -> None:
+        self.req = req
+        self.run_dir: str = req["run_dir"]
+        self.grace_s = float(req["grace_s"])
+        self.report_fd = report_fd
+        self.main_status: int | None = None
+        self.no_children = False
+        self.phase = "running"  # -> terminating -> killing -> draining
+        self.reason = "exited"
+        self.receipt: dict[str, Any] | None = None
+        self.signals: list[str] = []
+        self.signaled: set[int] = set()
+        self.killed: set[int] = set()
+        self.t0 = self.deadline = self.next_scan = 0.0
+
+    def main(self) -> None:
+        os.makedirs(self.run_dir, exist_ok=True)
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, _noop)
+        signal.signal(signal.SIGTERM, _noop)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self.log = LogWriter(self._path("log"), int(self.req["log_cap_bytes"]))
+        try:
+            self.proc = self._spawn()
+        except Exception as exc:
+            error = _describe(exc, self.req)
+            self.log.close()
+            exit_info = {"reason": "launch_failed", "message": error, "ended_at": time.time()}
+            write_json_atomic(self._path("exit.json"), exit_info)
+            self._report({"ok": False, "error": error})
+            return
+        pid, me = self.proc.pid, os.getpid()
+        handle = {
+            "run_dir": self.run_dir,
+            "pid": pid,
+            "pid_ctime": (proc_ident(pid) or (0.0,))[0],
+            "supervisor_pid": me,
+            "supervisor_ctime": (proc_ident(me) or (0.0,))[0],
+            "marker": self.req["marker"],
+            "extra": {"pgid": pid, "job_uid": self.req["job_uid"], "attempt": self.req["attempt"]},
+        }
+        write_json_atomic(self._path("supervisor.json"), handle)
+        if not self._report({"ok": True, **handle}):
+            self._begin_stop("stopped", 0.0)  # nobody knows this job exists: don't let it run
+        self._supervise()
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.run_dir, name)
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        if not self.req["argv"]:
+            raise ValueError("empty command")
+        return subprocess.Popen(
+            self.req["argv"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.req["env"],
+            cwd=self.req["cwd"],
+            start_new_session=True,
+        )
+
+    def _report(self, msg: dict[str, Any]) -> bool:
+        try:
+            data = memoryview(json.dumps(msg).encode())
+            while data:
+                data = data[os.write(self.report_fd, data) :]
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(self.report_fd)
+
+    def _supervise(self) -> None:
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        streams = {self.proc.stdout.fileno(): "o", self.proc.stderr.fileno(): "e"}
+        poller = select.poll()
+        for fd in (*streams, self.wake_r):
+            poller.register(fd, select.POLLIN)
+        drain_until = math.inf
+        while self.phase != "draining" or (streams and time.monotonic() < drain_until):
+            for fd, _ in poller.poll(self._timeout_ms(drain_until)):
+                if fd == self.wake_r:
+                    self._on_signals(os.read(fd, 512))
+                elif data := os.read(fd, READ_CHUNK):
+                    self.log.feed(streams[fd], data)
+                else:
+                    self.log.eof(streams.pop(fd))
+                    poller.unregister(fd)
+            self._reap()
+            if self._step() and drain_until == math.inf:
+                drain_until = time.monotonic() + DRAIN_TIMEOUT_S
+        self._finish()
+
+    def _timeout_ms(self, drain_until: float) -> int | None:
+        now = time.monotonic()
+        if self.phase == "running":
+            return None
+        if self.phase == "draining":
+            wait = drain_until - now
+        elif self.phase == "terminating":
+            wait = min(self.deadline, self.next_scan) - now
+        else:
+            wait = self.next_scan - now
+        return max(0, math.ceil(wait * 1000))
+
+    def _on_signals(self, signums: bytes) -> None:
+        if signal.SIGTERM not in signums:
+            return
+        stop = read_json(self._path("stop.json")) or {}
+        grace = float(stop.get("grace_s", self.grace_s))
+        if self.phase == "running":
+            self._begin_stop("stopped", grace)
+        elif self.phase == "terminating":  # a second stop may shorten the grace
+            self.deadline = min(self.deadline, time.monotonic() + grace)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                # A subreaper with no children has no descendants left at all.
+                self.no_children = True
+                return
+            if pid == 0:
+                return
+            if pid == self.proc.pid:
+                self.main_status = status
+
+    def _step(self) -> bool:
+        """Advance the stop/cleanup state machine; True once everything is gone."""
+        now = time.monotonic()
+        if self.phase == "running":
+            if self.main_status is None:
+                return False
+            if not self.no_children:  # the main process left others behind
+                self._begin_stop("exited", min(self.grace_s, CLEANUP_GRACE_S))
+                return False
+        elif self.phase in ("terminating", "killing") and not self.no_children:
+            if self.phase == "terminating" and now >= self.deadline:
+                self.phase = "killing"
+                self.signals.append("SIGKILL")
+            if now >= self.next_scan:
+                sig = signal.SIGKILL if self.phase == "killing" else signal.SIGTERM
+                self._signal_all(sig)
+                self.next_scan = now + RESIGNAL_S
+            return False
+        elif self.phase in ("terminating", "killing"):
+            self.receipt = {
+                "signals": self.signals,
+                "sigterm_obeyed": self.phase == "terminating",
+                "time_to_stop_s": round(now - self.t0, 4),
+                "processes_killed": sorted(self.killed),
+                "processes_signaled": len(self.signaled),
+            }
+        self.phase = "draining"
+        return True
+
+    def _begin_stop(self, reason: str, grace: float) -> None:
+        self.reason, self.phase, self.signals = reason, "terminating", ["SIGTERM"]
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + grace
+        self._signal_all(signal.SIGTERM)
+        self.next_scan = self.t0 + RESIGNAL_S
+
+    def _signal_all(self, sig: int) -> None:
+        """Signal every descendant (complete: we are a subreaper) and the job's process group."""
+        try:
+            procs = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            procs = []
+        try:
+            os.killpg(self.proc.pid, sig)  # also reaches group members forked since the scan
+        except OSError:
+            pass
+        seen = self.killed if sig == signal.SIGKILL else self.signaled
+        for p in procs:
+            if p.pid in seen and sig != signal.SIGKILL:
+                continue  # SIGTERM once per process; SIGKILL is repeated until it is gone
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                continue
+            seen.add(p.pid)
+            self.signaled.add(p.pid)
+
+    def _finish(self) -> None:
+        self.log.close()
+        status = self.main_status
+        code = os.waitstatus_to_exitcode(status) if status is not None else None
+        exit_info = {
+            "reason": self.reason,
+            "exit_code": code if code is not None and code >= 0 else None,
+            "signal": -code if code is not None and code < 0 else None,
+            "ended_at": time.time(),
+            "receipt": self.receipt,
+        }
+        write_json_atomic(self._path("exit.json"), exit_info)
+
+
+def _describe(exc: Exception, req: dict[str, Any]) -> str:
+    if isinstance(exc, OSError):
+        if req["cwd"] is not None and exc.filename == req["cwd"]:
+            return f"cannot use working directory {req['cwd']!r}: {exc.strerror}"
+        return f"cannot execute {req['argv'][0]!r}: {exc.strerror}"
+    return f"cannot start job: {exc}"
+
+
+def _shim_process(req: dict[str, Any], report_fd: int) -> NoReturn:
+    """Body of a freshly forked shim; never returns."""
+    code = 0
+    try:
+        signal.set_wakeup_fd(-1)  # the launcher's; about to be closed
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        # Drop everything inherited from the launcher (its control pipe above all: holding it
+        # would hide the launcher's death from the server).
+        os.closerange(3, report_fd)
+        os.closerange(report_fd + 1, os.sysconf("SC_OPEN_MAX"))
+        Shim(req, report_fd).main()
+    except BaseException:
+        code = 70
+        try:
+            with open(os.path.join(req["run_dir"], "shim.err"), "a") as f:
+                traceback.print_exc(file=f)
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def launcher_main() -> None:
+    """Serve launch requests on stdin until EOF, forking one shim per request."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, _noop)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    poller = select.poll()
+    poller.register(0, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    pending: dict[int, tuple[Any, bytearray]] = {}  # report pipe -> (request id, answer so far)
+    buf = b""
+    gc.freeze()  # keep the collector from touching (and so copying) shared pages in shims
+    _write_all(1, b'{"id": 0, "ok": true}\n')
+    while True:
+        for fd, _ in poller.poll():
+            if fd == 0:
+                data = os.read(0, READ_CHUNK)
+                if not data:
+                    return  # the server is gone; shims carry on
+                *lines, buf = (buf + data).split(b"\n")
+                for line in lines:
+                    req = json.loads(line)
+                    report_r, report_w = os.pipe()
+                    if os.fork() == 0:
+                        os.close(report_r)
+                        _shim_process(req, report_w)
+                    os.close(report_w)
+                    pending[report_r] = (req["id"], bytearray())
+                    poller.register(report_r, select.POLLIN)
+            elif fd == wake_r:
+                os.read(wake_r, 512)
+                try:
+                    while os.waitpid(-1, os.WNOHANG)[0]:
+                        pass
+                except ChildProcessError:
+                    pass
+            elif chunk := os.read(fd, READ_CHUNK):
+                pending[fd][1].extend(chunk)
+            else:
+                req_id, answer = pending.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                reply = json.loads(answer) if answer else {
+                    "ok": False, "error": "the job supervisor died while starting the job"}
+                reply["id"] = req_id
+                _write_all(1, json.dumps(reply).encode() + b"\n")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["launcher"]:
+        sys.exit("usage: python -m jobyard.executors.shim launcher")
+    launcher_main()

@@ -1,0 +1,88 @@
+"""Assembles one server process: store, service, executor and daemon, built from Config."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from jobyard import ids
+from jobyard.config import Config
+from jobyard.core.service import JobService, Limits
+from jobyard.core.states import JobState
+from jobyard.daemon.daemon import Daemon
+from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
+from jobyard.events.notify import Notifier
+from jobyard.executors.base import Executor
+from jobyard.store import migrate
+from jobyard.store.engine import Engines, make_engines
+from jobyard.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    engines: Engines
+    store: SqlStore
+    service: JobService
+    notifier: Notifier
+    inventory: Inventory
+    executor: Executor
+    daemon: Daemon | None
+    new_admin_key: str | None = None  # set on first start only, to print once
+    _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        self.notifier.bind(asyncio.get_running_loop())
+        await self.executor.start()
+        if self.daemon is not None:
+            self._daemon_task = asyncio.create_task(self.daemon.run(), name="jobyard-daemon")
+
+    async def stop(self) -> None:
+        if self.daemon is not None:
+            await self.daemon.shutdown()
+        if self._daemon_task is not None:
+            self._daemon_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._daemon_task
+        await self.executor.close()
+        self.engines.dispose()
+
+
+def build_runtime(config: Config, with_daemon: bool = True) -> Runtime:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    engines = make_engines(config.resolved_database_url)
+    migrate.upgrade(engines.write)
+    notifier = Notifier()
+    store = SqlStore(engines, on_change=notifier.notify)
+    new_key = bootstrap(store, config)
+    inventory = detect_inventory(config)
+    service = JobService(
+        store,
+        inventory.capacity,
+        Limits(config.max_command_chars, config.max_env_vars, config.max_env_bytes),
+    )
+    from jobyard.executors.local import LocalExecutor
+
+    executor = LocalExecutor()
+    daemon = None
+    if with_daemon:
+        daemon = Daemon(config, store, executor, Allocator(inventory), notifier)
+    return Runtime(config, engines, store, service, notifier, inventory, executor, daemon, new_key)
+
+
+def bootstrap(store: SqlStore, config: Config) -> str | None:
+    """On a new store: an org, an admin user and an admin key. Returns a generated key."""
+    if not store.is_empty():
+        return None
+    store.create_org("default")
+    admin = store.create_user("admin", "default", is_admin=True)
+    secret = config.bootstrap_admin_key or ids.api_key()
+    store.create_key(admin["id"], ids.hash_key(secret), secret[:10], "bootstrap admin key")
+    return None if config.bootstrap_admin_key else secret
+
+
+TERMINAL_STATES = [s for s in JobState if s.is_terminal]

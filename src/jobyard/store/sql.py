@@ -1,0 +1,335 @@
+"""The SQL store (SQLite or PostgreSQL) behind :class:`jobyard.core.ports.Store`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobyard.core.inputs import ListJobs
+from jobyard.core.models import Job, JobEvent, Principal
+from jobyard.core.ports import NewJob, Store, Transition
+from jobyard.core.states import JobState, check_transition
+from jobyard.errors import Conflict, JobyardError, NotFound, ValidationFailed
+from jobyard.store import tables as t
+from jobyard.store.engine import Engines
+from jobyard.store.rows import WRITABLE, event_from_row, job_from_row, job_to_row
+
+
+class SqlStore(Store):
+    def __init__(
+        self,
+        engines: Engines,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[Iterable[int]], None] | None = None,
+    ):
+        self.engines = engines
+        self.clock = clock
+        # Told which jobs changed, after the commit (wakes the daemon and SSE streams).
+        self.on_change = on_change or (lambda _ids: None)
+
+    # jobs ------------------------------------------------------------------------------------
+    def create_job(self, new: NewJob) -> tuple[Job, bool]:
+        job = new.job
+        with self.engines.write.begin() as conn:
+            if new.idempotency:
+                key, fingerprint = new.idempotency
+                prior = conn.execute(
+                    sa.select(t.idempotency_keys).where(
+                        t.idempotency_keys.c.user_id == job.user_id,
+                        t.idempotency_keys.c.key == key,
+                    )
+                ).first()
+                if prior is not None:
+                    if prior.fingerprint != fingerprint:
+                        raise Conflict(
+                            "this Idempotency-Key was already used with a different request",
+                            {"idempotency_key": key},
+                        )
+                    row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == prior.job_id)).one()
+                    return job_from_row(row), False
+            job_id = conn.execute(sa.insert(t.jobs).values(job_to_row(job))).inserted_primary_key[0]
+            if job.tags:
+                conn.execute(
+                    sa.insert(t.job_tags), [{"job_id": job_id, "tag": tag} for tag in set(job.tags)]
+                )
+            conn.execute(
+                sa.insert(t.job_events).values(
+                    job_id=job_id,
+                    ts=job.created_at,
+                    kind="state",
+                    state=str(job.state),
+                    data={"from": None, "to": str(job.state), "attempt": job.attempt},
+                )
+            )
+            if new.idempotency:
+                conn.execute(
+                    sa.insert(t.idempotency_keys).values(
+                        user_id=job.user_id,
+                        key=new.idempotency[0],
+                        fingerprint=new.idempotency[1],
+                        job_id=job_id,
+                        created_at=job.created_at,
+                    )
+                )
+        job.id = job_id
+        job.updated_at = job.created_at
+        self.on_change((job_id,))
+        return job, True
+
+    def get_job(self, ref: int | str) -> Job | None:
+        col = t.jobs.c.id if isinstance(ref, int) else t.jobs.c.uid
+        with self.engines.read.connect() as conn:
+            row = conn.execute(sa.select(t.jobs).where(col == ref)).first()
+        return job_from_row(row) if row else None
+
+    def list_jobs(self, org_id: int | None, query: ListJobs) -> list[Job]:
+        stmt = sa.select(t.jobs).order_by(t.jobs.c.id.desc()).limit(query.limit)
+        if org_id is not None:
+            stmt = stmt.where(t.jobs.c.org_id == org_id)
+        if query.state:
+            stmt = stmt.where(t.jobs.c.state == query.state)
+        if query.name:
+            stmt = stmt.where(t.jobs.c.name == query.name)
+        if query.before_id:
+            stmt = stmt.where(t.jobs.c.id < query.before_id)
+        if query.tag:
+            stmt = stmt.where(
+                t.jobs.c.id.in_(sa.select(t.job_tags.c.job_id).where(t.job_tags.c.tag == query.tag))
+            )
+        with self.engines.read.connect() as conn:
+            return [job_from_row(r) for r in conn.execute(stmt)]
+
+    def apply(self, transitions: Sequence[Transition]) -> list[Job | Exception]:
+        results: list[Job | Exception] = []
+        now = self.clock()
+        with self.engines.write.begin() as conn:
+            for tr in transitions:
+                try:
+                    results.append(self._apply_one(conn, tr, now))
+                except JobyardError as exc:
+                    results.append(exc)
+        self.on_change([r.id for r in results if isinstance(r, Job)])
+        return results
+
+    def _apply_one(self, conn: sa.Connection, tr: Transition, now: float) -> Job:
+        row = conn.execute(
+            sa.select(t.jobs).where(t.jobs.c.id == tr.job_id).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"job {tr.job_id} not found")
+        job = job_from_row(row)
+        check_transition(job.state, tr.to)
+        values = _checked(tr.fields)
+        values["state"] = str(tr.to)
+        values["updated_at"] = now
+        if tr.to is JobState.RUNNING and job.started_at is None:
+            values.setdefault("started_at", now)
+        if tr.to.is_terminal:
+            values.setdefault("finished_at", now)
+        conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job.id).values(values))
+        data = {"from": str(job.state), "to": str(tr.to)}
+        for name in ("substate", "exit_code", "message", "error", "attempt", "next_retry_at"):
+            if name in values and values[name] is not None:
+                data[name] = values[name]
+        data.update(tr.event or {})
+        conn.execute(
+            sa.insert(t.job_events).values(
+                job_id=job.id, ts=now, kind="state", state=str(tr.to), data=data
+            )
+        )
+        for name, value in values.items():
+            if name == "state":
+                job.state = tr.to
+            else:
+                setattr(job, name, value)
+        return job
+
+    def update_fields(self, job_id: int, fields: dict[str, Any], event: str | None = None) -> Job:
+        values = _checked(fields)
+        now = self.clock()
+        values["updated_at"] = now
+        with self.engines.write.begin() as conn:
+            conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id).values(values))
+            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one()
+            if event:
+                conn.execute(
+                    sa.insert(t.job_events).values(
+                        job_id=job_id, ts=now, kind=event, state=row.state, data=dict(fields)
+                    )
+                )
+        self.on_change((job_id,))
+        return job_from_row(row)
+
+    def jobs_in_states(self, states: Iterable[JobState], limit: int = 1000) -> list[Job]:
+        stmt = (
+            sa.select(t.jobs)
+            .where(t.jobs.c.state.in_([str(s) for s in states]))
+            .order_by(t.jobs.c.priority.desc(), t.jobs.c.created_at, t.jobs.c.id)
+            .limit(limit)
+        )
+        with self.engines.read.connect() as conn:
+            return [job_from_row(r) for r in conn.execute(stmt)]
+
+    def events(self, job_id: int, after_id: int = 0, limit: int = 500) -> list[JobEvent]:
+        stmt = (
+            sa.select(t.job_events)
+            .where(t.job_events.c.job_id == job_id, t.job_events.c.id > after_id)
+            .order_by(t.job_events.c.id)
+            .limit(limit)
+        )
+        with self.engines.read.connect() as conn:
+            return [event_from_row(r) for r in conn.execute(stmt)]
+
+    def queue_position(self, job: Job) -> int:
+        c = t.jobs.c
+        ahead = sa.or_(
+            c.priority > job.priority,
+            sa.and_(c.priority == job.priority, c.created_at < job.created_at),
+            sa.and_(c.priority == job.priority, c.created_at == job.created_at, c.id < job.id),
+        )
+        stmt = sa.select(sa.func.count()).where(c.state == str(JobState.QUEUED), ahead)
+        with self.engines.read.connect() as conn:
+            return int(conn.execute(stmt).scalar_one()) + 1
+
+    def finished_since(self, since: float) -> int:
+        stmt = sa.select(sa.func.count()).where(t.jobs.c.finished_at >= since)
+        with self.engines.read.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def count_by_state(self) -> dict[str, int]:
+        stmt = sa.select(t.jobs.c.state, sa.func.count()).group_by(t.jobs.c.state)
+        with self.engines.read.connect() as conn:
+            return {state: n for state, n in conn.execute(stmt)}
+
+    # principals ------------------------------------------------------------------------------
+    def principal_for_key(self, key_hash: str) -> Principal | None:
+        stmt = (
+            sa.select(
+                t.api_keys.c.id, t.users.c.id, t.users.c.org_id, t.users.c.username,
+                t.users.c.is_admin,
+            )
+            .join(t.users, t.users.c.id == t.api_keys.c.user_id)
+            .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
+        )
+        with self.engines.read.connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        key_id, user_id, org_id, username, is_admin = row
+        return Principal(user_id, org_id, username, bool(is_admin), key_id)
+
+    def create_org(self, name: str) -> dict[str, Any]:
+        with self.engines.write.begin() as conn:
+            if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.name == name)).first():
+                raise Conflict(f"org '{name}' already exists")
+            now = self.clock()
+            org_id = conn.execute(
+                sa.insert(t.orgs).values(name=name, created_at=now)
+            ).inserted_primary_key[0]
+        return {"id": org_id, "name": name, "created_at": now}
+
+    def create_user(self, username: str, org: str, is_admin: bool = False) -> dict[str, Any]:
+        with self.engines.write.begin() as conn:
+            if conn.execute(sa.select(t.users.c.id).where(t.users.c.username == username)).first():
+                raise Conflict(f"user '{username}' already exists")
+            org_row = conn.execute(sa.select(t.orgs).where(t.orgs.c.name == org)).first()
+            if org_row is None:
+                raise ValidationFailed(f"org '{org}' does not exist", {"org": org})
+            now = self.clock()
+            user_id = conn.execute(
+                sa.insert(t.users).values(
+                    org_id=org_row.id, username=username, is_admin=is_admin, created_at=now
+                )
+            ).inserted_primary_key[0]
+        return {
+            "id": user_id, "username": username, "org": org, "org_id": org_row.id,
+            "is_admin": is_admin, "created_at": now,
+        }
+
+    def create_key(self, user_id: int, key_hash: str, prefix: str, name: str) -> dict[str, Any]:
+        now = self.clock()
+        with self.engines.write.begin() as conn:
+            key_id = conn.execute(
+                sa.insert(t.api_keys).values(
+                    user_id=user_id, key_hash=key_hash, prefix=prefix, name=name, created_at=now
+                )
+            ).inserted_primary_key[0]
+        return {"id": key_id, "user_id": user_id, "prefix": prefix, "name": name,
+                "created_at": now, "revoked_at": None}
+
+    def revoke_key(self, key_id: int) -> dict[str, Any] | None:
+        with self.engines.write.begin() as conn:
+            row = conn.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
+            if row is None:
+                return None
+            revoked_at = row.revoked_at or self.clock()
+            conn.execute(
+                sa.update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=revoked_at)
+            )
+        return {**_key_dict(row), "revoked_at": revoked_at}
+
+    def list_keys(self, user_id: int | None) -> list[dict[str, Any]]:
+        stmt = sa.select(t.api_keys).order_by(t.api_keys.c.id)
+        if user_id is not None:
+            stmt = stmt.where(t.api_keys.c.user_id == user_id)
+        with self.engines.read.connect() as conn:
+            return [_key_dict(r) for r in conn.execute(stmt)]
+
+    def list_users(self) -> list[dict[str, Any]]:
+        stmt = sa.select(t.users, t.orgs.c.name.label("org")).join(t.orgs).order_by(t.users.c.id)
+        with self.engines.read.connect() as conn:
+            return [_user_dict(r) for r in conn.execute(stmt)]
+
+    def find_user(self, username: str) -> dict[str, Any] | None:
+        stmt = (
+            sa.select(t.users, t.orgs.c.name.label("org"))
+            .join(t.orgs)
+            .where(t.users.c.username == username)
+        )
+        with self.engines.read.connect() as conn:
+            row = conn.execute(stmt).first()
+        return _user_dict(row) if row else None
+
+    def list_orgs(self) -> list[dict[str, Any]]:
+        with self.engines.read.connect() as conn:
+            rows = conn.execute(sa.select(t.orgs).order_by(t.orgs.c.id))
+            return [{"id": r.id, "name": r.name, "created_at": r.created_at} for r in rows]
+
+    def is_empty(self) -> bool:
+        with self.engines.read.connect() as conn:
+            return conn.execute(sa.select(t.users.c.id).limit(1)).first() is None
+
+    # kv --------------------------------------------------------------------------------------
+    def put_kv(self, key: str, value: Any) -> None:
+        now = self.clock()
+        with self.engines.write.begin() as conn:
+            updated = conn.execute(
+                sa.update(t.kv).where(t.kv.c.key == key).values(value=value, updated_at=now)
+            ).rowcount
+            if not updated:
+                conn.execute(sa.insert(t.kv).values(key=key, value=value, updated_at=now))
+
+    def get_kv(self, key: str) -> Any:
+        with self.engines.read.connect() as conn:
+            row = conn.execute(sa.select(t.kv.c.value).where(t.kv.c.key == key)).first()
+        return row[0] if row else None
+
+
+def _checked(fields: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(fields) - WRITABLE
+    if unknown:
+        raise ValueError(f"not writable through the store: {sorted(unknown)}")
+    return dict(fields)
+
+
+def _key_dict(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "user_id": r.user_id, "prefix": r.prefix, "name": r.name,
+            "created_at": r.created_at, "revoked_at": r.revoked_at}
+
+
+def _user_dict(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "username": r.username, "org": r.org, "org_id": r.org_id,
+            "is_admin": bool(r.is_admin), "created_at": r.created_at}

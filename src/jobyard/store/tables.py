@@ -1,0 +1,127 @@
+"""The SQL schema. Alembic migrations under ``migrations/`` must produce exactly this
+(``tests/store/test_migrations.py`` diffs them)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+orgs = sa.Table(
+    "orgs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("username", sa.String(100), nullable=False, unique=True),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+# Keys are stored only as a SHA-256 hash; ``prefix`` is shown to tell keys apart.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(40), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("command", sa.JSON, nullable=False),  # a string, or a list (argv)
+    sa.Column("env", sa.JSON, nullable=False),
+    sa.Column("workdir", sa.Text, nullable=True),
+    sa.Column("gpus", sa.Integer, nullable=False),
+    sa.Column("cpus", sa.Double, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=False),
+    sa.Column("instance_type", sa.String(100), nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("time_limit_s", sa.Double, nullable=True),
+    sa.Column("retry", sa.JSON, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("substate", sa.String(40), nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("started_at", sa.Double, nullable=True),
+    sa.Column("finished_at", sa.Double, nullable=True),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("exit_code", sa.Integer, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("error", sa.JSON, nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("next_retry_at", sa.Double, nullable=True),
+    sa.Column("cancel_requested_at", sa.Double, nullable=True),
+    sa.Column("runtime", sa.JSON, nullable=True),
+    sa.Column("assigned", sa.JSON, nullable=True),
+    sa.Column("cancel_receipt", sa.JSON, nullable=True),
+    sa.Column("extra", sa.JSON, nullable=False),
+    sa.Index("ix_jobs_queue", "state", "priority", "created_at"),
+    sa.Index("ix_jobs_org_id", "org_id", "id"),
+    sa.Index("ix_jobs_finished_at", "finished_at"),
+)
+
+job_tags = sa.Table(
+    "job_tags",
+    metadata,
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True),
+    sa.Index("ix_job_tags_tag", "tag", "job_id"),
+)
+
+# The event log: the single source for SSE streams, webhooks and audit.
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("state", sa.String(20), nullable=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_job_events_job", "job_id", "id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("user_id", "key"),
+)
+
+kv = sa.Table(
+    "kv",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.JSON, nullable=True),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)

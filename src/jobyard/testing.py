@@ -1,0 +1,124 @@
+"""Test helpers shipped in the package: a real server in a subprocess, and condition waits.
+
+>>> with ServerProcess(tmp_path) as srv:
+...     client = jobyard.Client(srv.url, srv.admin_key)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+ADMIN_KEY = "jy_test_admin_key_0123456789abcdefghijklmnop"
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``jobyard serve`` on a free loopback port, with its own data directory."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        admin_key: str = ADMIN_KEY,
+    ):
+        self.data_dir = Path(data_dir)
+        self.database_url = database_url
+        self.extra_env = env or {}
+        self.port = port or free_port()
+        self.admin_key = admin_key
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBYARD_")}
+        env.update(
+            JOBYARD_BOOTSTRAP_ADMIN_KEY=self.admin_key,
+            JOBYARD_VIRTUAL_GPUS="4",
+            JOBYARD_KILL_GRACE_S="2",
+            JOBYARD_TICK_INTERVAL_S="0.2",
+        )
+        if self.database_url:
+            env["JOBYARD_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / "server.log"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "jobyard", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port), "--data-dir", str(self.data_dir)],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(self._ready, timeout=timeout, interval=0.05)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL: the crash the server must survive."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, key: str | None = None, **kw: Any) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {key or self.admin_key}"},
+            timeout=10, **kw,
+        )
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,62 @@
+"""Shared fixtures: a real server per test module, on SQLite and on PostgreSQL.
+
+``JOBYARD_TEST_BACKENDS`` (default ``sqlite,postgresql``) picks the databases;
+``JOBYARD_TEST_PG`` is the PostgreSQL server to create throw-away databases on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from jobyard import ids
+from jobyard.testing import ServerProcess
+
+PG_ADMIN_URL = os.environ.get("JOBYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = os.environ.get("JOBYARD_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+def pg_database() -> tuple[str, sa.Engine, str]:
+    """Create an empty PostgreSQL database; returns (url, admin engine, name)."""
+    from jobyard.store.engine import normalize_url
+
+    admin = sa.create_engine(normalize_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = "jy_" + ids.random_token(10)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return url, admin, name
+
+
+def drop_pg_database(admin: sa.Engine, name: str) -> None:
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "jobyard.db"
+        yield f"sqlite:///{path}"
+        return
+    url, admin, name = pg_database()
+    yield url
+    drop_pg_database(admin, name)
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, tmp_path_factory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path_factory.mktemp("srv"), database_url=database_url)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api(server: ServerProcess):
+    with server.client() as client:
+        yield client

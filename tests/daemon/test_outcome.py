@@ -1,0 +1,60 @@
+from jobyard.core.models import Job, Resources, RetryPolicy
+from jobyard.core.states import JobState
+from jobyard.daemon.outcome import decide
+from jobyard.executors.base import ExitStatus
+
+
+def make_job(state=JobState.RUNNING, retry=RetryPolicy(), attempt=1, limit=None) -> Job:
+    return Job(
+        id=7, uid="job_x", user_id=1, org_id=1, name="x", command="true", env={}, workdir=None,
+        resources=Resources(), instance_type=None, priority=0, time_limit_s=limit, retry=retry,
+        tags=[], state=state, created_at=0.0, attempt=attempt,
+    )
+
+
+def test_exit_codes_map_to_completed_and_error():
+    ok = decide(make_job(), ExitStatus("exited", exit_code=0), 10.0, False)
+    assert ok.to is JobState.COMPLETED and ok.fields["exit_code"] == 0
+    bad = decide(make_job(), ExitStatus("exited", exit_code=3), 10.0, False)
+    assert bad.to is JobState.ERROR and bad.fields["exit_code"] == 3
+    assert bad.fields["error"]["code"] == "NONZERO_EXIT"
+    killed = decide(make_job(), ExitStatus("exited", signal=9), 10.0, False)
+    assert killed.to is JobState.ERROR and killed.fields["exit_code"] == 137
+    assert "SIGKILL" in killed.fields["error"]["message"]
+
+
+def test_infrastructure_failures_are_failed_not_error():
+    launch = decide(make_job(), ExitStatus("launch_failed", message="no such file"), 1.0, False)
+    assert launch.to is JobState.FAILED and launch.fields["error"]["code"] == "LAUNCH_FAILED"
+    lost = decide(make_job(), ExitStatus("lost", message="gone"), 1.0, False)
+    assert lost.to is JobState.FAILED and lost.fields["error"]["code"] == "LOST"
+
+
+def test_cancel_and_timeout():
+    receipt = {"signals": ["SIGTERM"], "sigterm_obeyed": True}
+    canceled = decide(make_job(JobState.CANCELING), ExitStatus("stopped", receipt=receipt), 1.0,
+                      False)
+    assert canceled.to is JobState.CANCELED and canceled.fields["cancel_receipt"] == receipt
+    # It exited on its own before the stop landed: its real outcome stands.
+    raced = decide(make_job(JobState.CANCELING), ExitStatus("exited", exit_code=0), 1.0, False)
+    assert raced.to is JobState.COMPLETED
+    timeout = decide(make_job(limit=5), ExitStatus("stopped"), 1.0, True)
+    assert timeout.to is JobState.TIMEOUT and timeout.fields["error"]["code"] == "TIMEOUT"
+
+
+def test_retry_policy_requeues_with_backoff_then_gives_up():
+    policy = RetryPolicy(max_retries=2, backoff_s=4, on=("error",))
+    first = decide(make_job(retry=policy), ExitStatus("exited", exit_code=1), 100.0, False)
+    assert first.to is JobState.QUEUED
+    assert first.fields["attempt"] == 2 and first.fields["next_retry_at"] == 104.0
+    second = decide(make_job(retry=policy, attempt=2), ExitStatus("exited", exit_code=1), 100.0,
+                    False)
+    assert second.fields["next_retry_at"] == 108.0
+    last = decide(make_job(retry=policy, attempt=3), ExitStatus("exited", exit_code=1), 100.0,
+                  False)
+    assert last.to is JobState.ERROR
+    not_covered = decide(make_job(retry=policy), ExitStatus("launch_failed"), 100.0, False)
+    assert not_covered.to is JobState.FAILED
+    canceled = decide(make_job(JobState.CANCELING, retry=policy), ExitStatus("stopped"), 1.0,
+                      False)
+    assert canceled.to is JobState.CANCELED
