@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from jobyard import ids
+from jobyard.store.engine import Engines, make_engines
 from jobyard.testing import ServerProcess
 
 PG_ADMIN_URL = os.environ.get("JOBYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -60,3 +61,17 @@ def server(database_url: str, tmp_path_factory) -> Iterator[ServerProcess]:
 def api(server: ServerProcess):
     with server.client() as client:
         yield client
+
+
+@pytest.fixture(params=BACKENDS)
+def engines(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engines]:
+    if request.param == "sqlite":
+        engines = make_engines(f"sqlite:///{tmp_path / 'store.db'}")
+        yield engines
+        engines.dispose()
+        return
+    url, admin, name = pg_database()
+    engines = make_engines(url)
+    yield engines
+    engines.dispose()
+    drop_pg_database(admin, name)

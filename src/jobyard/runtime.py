@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.service import JobService, Limits
-from jobyard.core.states import JobState
 from jobyard.daemon.daemon import Daemon
 from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
+from jobyard.daemon.leader import Leadership
 from jobyard.events.notify import Notifier
 from jobyard.executors.base import Executor
 from jobyard.store import migrate
@@ -70,7 +70,8 @@ def build_runtime(config: Config, with_daemon: bool = True) -> Runtime:
     executor = LocalExecutor()
     daemon = None
     if with_daemon:
-        daemon = Daemon(config, store, executor, Allocator(inventory), notifier)
+        leadership = Leadership(engines, config.data_dir)
+        daemon = Daemon(config, store, executor, Allocator(inventory), notifier, leadership)
     return Runtime(config, engines, store, service, notifier, inventory, executor, daemon, new_key)
 
 
@@ -84,5 +85,3 @@ def bootstrap(store: SqlStore, config: Config) -> str | None:
     store.create_key(admin["id"], ids.hash_key(secret), secret[:10], "bootstrap admin key")
     return None if config.bootstrap_admin_key else secret
 
-
-TERMINAL_STATES = [s for s in JobState if s.is_terminal]

@@ -6,7 +6,8 @@ from tests.daemon.test_outcome import make_job
 
 def job(job_id, gpus=0, cpus=1.0, priority=0, retry_at=None):
     j = make_job(state="queued")
-    j.id, j.resources, j.priority, j.next_retry_at = job_id, Resources(gpus, cpus, 0), priority, retry_at
+    j.id, j.resources, j.priority = job_id, Resources(gpus, cpus, 0), priority
+    j.next_retry_at = retry_at
     return j
 
 

@@ -45,7 +45,7 @@ def test_create_writes_the_job_and_its_first_event_together(store):
 
 def test_idempotency_key_replays_and_refuses_a_different_body(store):
     user = owner(store)
-    first, created = store.create_job(NewJob(new_job(user, uid="job_1"), ("k1", "fp")))
+    _, created = store.create_job(NewJob(new_job(user, uid="job_1"), ("k1", "fp")))
     again, created_again = store.create_job(NewJob(new_job(user, uid="job_2"), ("k1", "fp")))
     assert created and not created_again and again.uid == "job_1"
     assert store.get_job("job_2") is None

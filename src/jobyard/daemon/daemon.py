@@ -23,6 +23,7 @@ from jobyard.core.service import SCHEDULER_SNAPSHOT
 from jobyard.core.states import JobState, Substate
 from jobyard.daemon import scheduler
 from jobyard.daemon.inventory import Allocator
+from jobyard.daemon.leader import Leadership
 from jobyard.daemon.outcome import decide
 from jobyard.errors import LaunchError
 from jobyard.events.notify import ANY, Notifier
@@ -56,6 +57,7 @@ class Daemon:
         executor: Executor,
         allocator: Allocator,
         notifier: Notifier,
+        leadership: Leadership | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.config = config
@@ -63,6 +65,7 @@ class Daemon:
         self.executor = executor
         self.allocator = allocator
         self.notifier = notifier
+        self.leadership = leadership
         self.clock = clock
         self.attempts: dict[int, Attempt] = {}
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobyard-daemon-db")
@@ -79,6 +82,11 @@ class Daemon:
     async def run(self) -> None:
         from jobyard.daemon.reconcile import reconcile
 
+        while self.leadership and not await self.db(self.leadership.try_acquire):
+            if self._stopping:
+                return
+            log.info("another daemon leads; standing by")
+            await asyncio.sleep(2.0)
         await reconcile(self)
         while not self._stopping:
             try:
@@ -97,6 +105,8 @@ class Daemon:
                 attempt.task.cancel()
         await asyncio.gather(*(a.task for a in self.attempts.values() if a.task),
                              return_exceptions=True)
+        if self.leadership:
+            await self.db(self.leadership.release)
         self._db_thread.shutdown(wait=True)
 
     async def tick(self) -> None:

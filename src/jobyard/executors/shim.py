@@ -11,11 +11,14 @@ subtree. It runs the job, writes ``log`` (``<ts>\\t<o|e|x>\\t<text>`` lines), ``
 (the handle) and finally ``exit.json``. SIGTERM to the shim stops the job: SIGTERM to every
 descendant, a grace period (``stop.json`` may override it), then SIGKILL until none is left.
 
-Imports: stdlib and psutil only; everything imported here is shared with every forked shim.
+Only light stdlib modules are imported: every one is in each forked shim's address space, and
+``threading`` (pulled in by ``subprocess`` and ``psutil``) alone doubles the cost of a fork
+through its at-fork hook. Hence ``os.posix_spawnp`` and a small /proc walk instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import json
@@ -23,40 +26,79 @@ import math
 import os
 import select
 import signal
-import subprocess
 import sys
 import time
-import traceback
 from typing import Any, NoReturn
-
-import psutil
 
 PR_SET_CHILD_SUBREAPER = 36
 READ_CHUNK = 65536
 MAX_LINE = 65536  # longer lines are split
 CLEANUP_GRACE_S = 1.0  # for processes a finished main process left behind
 DRAIN_TIMEOUT_S = 2.0  # a pipe still open after every process is gone: fd passed elsewhere
-RESIGNAL_S = 0.05  # re-scan for new processes while stopping
+TERM_RESCAN_S = 1.0  # during the grace, SIGTERM processes forked since the last scan
+KILL_RESCAN_S = 0.05  # after it, SIGKILL whatever is left (a scan walks /proc)
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _boot_time: float | None = None
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def _stat(pid: int | str) -> list[bytes] | None:
+    """Fields of /proc/<pid>/stat from the state on (index 0: state, 1: ppid, 19: start)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
 def proc_ident(pid: int) -> tuple[float, str] | None:
     """``(start time in epoch seconds, state letter)`` of ``pid`` as psutil computes the start
     time, or None if there is no such process. Zombies ("Z") are reported, not hidden."""
     global _boot_time
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
+    fields = _stat(pid)
+    if fields is None:
         return None
     if _boot_time is None:
         with open("/proc/stat", "rb") as f:
             _boot_time = float(next(x for x in f if x.startswith(b"btime")).split()[1])
-    fields = stat[stat.rindex(b")") + 2 :].split()
     return int(fields[19]) / _CLK_TCK + _boot_time, fields[0].decode()
+
+
+def descendants(root: int) -> dict[int, bytes]:
+    """Start time (raw /proc field) of every live descendant of ``root``, by pid."""
+    children: dict[bytes, list[bytes]] = {}
+    starts: dict[bytes, bytes] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (fields := _stat(name)) and fields[0] != b"Z":
+            children.setdefault(fields[1], []).append(name.encode())
+            starts[name.encode()] = fields[19]
+    found: dict[int, bytes] = {}
+    todo = [str(root).encode()]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found[int(child)] = starts[child]
+            todo.append(child)
+    return found
+
+
+def signal_if_same(pid: int, start: bytes, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` only if it is still the live process that started at ``start``."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        fields = _stat(pid)  # checked after opening the pidfd, so the pid cannot be recycled
+        if not fields or fields[19] != start or fields[0] == b"Z":
+            return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
@@ -74,6 +116,12 @@ def read_json(path: str) -> dict[str, Any] | None:
             return json.load(f)
     except (OSError, ValueError):
         return None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class LogWriter:
@@ -106,10 +154,8 @@ class LogWriter:
     def close(self) -> None:
         for stream in self._partial:
             self.eof(stream)
-        try:
+        with contextlib.suppress(OSError):
             os.fsync(self._fd)
-        except OSError:
-            pass
         os.close(self._fd)
 
     def _write(self, stream: str, lines: list[bytes]) -> None:
@@ -131,9 +177,7 @@ class LogWriter:
             chunk = b"".join(keep) + note.encode()
             self._full = True
         try:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            _write_all(self._fd, chunk)
         except OSError:  # disk full or similar: keep the job running, stop logging
             self._full = True
         self._written += len(chunk)
@@ -151,6 +195,7 @@ class Shim:
         self.run_dir: str = req["run_dir"]
         self.grace_s = float(req["grace_s"])
         self.report_fd = report_fd
+        self.pid = 0
         self.main_status: int | None = None
         self.no_children = False
         self.phase = "running"  # -> terminating -> killing -> draining
@@ -172,7 +217,7 @@ class Shim:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         self.log = LogWriter(self._path("log"), int(self.req["log_cap_bytes"]))
         try:
-            self.proc = self._spawn()
+            streams = self._spawn()
         except Exception as exc:
             error = _describe(exc, self.req)
             self.log.close()
@@ -180,51 +225,60 @@ class Shim:
             write_json_atomic(self._path("exit.json"), exit_info)
             self._report({"ok": False, "error": error})
             return
-        pid, me = self.proc.pid, os.getpid()
+        me = os.getpid()
         handle = {
             "run_dir": self.run_dir,
-            "pid": pid,
-            "pid_ctime": (proc_ident(pid) or (0.0,))[0],
+            "pid": self.pid,
+            "pid_ctime": (proc_ident(self.pid) or (0.0,))[0],  # a zombie at worst: not reaped
             "supervisor_pid": me,
             "supervisor_ctime": (proc_ident(me) or (0.0,))[0],
             "marker": self.req["marker"],
-            "extra": {"pgid": pid, "job_uid": self.req["job_uid"], "attempt": self.req["attempt"]},
+            "extra": {"pgid": self.pid, "job_uid": self.req["job_uid"], "attempt": self.req["attempt"]},
         }
         write_json_atomic(self._path("supervisor.json"), handle)
         if not self._report({"ok": True, **handle}):
             self._begin_stop("stopped", 0.0)  # nobody knows this job exists: don't let it run
-        self._supervise()
+        self._supervise(streams)
 
     def _path(self, name: str) -> str:
         return os.path.join(self.run_dir, name)
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        if not self.req["argv"]:
+    def _spawn(self) -> dict[int, str]:
+        argv, env, cwd = self.req["argv"], self.req["env"], self.req["cwd"]
+        if not argv:
             raise ValueError("empty command")
-        return subprocess.Popen(
-            self.req["argv"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.req["env"],
-            cwd=self.req["cwd"],
-            start_new_session=True,
-        )
+        if cwd is not None:
+            os.chdir(cwd)  # our own cwd becomes the job's
+        os.environ["PATH"] = env.get("PATH", os.defpath)  # posix_spawnp searches our PATH
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            self.pid = os.posix_spawnp(
+                argv[0], argv, env,
+                file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
+                setsid=True,  # its own session and process group
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # ignored by Python, not by jobs
+                setsigmask=(),
+            )
+        except Exception:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        return {out_r: "o", err_r: "e"}
 
     def _report(self, msg: dict[str, Any]) -> bool:
         try:
-            data = memoryview(json.dumps(msg).encode())
-            while data:
-                data = data[os.write(self.report_fd, data) :]
+            _write_all(self.report_fd, json.dumps(msg).encode())
             return True
         except OSError:
             return False
         finally:
             os.close(self.report_fd)
 
-    def _supervise(self) -> None:
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        streams = {self.proc.stdout.fileno(): "o", self.proc.stderr.fileno(): "e"}
+    def _supervise(self, streams: dict[int, str]) -> None:
         poller = select.poll()
         for fd in (*streams, self.wake_r):
             poller.register(fd, select.POLLIN)
@@ -244,16 +298,15 @@ class Shim:
         self._finish()
 
     def _timeout_ms(self, drain_until: float) -> int | None:
-        now = time.monotonic()
         if self.phase == "running":
             return None
         if self.phase == "draining":
-            wait = drain_until - now
+            until = drain_until
         elif self.phase == "terminating":
-            wait = min(self.deadline, self.next_scan) - now
+            until = min(self.deadline, self.next_scan)
         else:
-            wait = self.next_scan - now
-        return max(0, math.ceil(wait * 1000))
+            until = self.next_scan
+        return max(0, math.ceil((until - time.monotonic()) * 1000))
 
     def _on_signals(self, signums: bytes) -> None:
         if signal.SIGTERM not in signums:
@@ -275,11 +328,11 @@ class Shim:
                 return
             if pid == 0:
                 return
-            if pid == self.proc.pid:
+            if pid == self.pid:
                 self.main_status = status
 
     def _step(self) -> bool:
-        """Advance the stop/cleanup state machine; True once everything is gone."""
+        """Advance the stop/cleanup state machine; True once every process is gone."""
         now = time.monotonic()
         if self.phase == "running":
             if self.main_status is None:
@@ -289,12 +342,12 @@ class Shim:
                 return False
         elif self.phase in ("terminating", "killing") and not self.no_children:
             if self.phase == "terminating" and now >= self.deadline:
-                self.phase = "killing"
+                self.phase, self.next_scan = "killing", now
                 self.signals.append("SIGKILL")
             if now >= self.next_scan:
-                sig = signal.SIGKILL if self.phase == "killing" else signal.SIGTERM
-                self._signal_all(sig)
-                self.next_scan = now + RESIGNAL_S
+                killing = self.phase == "killing"
+                self._signal_all(signal.SIGKILL if killing else signal.SIGTERM)
+                self.next_scan = now + (KILL_RESCAN_S if killing else TERM_RESCAN_S)
             return False
         elif self.phase in ("terminating", "killing"):
             self.receipt = {
@@ -312,33 +365,23 @@ class Shim:
         self.t0 = time.monotonic()
         self.deadline = self.t0 + grace
         self._signal_all(signal.SIGTERM)
-        self.next_scan = self.t0 + RESIGNAL_S
+        self.next_scan = self.t0 + TERM_RESCAN_S
 
     def _signal_all(self, sig: int) -> None:
-        """Signal every descendant (complete: we are a subreaper) and the job's process group."""
-        try:
-            procs = psutil.Process().children(recursive=True)
-        except psutil.Error:
-            procs = []
-        try:
-            os.killpg(self.proc.pid, sig)  # also reaches group members forked since the scan
-        except OSError:
-            pass
-        seen = self.killed if sig == signal.SIGKILL else self.signaled
-        for p in procs:
-            if p.pid in seen and sig != signal.SIGKILL:
-                continue  # SIGTERM once per process; SIGKILL is repeated until it is gone
-            try:
-                p.send_signal(sig)
-            except psutil.Error:
-                continue
-            seen.add(p.pid)
-            self.signaled.add(p.pid)
+        """Signal every descendant (all of the job: we are a subreaper) and the job's group."""
+        procs = descendants(os.getpid())
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, sig)  # also reaches group members forked since the scan
+        killing = sig == signal.SIGKILL
+        for pid, start in procs.items():
+            if (killing or pid not in self.signaled) and signal_if_same(pid, start, sig):
+                self.signaled.add(pid)
+                if killing:
+                    self.killed.add(pid)
 
     def _finish(self) -> None:
         self.log.close()
-        status = self.main_status
-        code = os.waitstatus_to_exitcode(status) if status is not None else None
+        code = None if self.main_status is None else os.waitstatus_to_exitcode(self.main_status)
         exit_info = {
             "reason": self.reason,
             "exit_code": code if code is not None and code >= 0 else None,
@@ -373,70 +416,75 @@ def _shim_process(req: dict[str, Any], report_fd: int) -> NoReturn:
         Shim(req, report_fd).main()
     except BaseException:
         code = 70
-        try:
-            with open(os.path.join(req["run_dir"], "shim.err"), "a") as f:
-                traceback.print_exc(file=f)
-        except Exception:
-            pass
+        with contextlib.suppress(Exception), open(f"{req['run_dir']}/shim.err", "a") as f:
+            import traceback
+
+            traceback.print_exc(file=f)
     os._exit(code)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+class Launcher:
+    """Serves launch requests on stdin until EOF, forking one shim per request."""
 
+    def __init__(self) -> None:
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, _noop)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self.poller = select.poll()
+        self.poller.register(0, select.POLLIN)
+        self.poller.register(self.wake_r, select.POLLIN)
+        self.pending: dict[int, tuple[int, bytearray]] = {}  # report pipe -> (id, answer)
 
-def launcher_main() -> None:
-    """Serve launch requests on stdin until EOF, forking one shim per request."""
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.signal(signal.SIGCHLD, _noop)
-    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-    poller = select.poll()
-    poller.register(0, select.POLLIN)
-    poller.register(wake_r, select.POLLIN)
-    pending: dict[int, tuple[Any, bytearray]] = {}  # report pipe -> (request id, answer so far)
-    buf = b""
-    gc.freeze()  # keep the collector from touching (and so copying) shared pages in shims
-    _write_all(1, b'{"id": 0, "ok": true}\n')
-    while True:
-        for fd, _ in poller.poll():
-            if fd == 0:
-                data = os.read(0, READ_CHUNK)
-                if not data:
-                    return  # the server is gone; shims carry on
-                *lines, buf = (buf + data).split(b"\n")
-                for line in lines:
-                    req = json.loads(line)
-                    report_r, report_w = os.pipe()
-                    if os.fork() == 0:
-                        os.close(report_r)
-                        _shim_process(req, report_w)
-                    os.close(report_w)
-                    pending[report_r] = (req["id"], bytearray())
-                    poller.register(report_r, select.POLLIN)
-            elif fd == wake_r:
-                os.read(wake_r, 512)
-                try:
-                    while os.waitpid(-1, os.WNOHANG)[0]:
-                        pass
-                except ChildProcessError:
-                    pass
-            elif chunk := os.read(fd, READ_CHUNK):
-                pending[fd][1].extend(chunk)
-            else:
-                req_id, answer = pending.pop(fd)
-                poller.unregister(fd)
-                os.close(fd)
-                reply = json.loads(answer) if answer else {
-                    "ok": False, "error": "the job supervisor died while starting the job"}
-                reply["id"] = req_id
-                _write_all(1, json.dumps(reply).encode() + b"\n")
+    def serve(self) -> None:
+        buf = b""
+        gc.freeze()  # keep the collector from touching (and so copying) shared pages in shims
+        self._reply({"id": 0, "ok": True})
+        while True:
+            for fd, _ in self.poller.poll():
+                if fd == 0:
+                    if not (data := os.read(0, READ_CHUNK)):
+                        return  # the server is gone; shims carry on
+                    *lines, buf = (buf + data).split(b"\n")
+                    for line in lines:
+                        self._fork(json.loads(line))
+                elif fd == self.wake_r:
+                    os.read(self.wake_r, 512)
+                    with contextlib.suppress(ChildProcessError):
+                        while os.waitpid(-1, os.WNOHANG)[0]:
+                            pass
+                elif chunk := os.read(fd, READ_CHUNK):
+                    self.pending[fd][1].extend(chunk)
+                else:
+                    req_id, answer = self.pending.pop(fd)
+                    self.poller.unregister(fd)
+                    os.close(fd)
+                    self._reply({"id": req_id, **json.loads(answer)} if answer else {
+                        "id": req_id, "ok": False, "error": "the job supervisor died at start"})
+
+    def _fork(self, req: dict[str, Any]) -> None:
+        report_r, report_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(report_r)
+            os.close(report_w)
+            self._reply({"id": req["id"], "ok": False, "error": f"cannot fork: {exc}"})
+            return
+        if pid == 0:
+            os.close(report_r)
+            _shim_process(req, report_w)
+        os.close(report_w)
+        self.pending[report_r] = (req["id"], bytearray())
+        self.poller.register(report_r, select.POLLIN)
+
+    @staticmethod
+    def _reply(msg: dict[str, Any]) -> None:
+        _write_all(1, json.dumps(msg).encode() + b"\n")
 
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["launcher"]:
         sys.exit("usage: python -m jobyard.executors.shim launcher")
-    launcher_main()
+    Launcher().serve()

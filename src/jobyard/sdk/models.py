@@ -155,7 +155,8 @@ class Event:
 
     @property
     def is_terminal(self) -> bool:
-        return self.state in TERMINAL_STATES
+        """A ``state`` event into a terminal state: the last event of the stream."""
+        return self.kind == "state" and self.state in TERMINAL_STATES
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobyard.errors import Unauthorized
+from jobyard.errors import JobyardError, Unauthorized
 
 DEFAULT_URL = "http://127.0.0.1:8750"
 URL_ENV = "JOBYARD_URL"
@@ -46,7 +46,7 @@ def read_config(path: Path | None = None) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"invalid config file {path}: {exc}") from exc
+        raise JobyardError(f"invalid config file {path}: {exc}") from exc
 
 
 def _toml_string(value: str) -> str:

@@ -1,0 +1,253 @@
+"""Run jobs as local processes, each under its own supervisor ("shim").
+
+One launcher process (see :mod:`jobyard.executors.shim`) forks a shim per job, so a launch costs
+a fork instead of a Python start-up. Shims own their jobs and write everything that matters
+(``supervisor.json``, ``log``, ``exit.json``) into the run directory, so a job outlives the server
+that started it and a restarted server adopts it from those files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+import jobyard
+from jobyard.errors import LaunchError
+from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from jobyard.executors.shim import proc_ident, read_json, write_json_atomic
+
+CTIME_TOLERANCE_S = 0.05  # start times have clock-tick (10 ms) resolution
+SWEEP_TIMEOUT_S = 5.0
+_HANDLE_FIELDS = set(Handle.__dataclass_fields__)
+_STATUS_FIELDS = set(ExitStatus.__dataclass_fields__)
+
+
+def _same_process(pid: int | None, ctime: float | None, zombie_ok: bool = False) -> bool:
+    ident = proc_ident(pid) if pid else None
+    if ident is None or (ident[1] == "Z" and not zombie_ok):
+        return False
+    return ctime is None or abs(ident[0] - ctime) <= CTIME_TOLERANCE_S
+
+
+def _handle(data: dict[str, Any]) -> Handle:
+    return Handle.from_dict({k: v for k, v in data.items() if k in _HANDLE_FIELDS})
+
+
+def _status(data: dict[str, Any]) -> ExitStatus:
+    return ExitStatus(**{k: v for k, v in data.items() if k in _STATUS_FIELDS})
+
+
+def _open_pidfd(pid: int | None, ctime: float | None) -> int | None:
+    """A pidfd for ``pid`` if it is still the process started at ``ctime`` (zombies included)."""
+    try:
+        fd = os.pidfd_open(pid) if pid else None
+    except ProcessLookupError:
+        return None
+    if fd is not None and not _same_process(pid, ctime, zombie_ok=True):
+        os.close(fd)  # checked after opening, so the fd cannot refer to a recycled pid
+        return None
+    return fd
+
+
+@dataclass
+class _Launcher:
+    proc: asyncio.subprocess.Process
+    pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+    gone: bool = False
+
+
+class LocalExecutor(Executor):
+    """Executes jobs on this machine; see the module docstring."""
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self._python = python
+        self._launcher: _Launcher | None = None
+        self._start_lock: asyncio.Lock | None = None
+        self._ids = itertools.count(1)
+
+    @property
+    def launcher_pid(self) -> int | None:
+        """Pid of the launcher process, if one is running."""
+        return self._launcher.proc.pid if self._launcher and not self._launcher.gone else None
+
+    async def start(self) -> None:
+        await self._ensure_launcher()
+
+    async def close(self) -> None:
+        """Stop the launcher (it exits on EOF); running jobs and their shims carry on."""
+        launcher, self._launcher = self._launcher, None
+        if launcher is None:
+            return
+        if launcher.proc.stdin is not None:
+            launcher.proc.stdin.close()
+        try:
+            await asyncio.wait_for(launcher.proc.wait(), 5)
+        except TimeoutError:
+            launcher.proc.kill()
+            await launcher.proc.wait()
+        if launcher.reader is not None:
+            await launcher.reader
+
+    async def launch(self, spec: LaunchSpec) -> Handle:
+        request = {"id": next(self._ids), **asdict(spec)}
+        line = json.dumps(request).encode() + b"\n"
+        for attempt in range(2):
+            launcher = await self._ensure_launcher()
+            future = asyncio.get_running_loop().create_future()
+            launcher.pending[request["id"]] = future
+            try:
+                assert launcher.proc.stdin is not None
+                launcher.proc.stdin.write(line)
+                await launcher.proc.stdin.drain()
+                break
+            except (ConnectionError, RuntimeError):
+                # The launcher died before reading this request: nothing started, try a new one.
+                launcher.pending.pop(request["id"], None)
+                launcher.gone = True
+                if attempt:
+                    raise LaunchError("cannot reach the job launcher") from None
+        try:
+            reply = await future
+        except LaunchError:
+            # The launcher died mid-launch: a job may have started without our knowing.
+            await asyncio.to_thread(self.sweep, spec.marker)
+            raise
+        if not reply.pop("ok"):
+            raise LaunchError(reply["error"], {"job_uid": spec.job_uid, "attempt": spec.attempt})
+        return _handle(reply)
+
+    async def wait(self, handle: Handle) -> ExitStatus:
+        exit_path = os.path.join(handle.run_dir, "exit.json")
+        if not os.path.exists(exit_path):
+            pid, ctime = self._supervisor(handle)
+            await self._wait_exit(pid, ctime)
+        data = read_json(exit_path)
+        if data is None:
+            return ExitStatus(reason="lost", message="the supervisor ended without an exit status")
+        return _status(data)
+
+    async def stop(self, handle: Handle, grace_s: float) -> None:
+        write_json_atomic(os.path.join(handle.run_dir, "stop.json"), {"grace_s": grace_s})
+        fd = _open_pidfd(*self._supervisor(handle))
+        if fd is not None:
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGTERM)
+                return
+            except ProcessLookupError:
+                pass
+            finally:
+                os.close(fd)
+        if not os.path.exists(os.path.join(handle.run_dir, "exit.json")):
+            await asyncio.to_thread(self.sweep, handle.marker)  # the supervisor is gone
+
+    def adopt(self, handle: Handle) -> bool:
+        return _same_process(*self._supervisor(handle))
+
+    def recover(self, run_dir: str) -> tuple[Handle | None, ExitStatus | None]:
+        sup = read_json(os.path.join(run_dir, "supervisor.json"))
+        ex = read_json(os.path.join(run_dir, "exit.json"))
+        return (_handle(sup) if sup else None), (_status(ex) if ex else None)
+
+    def sweep(self, marker: str) -> list[int]:
+        """SIGKILL every process whose environment carries ``JOBYARD_JOB_MARKER=<marker>``."""
+        if not marker:
+            return []
+        killed: dict[int, psutil.Process] = {}
+        me = os.getpid()
+        for _ in range(3):  # again, for anything forked while we were killing
+            found = []
+            for proc in psutil.process_iter():
+                try:
+                    if proc.pid != me and proc.environ().get("JOBYARD_JOB_MARKER") == marker:
+                        proc.kill()
+                        found.append(proc)
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    continue
+            if not found:
+                break
+            killed.update((p.pid, p) for p in found)
+            psutil.wait_procs(found, timeout=SWEEP_TIMEOUT_S)
+        return sorted(killed)
+
+    @staticmethod
+    def _supervisor(handle: Handle) -> tuple[int, float | None]:
+        if handle.supervisor_pid:
+            return handle.supervisor_pid, handle.supervisor_ctime
+        return handle.pid, handle.pid_ctime
+
+    async def _wait_exit(self, pid: int, ctime: float | None) -> None:
+        try:
+            fd = _open_pidfd(pid, ctime)
+        except OSError:  # no pidfd support (Linux < 5.3): poll
+            while _same_process(pid, ctime):
+                await asyncio.sleep(0.05)
+            return
+        if fd is None:
+            return
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await exited
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+
+    async def _ensure_launcher(self) -> _Launcher:
+        if self._launcher is not None and not self._launcher.gone:
+            return self._launcher
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._launcher is None or self._launcher.gone:
+                self._launcher = await self._spawn_launcher()
+        return self._launcher
+
+    async def _spawn_launcher(self) -> _Launcher:
+        env = dict(os.environ)
+        # Let the launcher import jobyard even when the server runs from a source tree.
+        root = str(Path(jobyard.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        proc = await asyncio.create_subprocess_exec(
+            self._python, "-m", "jobyard.executors.shim", "launcher",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=env, start_new_session=True, limit=1 << 20,
+        )
+        launcher = _Launcher(proc)
+        ready = launcher.pending[0] = asyncio.get_running_loop().create_future()
+        launcher.reader = asyncio.create_task(self._read_replies(launcher))
+        try:
+            await asyncio.wait_for(ready, 30)
+        except (LaunchError, TimeoutError) as exc:
+            proc.kill()
+            raise LaunchError(f"the job launcher did not start: {exc}") from None
+        return launcher
+
+    @staticmethod
+    async def _read_replies(launcher: _Launcher) -> None:
+        assert launcher.proc.stdout is not None
+        try:
+            while line := await launcher.proc.stdout.readline():
+                reply = json.loads(line)
+                future = launcher.pending.pop(reply.pop("id"), None)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+        finally:
+            launcher.gone = True
+            for future in launcher.pending.values():
+                if not future.done():
+                    future.set_exception(LaunchError("the job launcher exited during the launch"))
+            launcher.pending.clear()
+            if launcher.proc.stdin is not None:
+                launcher.proc.stdin.close()
+            await launcher.proc.wait()

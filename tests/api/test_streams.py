@@ -1,0 +1,46 @@
+"""Log follow and event streams over SSE."""
+
+import json
+
+import httpx
+
+from tests.api.helpers import submit, wait_state
+
+
+def sse(client: httpx.Client, url: str, headers=None, timeout=20):
+    events, current = [], {}
+    with client.stream("GET", url, headers=headers or {}, timeout=timeout) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if not line:
+                if current:
+                    events.append(current)
+                current = {}
+                continue
+            if line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            current[field] = value.lstrip(" ")
+    return events
+
+
+def test_follow_streams_lines_until_the_job_ends(api):
+    job = submit(api, "for i in 1 2 3; do echo line $i; sleep 0.2; done")
+    events = sse(api, f"/v1/jobs/{job['id']}/logs?follow=true")
+    lines = [json.loads(e["data"])["text"] for e in events if e.get("event") == "line"]
+    assert lines == ["line 1", "line 2", "line 3"]
+    assert events[-1]["event"] == "end" and json.loads(events[-1]["data"])["state"] == "completed"
+
+
+def test_events_stream_is_resumable_and_closes_after_the_end(api):
+    job = submit(api, "sleep 0.3")
+    events = sse(api, f"/v1/jobs/{job['id']}/events")
+    states = [json.loads(e["data"])["state"] for e in events]
+    assert states == ["queued", "launching", "running", "completed"]
+    ids = [int(e["id"]) for e in events]
+    assert ids == sorted(ids)
+    rest = sse(api, f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": str(ids[1])})
+    assert [json.loads(e["data"])["state"] for e in rest] == ["running", "completed"]
+    wait_state(api, job["id"])
+    assert sse(api, f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": str(ids[-1])}) == []
