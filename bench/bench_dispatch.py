@@ -83,4 +83,4 @@ def run_one(client, settle: float) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main, "dispatch latency")

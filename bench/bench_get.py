@@ -25,6 +25,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
     p.add_argument("--warmup", type=int, default=2, help="seconds of load first, not counted")
     p.add_argument("--by-number", action="store_true", help="fetch by the integer id instead")
+    p.add_argument(
+        "--breakdown",
+        type=int,
+        default=4,
+        metavar="SECONDS",
+        help="also load /healthz (no auth, no store) and /v1/me (auth only) for this many "
+        "seconds each, to show where a request's time goes; 0 to skip (default 4)",
+    )
     args = p.parse_args()
 
     wrk = shutil.which("wrk")
@@ -36,47 +44,67 @@ def main() -> None:
     print(common.machine_note())
     print(f"database: {'PostgreSQL' if args.database_url else 'SQLite'}; "
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s")
+    cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", "--latency"]
     with common.server(args) as srv, srv.client() as client:
+        cmd += ["-H", f"Authorization: Bearer {srv.admin_key}"]
         job = common.submit(client, {"command": ["true"], "name": "bench-get"})
         job = common.wait_state(client, job["id"], common.TERMINAL)
         ref = str(job["number"]) if args.by_number else job["id"]
-        url = f"{srv.url}/v1/jobs/{ref}"
-        cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", "--latency",
-               "-H", f"Authorization: Bearer {srv.admin_key}"]
         if args.warmup:
-            subprocess.run([*cmd, f"-d{args.warmup}s", url], capture_output=True, check=False)
-        meter = common.CpuMeter(srv.proc.pid).start()
-        out = subprocess.run([*cmd, f"-d{args.duration}s", url], capture_output=True,
-                             text=True, check=False)
-        cpu = meter.stop()
+            subprocess.run([*cmd, f"-d{args.warmup}s", f"{srv.url}/v1/jobs/{ref}"],
+                           capture_output=True, check=False)
+        main_run = load(srv, cmd, f"/v1/jobs/{ref}", args.duration)
+        extra = []
+        if args.breakdown:
+            for path in ("/healthz", "/v1/me"):
+                extra.append((path, load(srv, cmd, path, args.breakdown)))
 
-    if out.returncode != 0:
-        print(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    if main_run is None:
         return
-    rps, p99, errors = parse(out.stdout)
-    common.report("GET /v1/jobs/{id} throughput", rps, "requests/s", TARGET_RPS, ">=")
-    common.report("GET /v1/jobs/{id} latency p99", p99, "ms", TARGET_P99_MS)
-    for name in ("50%", "90%"):
-        m = re.search(rf"^\s+{re.escape(name)}\s+([\d.]+)(us|ms|s|m)\s*$", out.stdout, re.M)
-        if m:
-            common.info(f"latency p{name[:-1]}", float(m[1]) * _UNITS_MS[m[2]], "ms")
-    if errors:
-        common.info("errors", "; ".join(errors))
-    common.CpuMeter.print(cpu)
-    served = rps * cpu["wall"]
-    if served:
-        common.info("server CPU per request", cpu["server"] / served * 1000, "ms")
+    common.report("GET /v1/jobs/{id} throughput", main_run["rps"], "requests/s", TARGET_RPS,
+                  ">=")
+    common.report("GET /v1/jobs/{id} latency p99", main_run["p99"], "ms", TARGET_P99_MS)
+    common.info("latency p50 / p90",
+                f"{main_run['p50']:.2f} / {main_run['p90']:.2f} ms")
+    if main_run["errors"]:
+        common.info("errors", "; ".join(main_run["errors"]))
+    common.CpuMeter.print(main_run["cpu"])
+    common.info("server CPU per request", main_run["cpu_per_req"], "ms")
+    if extra:
+        print("breakdown (same load on cheaper endpoints):")
+        for path, r in [("/v1/jobs/{id}", main_run), *extra]:
+            if r is not None:
+                common.info(f"{path:14}", f"{r['rps']:7.0f} requests/s, p99 {r['p99']:6.2f} ms, "
+                            f"server CPU {r['cpu_per_req']:.3f} ms/request")
 
 
-def parse(text: str) -> tuple[float, float, list[str]]:
-    """Requests/sec, the 99% latency in ms, and any error lines of wrk's ``--latency`` output."""
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])
-    m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
-    p99 = float(m[1]) * _UNITS_MS[m[2]] if m else float("nan")
-    errors = [line.strip() for line in text.splitlines()
-              if "Non-2xx" in line or "Socket errors" in line]
-    return rps, p99, errors
+def load(srv, cmd: list[str], path: str, duration: int) -> dict | None:
+    """Run wrk against ``path``; its figures and the CPU the server spent."""
+    meter = common.CpuMeter(srv.proc.pid).start()
+    out = subprocess.run([*cmd, f"-d{duration}s", srv.url + path], capture_output=True,
+                         text=True, check=False)
+    cpu = meter.stop()
+    if out.returncode != 0:
+        print(f"wrk failed on {path} ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        return None
+    r = parse(out.stdout)
+    r["cpu"] = cpu
+    served = r["rps"] * cpu["wall"]
+    r["cpu_per_req"] = cpu["server"] / served * 1000 if served else float("nan")
+    return r
+
+
+def parse(text: str) -> dict:
+    """Requests/sec, latency percentiles in ms, and any error lines of wrk's ``--latency``
+    output."""
+    r: dict = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])}
+    for pct in (50, 90, 99):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+        r[f"p{pct}"] = float(m[1]) * _UNITS_MS[m[2]] if m else float("nan")
+    r["errors"] = [line.strip() for line in text.splitlines()
+                   if "Non-2xx" in line or "Socket errors" in line]
+    return r
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main, "GET /v1/jobs/{id}")

@@ -13,9 +13,8 @@ import asyncio
 import time
 import uuid
 
-import httpx
-
 import common
+import httpx
 
 TARGET = 200.0
 
@@ -25,7 +24,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1000, help="jobs (default 1000)")
     p.add_argument("--concurrency", type=int, default=24, help="requests in flight (default 24)")
     p.add_argument("--server-cpus", default="64", help="JOBYARD_CPUS for the server (default 64)")
-    p.add_argument("--poll", type=float, default=0.25, help="seconds between /metrics polls")
+    p.add_argument("--poll", type=float, default=0.5,
+                   help="seconds between /metrics polls (default 0.5)")
     p.add_argument("--timeout", type=float, default=90.0, help="give up after this many seconds")
     args = p.parse_args()
 
@@ -52,6 +52,7 @@ def main() -> None:
         common.info("submit errors", result["submit_errors"])
     common.info("submit phase", f"{result['submitted_s']:.2f} s "
                 f"({n / result['submitted_s']:.0f} submits/s)")
+    common.info("jobs terminal when the last submit returned", result["done_at_submit_end"])
     lat = common.summary(result["post_ms"])
     common.info("POST latency median / p99", f"{lat['median']:.1f} / {lat['p99']:.1f} ms")
     common.CpuMeter.print(cpu)
@@ -92,7 +93,8 @@ async def run(srv, args) -> dict:
         watcher = asyncio.create_task(watch(client, args, t0))
         await submitting
         submitted_s = time.perf_counter() - t0
-        counts, end, timed_out = await watcher
+        at_submit_end = common.parse_job_counts((await client.get("/metrics")).text)
+        end, timed_out = await watcher
         jobs = await list_tagged(client, tag)
     # The poll sees the end up to one interval late; the jobs' own finished_at does not.
     finished = [common.epoch(j["finished_at"]) for j in jobs if j["finished_at"]]
@@ -103,6 +105,7 @@ async def run(srv, args) -> dict:
         "elapsed": (max(finished) - t0_wall) if finished and not timed_out else end - t0,
         "observed": end - t0, "counts": states, "submitted_s": submitted_s,
         "post_ms": post_ms, "submit_errors": errors, "timed_out": timed_out,
+        "done_at_submit_end": sum(v for k, v in at_submit_end.items() if k in common.TERMINAL),
     }
 
 
@@ -118,18 +121,18 @@ async def list_tagged(client: httpx.AsyncClient, tag: str) -> list[dict]:
             return jobs
 
 
-async def watch(client: httpx.AsyncClient, args, t0: float) -> tuple[dict[str, int], float, bool]:
-    """Poll /metrics until ``args.n`` jobs are terminal (the store holds only this run's jobs)."""
-    counts: dict[str, int] = {}
+async def watch(client: httpx.AsyncClient, args, t0: float) -> tuple[float, bool]:
+    """Poll /metrics until ``args.n`` jobs are terminal (the store holds only this run's jobs);
+    return when that was seen and whether it timed out instead."""
     while True:
         await asyncio.sleep(args.poll)
         now = time.perf_counter()
         counts = common.parse_job_counts((await client.get("/metrics")).text)
         if sum(v for k, v in counts.items() if k in common.TERMINAL) >= args.n:
-            return counts, now, False
+            return now, False
         if now - t0 > args.timeout:
-            return counts, now, True
+            return now, True
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main, "throughput")

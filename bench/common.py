@@ -12,11 +12,13 @@ import contextlib
 import math
 import os
 import signal
+import sys
 import tempfile
 import time
+import traceback
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,20 @@ def parser(description: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--keep", action="store_true", help="keep the temporary data directory")
     return p
+
+
+def run(main: Callable[[], None], figure: str) -> None:
+    """Run a script's ``main``; if it fails, say ``figure`` was not measured and why (with the
+    traceback on stderr) and still exit 0: a benchmark reports, it does not fail CI."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(f"{figure}: not measured (interrupted)", flush=True)
+    except Exception as exc:
+        traceback.print_exc()
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"{figure}: not measured ({type(exc).__name__}: {first})", flush=True)
+    sys.exit(0)
 
 
 # --- figures -----------------------------------------------------------------------------------
@@ -159,27 +175,40 @@ def temp_dir(keep: bool = False) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def server(
-    args: argparse.Namespace, env: dict[str, str] | None = None, data_dir: Path | None = None
-) -> Iterator[ServerProcess]:
-    """A started server on a temporary data dir (or ``data_dir``) and ``args.database_url``.
+def workspace(args: argparse.Namespace) -> Iterator[tuple[Path, str | None]]:
+    """A temporary data directory and database URL (None: SQLite in the data directory)."""
+    with temp_dir(args.keep) as data_dir, database(args.database_url) as url:
+        yield data_dir, url
 
-    On exit: the server is stopped, any job process it left behind is killed, the temporary
-    directory and database are removed.
-    """
-    with contextlib.ExitStack() as stack:
-        if data_dir is None:
-            data_dir = stack.enter_context(temp_dir(args.keep))
-        url = stack.enter_context(database(args.database_url))
-        srv = ServerProcess(data_dir, database_url=url, env={**shipped_defaults(), **(env or {})})
-        started = time.time()
-        stack.callback(kill_leftover_jobs, srv, started)
-        stack.callback(srv.stop)
+
+@contextlib.contextmanager
+def server_on(
+    data_dir: Path, database_url: str | None, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """A started server on ``data_dir``/``database_url``; stopped on exit, and any job process
+    it left behind killed."""
+    srv = ServerProcess(
+        data_dir, database_url=database_url, env={**shipped_defaults(), **(env or {})}
+    )
+    started = time.time()
+    try:
         try:
             srv.start()
-        except Exception:
-            print(f"server did not start; its log:\n{_log_tail(srv)}", flush=True)
+        except TimeoutError:
+            print(f"server did not answer; its log:\n{_log_tail(srv)}", flush=True)
             raise
+        yield srv
+    finally:
+        srv.stop()
+        kill_leftover_jobs(srv, started)
+
+
+@contextlib.contextmanager
+def server(
+    args: argparse.Namespace, env: dict[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    """A started server on a fresh workspace; everything is removed on exit."""
+    with workspace(args) as (data_dir, url), server_on(data_dir, url, env) as srv:
         yield srv
 
 
@@ -271,8 +300,9 @@ class CpuMeter:
 
     ``server``: the server process; ``helpers``: its live child processes (the launcher) and
     the children they reaped (shims, and the jobs each shim reaped); ``client``: this benchmark
-    process; ``machine``: every CPU of the machine (busy time), so ``machine - server - helpers
-    - client`` is everyone else (other users of the machine, processes not reaped yet).
+    process and its reaped children; ``machine``: every CPU of the machine (busy time), so
+    ``machine - server - helpers - client`` is everyone else (a database server, other users
+    of the machine, processes not reaped yet).
     """
 
     def __init__(self, server_pid: int):
@@ -289,10 +319,11 @@ class CpuMeter:
                 t = child.cpu_times()
                 helpers += self._busy(t) + t.children_user + t.children_system
         machine = psutil.cpu_times()
+        me = psutil.Process().cpu_times()
         return {
             "server": self._busy(self.server.cpu_times()),
             "helpers": helpers,
-            "client": self._busy(psutil.Process().cpu_times()),
+            "client": self._busy(me) + me.children_user + me.children_system,
             "machine": machine.user + machine.system + getattr(machine, "nice", 0.0)
             + getattr(machine, "irq", 0.0) + getattr(machine, "softirq", 0.0),
             "wall": time.monotonic(),
@@ -315,7 +346,8 @@ class CpuMeter:
         for key, what in (
             ("server", "server process"),
             ("helpers", "launcher + shims + jobs (reaped)"),
-            ("client", "benchmark client"),
+            ("client", "benchmark client (and its reaped children, e.g. wrk)"),
         ):
             info(what, f"{used[key]:.2f} CPU-s")
-        info("everything else on the machine", f"{other:.2f} CPU-s")
+        info("everything else on the machine (database server, other users)",
+             f"{other:.2f} CPU-s")

@@ -5,6 +5,7 @@ The public SDK lives here: ``jobyard.Client`` and ``jobyard.AsyncClient``.
 
 from jobyard.errors import (
     Conflict,
+    ConnectionFailed,
     Forbidden,
     JobyardError,
     NotFound,
@@ -19,6 +20,7 @@ __all__ = [
     "AsyncClient",
     "Client",
     "Conflict",
+    "ConnectionFailed",
     "Forbidden",
     "JobyardError",
     "NotFound",

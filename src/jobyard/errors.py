@@ -10,6 +10,7 @@
     │   └── IllegalTransition    ILLEGAL_TRANSITION 409
     ├── Unschedulable            UNSCHEDULABLE   422
     ├── RateLimited              RATE_LIMIT_EXCEEDED 429
+    ├── ConnectionFailed         CONNECTION_FAILED (SDK: server unreachable; never an HTTP answer)
     └── LaunchError              LAUNCH_FAILED   (infrastructure; never an HTTP answer)
 
 The HTTP status and each dialect's error envelope are decided once per dialect in the API
@@ -97,6 +98,13 @@ class RateLimited(JobyardError):
     status = 429
 
 
+class ConnectionFailed(JobyardError):
+    """The Jobyard server could not be reached."""
+
+    code = "CONNECTION_FAILED"
+    status = 503
+
+
 class LaunchError(JobyardError):
     """The job could not be started."""
 
@@ -117,6 +125,7 @@ BY_CODE: dict[str, type[JobyardError]] = {
         IllegalTransition,
         Unschedulable,
         RateLimited,
+        ConnectionFailed,
         LaunchError,
     )
 }

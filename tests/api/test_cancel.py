@@ -77,3 +77,14 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_cancel_while_waiting_for_a_retry(api):
+    job = submit(api, "exit 1", retry={"max_retries": 3, "backoff_s": 60, "on": ["error"]})
+    waiting = wait_until(lambda: (j := get(api, job["id"]))["attempt"] == 2 and j, timeout=20)
+    assert waiting["state"] == "queued" and waiting["substate"] == "waiting_for_retry"
+    assert waiting["waiting"]["reason"] == "retry_backoff" and waiting["next_retry_at"]
+    r = api.post(f"/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 202 and r.json()["state"] == "canceled"
+    events = api.get(f"/v1/jobs/{job['id']}/events", headers={"Accept": "text/event-stream"})
+    assert '"attempt_ended"' in events.text

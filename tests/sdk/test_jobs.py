@@ -48,8 +48,8 @@ def test_submit_logs_wait_stream(client: jobyard.Client) -> None:
 
     events = list(client.jobs.stream(job.id))
     assert events[-1].is_terminal and events[-1].state == "error"
-    assert events[0].job_id == job.number and isinstance(events[0].ts, datetime)
-    assert [e.state for e in events if e.kind == "state"][0] == "queued"
+    assert events[0].job_id == job.id and isinstance(events[0].ts, datetime)
+    assert next(e.state for e in events if e.kind == "state") == "queued"
     resumed = list(client.jobs.stream(job.id, last_event_id=events[0].id))
     assert [e.id for e in resumed] == [e.id for e in events[1:]]
 
@@ -65,6 +65,16 @@ def test_list_pages_filters_and_idempotency(client: jobyard.Client) -> None:
         client.jobs.wait(job_id, timeout=20)
     assert len(list(client.jobs.list(state="completed", tag=tag))) == 5
     assert list(client.jobs.list(state="running", tag=tag)) == []
+
+    full = client.jobs.submit(
+        "true", name="full", env={"K": "V"}, workdir="/tmp", gpus=1, cpus=0.5, memory_mb=64,
+        priority=5, time_limit_s=60, retry=2, tags=[tag, "more"],
+    )
+    assert full.resources == {"gpus": 1, "cpus": 0.5, "memory_mb": 64} and full.gpus == 1
+    assert (full.priority, full.time_limit_s, full.retry["max_retries"]) == (5, 60, 2)
+    assert (full.env, full.workdir, full.tags) == ({"K": "V"}, "/tmp", [tag, "more"])
+    with pytest.raises(TypeError):
+        client.jobs.submit("true", gpu=1)  # type: ignore[call-arg]
 
     first = client.jobs.submit("echo once", tags=[tag], idempotency_key=tag)
     again = client.jobs.submit("echo once", tags=[tag], idempotency_key=tag)
@@ -91,7 +101,8 @@ def test_cancel_and_typed_errors(server: ServerProcess, client: jobyard.Client) 
 
     with pytest.raises(errors.NotFound) as missing:
         client.jobs.get("job_doesnotexist")
-    assert isinstance(missing.value, errors.JobNotFound) and "job_doesnotexist" in str(missing.value)
+    assert isinstance(missing.value, errors.JobNotFound)
+    assert "job_doesnotexist" in str(missing.value)
     with pytest.raises(errors.ValidationFailed) as invalid:
         client.jobs.submit("")
     assert invalid.value.details["detail"][0]["loc"][-1] == "command"

@@ -23,12 +23,12 @@ from jobyard.sdk.client import Client
 
 
 class _Group(TyperGroup):
-    """Turns the SDK's errors, from any command, into one red line and exit code 1."""
+    """Turns expected errors, from any command, into one red line and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (JobyardError, TimeoutError) as exc:
+        except (JobyardError, TimeoutError, OSError) as exc:  # OSError: e.g. the config file
             render.error(str(exc) or type(exc).__name__)
             raise typer.Exit(1) from None
 
@@ -58,7 +58,8 @@ def main(
         help=f"Server URL \\[default: from `jobyard login`, else {settings.DEFAULT_URL}]",
     ),
     api_key: str | None = typer.Option(
-        None, "--api-key", envvar=settings.KEY_ENV, help="API key \\[default: from `jobyard login`]",
+        None, "--api-key", envvar=settings.KEY_ENV,
+        help="API key \\[default: from `jobyard login`]",
     ),
     version: bool = typer.Option(
         False, "--version", is_eager=True, callback=_version, help="Show the version and exit.",

@@ -3,7 +3,9 @@
 ``jobyard.Client`` and ``jobyard.AsyncClient`` are the same classes, imported lazily.
 """
 
-from jobyard.sdk.client import AsyncClient, Client, ConnectionFailed, SubmitOptions
+from jobyard.errors import ConnectionFailed
+from jobyard.sdk.calls import SubmitOptions
+from jobyard.sdk.client import AsyncClient, Client
 from jobyard.sdk.models import ApiKey, Event, Job, LogLine, LogPage, Me, Org, Page, User
 
 __all__ = [

@@ -94,16 +94,16 @@ async def events(
     rt = runtime(request)
     job = await asyncio.to_thread(rt.service.get, who, job_ref(ref))
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return EventSourceResponse(_events(request, job.id, after), ping=HEARTBEAT_S)
+    return EventSourceResponse(_events(request, job.id, job.uid, after), ping=HEARTBEAT_S)
 
 
-async def _events(request: Request, job_id: int, after: int) -> AsyncIterator[Any]:
+async def _events(request: Request, job_id: int, uid: str, after: int) -> AsyncIterator[Any]:
     rt = runtime(request)
     while True:
         batch = await asyncio.to_thread(rt.store.events, job_id, after, 200)
         for ev in batch:
             after = ev.id
-            body = {"job_id": job_id, "event_id": ev.id, "ts": iso(ev.ts), "kind": ev.kind,
+            body = {"job_id": uid, "job_number": job_id, "event_id": ev.id, "ts": iso(ev.ts), "kind": ev.kind,
                     "state": ev.state, **ev.data}
             yield ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id))
         if batch and _ended(batch[-1]):
