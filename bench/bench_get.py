@@ -30,8 +30,9 @@ def main() -> None:
         type=int,
         default=4,
         metavar="SECONDS",
-        help="also load /healthz (no auth, no store) and /v1/me (auth only) for this many "
-        "seconds each, to show where a request's time goes; 0 to skip (default 4)",
+        help="also load /healthz (no auth, no store) and /v1/me (auth only), and the job over "
+        "1 connection, for this many seconds each, to show where a request's time goes; "
+        "0 to skip (default 4)",
     )
     args = p.parse_args()
 
@@ -44,9 +45,9 @@ def main() -> None:
     print(common.machine_note())
     print(f"database: {'PostgreSQL' if args.database_url else 'SQLite'}; "
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s")
-    cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", "--latency"]
     with common.server(args) as srv, srv.client() as client:
-        cmd += ["-H", f"Authorization: Bearer {srv.admin_key}"]
+        auth = ["-H", f"Authorization: Bearer {srv.admin_key}"]
+        cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", "--latency", *auth]
         job = common.submit(client, {"command": ["true"], "name": "bench-get"})
         job = common.wait_state(client, job["id"], common.TERMINAL)
         ref = str(job["number"]) if args.by_number else job["id"]
@@ -57,7 +58,10 @@ def main() -> None:
         extra = []
         if args.breakdown:
             for path in ("/healthz", "/v1/me"):
-                extra.append((path, load(srv, cmd, path, args.breakdown)))
+                extra.append((f"{path} -c{args.connections}",
+                              load(srv, cmd, path, args.breakdown)))
+            one = [wrk, "-t1", "-c1", "--latency", *auth]
+            extra.append(("/v1/jobs/{id} -c1", load(srv, one, f"/v1/jobs/{ref}", args.breakdown)))
 
     if main_run is None:
         return
@@ -71,10 +75,10 @@ def main() -> None:
     common.CpuMeter.print(main_run["cpu"])
     common.info("server CPU per request", main_run["cpu_per_req"], "ms")
     if extra:
-        print("breakdown (same load on cheaper endpoints):")
-        for path, r in [("/v1/jobs/{id}", main_run), *extra]:
+        print("breakdown (cheaper endpoints under the same load; the job over one connection):")
+        for what, r in [(f"/v1/jobs/{{id}} -c{args.connections}", main_run), *extra]:
             if r is not None:
-                common.info(f"{path:14}", f"{r['rps']:7.0f} requests/s, p99 {r['p99']:6.2f} ms, "
+                common.info(f"{what:18}", f"{r['rps']:6.0f} requests/s, p99 {r['p99']:6.2f} ms, "
                             f"server CPU {r['cpu_per_req']:.3f} ms/request")
 
 

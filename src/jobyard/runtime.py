@@ -52,7 +52,9 @@ class Runtime:
         self.engines.dispose()
 
 
-def build_runtime(config: Config, with_daemon: bool = True) -> Runtime:
+def build_runtime(
+    config: Config, with_daemon: bool = True, executor: Executor | None = None
+) -> Runtime:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     engines = make_engines(config.resolved_database_url)
     migrate.upgrade(engines.write)
@@ -65,9 +67,10 @@ def build_runtime(config: Config, with_daemon: bool = True) -> Runtime:
         inventory.capacity,
         Limits(config.max_command_chars, config.max_env_vars, config.max_env_bytes),
     )
-    from jobyard.executors.local import LocalExecutor
+    if executor is None:
+        from jobyard.executors.local import LocalExecutor
 
-    executor = LocalExecutor()
+        executor = LocalExecutor()
     daemon = None
     if with_daemon:
         leadership = Leadership(engines, config.data_dir)

@@ -103,8 +103,8 @@ async def _events(request: Request, job_id: int, uid: str, after: int) -> AsyncI
         batch = await asyncio.to_thread(rt.store.events, job_id, after, 200)
         for ev in batch:
             after = ev.id
-            body = {"job_id": uid, "job_number": job_id, "event_id": ev.id, "ts": iso(ev.ts), "kind": ev.kind,
-                    "state": ev.state, **ev.data}
+            body = {"job_id": uid, "job_number": job_id, "event_id": ev.id, "ts": iso(ev.ts),
+                    "kind": ev.kind, "state": ev.state, **ev.data}
             yield ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id))
         if batch and _ended(batch[-1]):
             return

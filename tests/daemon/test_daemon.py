@@ -1,0 +1,66 @@
+"""The daemon in-process, with the real local executor and a gate on its launches."""
+
+import asyncio
+import time
+
+import psutil
+
+from jobyard import ids
+from jobyard.config import Config
+from jobyard.core.inputs import SubmitJob
+from jobyard.core.states import JobState
+from jobyard.executors.local import LocalExecutor
+from jobyard.runtime import build_runtime
+
+
+class GatedExecutor(LocalExecutor):
+    """Holds every launch until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def launch(self, spec):
+        await self.gate.wait()
+        return await super().launch(spec)
+
+
+async def wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+    return value
+
+
+def marked(marker: str) -> list[int]:
+    pids = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("JOBYARD_JOB_MARKER") == marker and p.status() != "zombie":
+                pids.append(p.pid)
+        except (psutil.Error, OSError):
+            pass
+    return pids
+
+
+async def test_cancel_while_launching_stops_the_process_that_starts(tmp_path):
+    executor = GatedExecutor()
+    config = Config(data_dir=tmp_path, virtual_gpus=1, bootstrap_admin_key="jy_t",
+                    tick_interval_s=0.05, kill_grace_s=1)
+    rt = build_runtime(config, executor=executor)
+    await rt.start()
+    try:
+        admin = rt.store.principal_for_key(ids.hash_key("jy_t"))
+        job, _ = rt.service.submit(admin, SubmitJob(command="sleep 30"))
+        await wait_for(lambda: rt.store.get_job(job.id).state is JobState.LAUNCHING)
+        _, changed = rt.service.cancel(admin, job.id)
+        assert changed and rt.store.get_job(job.id).state is JobState.CANCELING
+        executor.gate.set()
+        done = await wait_for(lambda: (j := rt.store.get_job(job.id)).is_terminal and j)
+        assert done.state is JobState.CANCELED and done.cancel_receipt
+        assert done.runtime and done.runtime["pid"]  # it did start, and was stopped
+        assert marked(f"{job.uid}.1") == []
+        assert rt.daemon.allocator.free().gpus == 1  # resources given back after the end
+    finally:
+        await rt.stop()
