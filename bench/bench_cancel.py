@@ -28,7 +28,9 @@ def main() -> None:
           f"'sleep 300' canceled one after another (kill grace: the shipped default)")
     with common.server(args) as srv, srv.client() as client:
         since = time.time()
+        meter = common.CpuMeter(srv.proc.pid).start()
         rows = [cancel_one(client, args.interval, since) for _ in range(args.n)]
+        cpu = meter.stop()
 
     total = [r["total"] for r in rows]
     s = common.summary(total)
@@ -51,6 +53,7 @@ def main() -> None:
              if r["receipt"] and r["receipt"].get("time_to_stop_s") is not None]
     if stops:
         common.info("receipt time_to_stop_s, median", common.percentile(stops, 50), "ms")
+    common.CpuMeter.print(cpu)
 
 
 def cancel_one(client, interval: float, since: float) -> dict:

@@ -35,7 +35,9 @@ def main() -> None:
     with common.server(args) as srv, srv.client() as client:
         for _ in range(args.warmup):
             run_one(client, args.settle)
+        meter = common.CpuMeter(srv.proc.pid).start()
         rows = [run_one(client, args.settle) for _ in range(args.n)]
+        cpu = meter.stop()
 
     total = [r["total"] for r in rows]
     s = common.summary(total)
@@ -47,10 +49,12 @@ def main() -> None:
     for key, what in (
         ("post_rtt", "POST round trip (client)"),
         ("to_created", "client send -> job created_at"),
-        ("created_to_started", "created_at -> started_at (scheduler + launch, server clock)"),
+        ("created_to_started", "created_at -> started_at (scheduler + launch; started_at is "
+                               "recorded when the launcher reports the spawn)"),
         ("started_to_first", "started_at -> first instruction"),
     ):
         common.info(what, common.percentile([r[key] for r in rows], 50), "ms")
+    common.CpuMeter.print(cpu)
 
 
 def run_one(client, settle: float) -> dict[str, float]:

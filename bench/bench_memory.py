@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import common
+import psutil
 import sqlalchemy as sa
 
 from jobyard import ids
@@ -142,8 +143,6 @@ class Sampler:
     """Samples the RSS of a process and of its children every 50 ms, keeping the peaks."""
 
     def __init__(self, pid: int):
-        import psutil
-
         self.proc = psutil.Process(pid)
         self.peak = {"server": 0.0, "children": 0.0, "total": 0.0}
         self._stop = threading.Event()
@@ -156,7 +155,7 @@ class Sampler:
         for child in self.proc.children(recursive=True):
             try:
                 children += child.memory_info().rss / mb
-            except Exception:
+            except psutil.Error:
                 continue
         return {"server": server, "children": children, "total": server + children}
 

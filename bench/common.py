@@ -26,9 +26,10 @@ import httpx
 import psutil
 
 from jobyard.config import Config
+from jobyard.core.states import JobState
 from jobyard.testing import ServerProcess
 
-TERMINAL = frozenset({"completed", "error", "failed", "timeout", "canceled"})
+TERMINAL = frozenset(str(s) for s in JobState if s.is_terminal)
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -289,10 +290,6 @@ def parse_job_counts(metrics_text: str) -> dict[str, int]:
 def epoch(iso: str) -> float:
     """An API time (``2026-11-23T14:40:52.123456Z``) as epoch seconds."""
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / (1024 * 1024)
 
 
 class CpuMeter:

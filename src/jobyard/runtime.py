@@ -66,6 +66,7 @@ def build_runtime(
         store,
         inventory.capacity,
         Limits(config.max_command_chars, config.max_env_vars, config.max_env_bytes),
+        on_intent=notifier.wake_daemon,
     )
     if executor is None:
         from jobyard.executors.local import LocalExecutor

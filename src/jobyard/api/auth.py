@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from jobyard import ids
 from jobyard.core.models import Principal
@@ -30,13 +34,24 @@ def principal_for(rt: Runtime, secret: str | None) -> Principal:
     return who
 
 
-def principal(request: Request) -> Principal:
+T = TypeVar("T")
+
+
+async def read(rt: Runtime, fn: Callable[..., T], *args: Any) -> T:
+    """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
+    if rt.engines.reads_inline:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
+
+
+async def principal(request: Request) -> Principal:
     """FastAPI dependency: the caller, or 401."""
-    return principal_for(runtime(request), bearer_token(request))
+    rt = runtime(request)
+    return await read(rt, principal_for, rt, bearer_token(request))
 
 
-def admin(request: Request) -> Principal:
-    who = principal(request)
+async def admin(request: Request) -> Principal:
+    who = await principal(request)
     if not who.is_admin:
         raise Forbidden("this needs an admin API key")
     return who

@@ -17,7 +17,7 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/healthz")
-def healthz() -> JSON:
+async def healthz() -> JSON:
     return JSON({"status": "ok", "version": __version__})
 
 

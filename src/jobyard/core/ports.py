@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobyard.core.inputs import ListJobs
-from jobyard.core.models import Job, JobEvent, Principal
+from jobyard.core.models import Job, JobEvent, Principal, Resources
 from jobyard.core.states import JobState
 
 
@@ -29,6 +29,16 @@ class Transition:
 class NewJob:
     job: Job  # id is ignored; the store assigns it
     idempotency: tuple[str, str] | None = None  # (key, fingerprint of the request)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """What the scheduler needs to know of a queued job (cheap to load in bulk)."""
+
+    id: int
+    resources: Resources
+    priority: int
+    next_retry_at: float | None
 
 
 class Store(abc.ABC):
@@ -60,6 +70,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def jobs_in_states(self, states: Iterable[JobState], limit: int = 1000) -> list[Job]:
         """Jobs in these states; queued ones by priority (high first) then age."""
+
+    @abc.abstractmethod
+    def queued(self, limit: int) -> list[QueuedJob]:
+        """The head of the queue: by priority (high first), then age."""
 
     @abc.abstractmethod
     def events(self, job_id: int, after_id: int = 0, limit: int = 500) -> list[JobEvent]: ...

@@ -39,11 +39,14 @@ class JobService:
         capacity: Resources,
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
+        on_intent: Callable[[], None] = lambda: None,
     ):
         self.store = store
         self.capacity = capacity
         self.limits = limits
         self.clock = clock
+        # Called after a submit or cancel is committed: the daemon has something to do.
+        self.on_intent = on_intent
 
     # submit ----------------------------------------------------------------------------------
     def submit(
@@ -71,7 +74,10 @@ class JobService:
             substate=str(Substate.WAITING_RESOURCES),
             created_at=now,
         )
-        return self.store.create_job(NewJob(job, idempotency))
+        job, created = self.store.create_job(NewJob(job, idempotency))
+        if created:
+            self.on_intent()
+        return job, created
 
     def _validate(self, cmd: SubmitJob) -> None:
         lim = self.limits
@@ -183,6 +189,7 @@ class JobService:
                 return self.cancel(who, job.id)
             raise Conflict(f"job {job.uid} already ended ({fresh.state})",
                            {"state": str(fresh.state)})
+        self.on_intent()
         return result, True
 
 

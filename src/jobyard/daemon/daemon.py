@@ -12,27 +12,28 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from jobyard.config import Config
 from jobyard.core.models import Job
-from jobyard.core.ports import Store, Transition
+from jobyard.core.ports import QueuedJob, Store, Transition
 from jobyard.core.service import SCHEDULER_SNAPSHOT
 from jobyard.core.states import JobState, Substate
 from jobyard.daemon import scheduler
 from jobyard.daemon.inventory import Allocator
 from jobyard.daemon.leader import Leadership
 from jobyard.daemon.outcome import decide
+from jobyard.daemon.writer import BatchWriter
 from jobyard.errors import LaunchError
-from jobyard.events.notify import ANY, Notifier
+from jobyard.events.notify import Notifier
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from jobyard.store.logfiles import run_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+QUEUE_SCAN = 200  # queued jobs looked at per tick (the head of the queue)
 # Server settings that must never leak into a job's environment.
 _PRIVATE_ENV_PREFIXES = ("JOBYARD_",)
 
@@ -68,7 +69,7 @@ class Daemon:
         self.leadership = leadership
         self.clock = clock
         self.attempts: dict[int, Attempt] = {}
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobyard-daemon-db")
+        self.writer = BatchWriter(store)
         self._stopping = False
         self._base_env = {
             k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)
@@ -76,7 +77,10 @@ class Daemon:
         self._last_snapshot: Any = None
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+        return await self.writer.call(fn, *args)
+
+    async def apply(self, transition: Transition) -> Job | Exception:
+        return await self.writer.apply(transition)
 
     # main loop -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -93,7 +97,7 @@ class Daemon:
                 await self.tick()
             except Exception:  # a bad tick must not kill the daemon; the next one retries
                 log.exception("scheduler tick failed")
-            await self.notifier.wait(ANY, timeout=self.config.tick_interval_s)
+            await self.notifier.daemon_wait(self.config.tick_interval_s)
 
     async def shutdown(self) -> None:
         """Stop scheduling. Running jobs keep running and are adopted by the next start."""
@@ -107,11 +111,18 @@ class Daemon:
                              return_exceptions=True)
         if self.leadership:
             await self.db(self.leadership.release)
-        self._db_thread.shutdown(wait=True)
+        self.writer.close()
 
     async def tick(self) -> None:
+        """One look at the world: honour cancels, admit what fits, publish free resources."""
         await self._honour_cancels()
-        queued = await self.db(self.store.jobs_in_states, [JobState.QUEUED], 500)
+        free = self.allocator.free()
+        if free.cpus > 0 or free.gpus > 0:
+            queued = await self.db(self.store.queued, QUEUE_SCAN)
+            await self._admit(queued)
+        await self._write_snapshot()
+
+    async def _admit(self, queued: list[QueuedJob]) -> None:
         admitted = scheduler.admit(queued, self.allocator, self.clock())
         if admitted:
             transitions = [
@@ -119,13 +130,12 @@ class Daemon:
                            {"assigned": assigned, "substate": None, "next_retry_at": None})
                 for job, assigned in admitted
             ]
-            results = await self.db(self.store.apply, transitions)
+            results = await self.writer.apply_many(transitions)
             for (job, _), result in zip(admitted, results, strict=True):
                 if isinstance(result, Exception):  # canceled meanwhile
                     self.allocator.release(job.id)
                     continue
                 self.start_attempt(result)
-        await self._write_snapshot()
 
     async def _honour_cancels(self) -> None:
         canceling = await self.db(self.store.jobs_in_states, [JobState.CANCELING], 1000)
@@ -190,7 +200,7 @@ class Daemon:
             await self.finish(attempt, ExitStatus("launch_failed", message=exc.message))
             return False
         fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
-        [result] = await self.db(self.store.apply, [Transition(job.id, JobState.RUNNING, fields)])
+        result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
         if isinstance(result, Exception):
             # Canceled while it was launching: keep the handle, then stop it.
             attempt.job = await self.db(self.store.update_fields, job.id,
@@ -205,9 +215,7 @@ class Daemon:
         assert attempt.handle is not None
         if job.state is JobState.LAUNCHING:
             fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
-            [result] = await self.db(
-                self.store.apply, [Transition(job.id, JobState.RUNNING, fields)]
-            )
+            result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
             if not isinstance(result, Exception):
                 attempt.job = result
         attempt.timed_out = bool(job.extra.get("timed_out"))
@@ -238,20 +246,22 @@ class Daemon:
 
     async def finish(self, attempt: Attempt, status: ExitStatus) -> None:
         """Record how an attempt ended; give its resources back only after that."""
-        job = await self.db(self.store.get_job, attempt.job.id)
-        assert job is not None
+        job = attempt.job
+        if attempt.stop_sent or status.reason != "exited" or job.state is not JobState.RUNNING:
+            # A cancel or timeout may have changed it meanwhile: decide on the stored truth.
+            job = await self.db(self.store.get_job, attempt.job.id) or job
         if attempt.timer:
             attempt.timer.cancel()
         if status.reason in ("stopped", "lost") and attempt.handle and attempt.handle.marker:
             # Last resort for processes that outlived their supervisor.
             await asyncio.to_thread(self.executor.sweep, attempt.handle.marker)
         transition = decide(job, status, self.clock(), attempt.timed_out)
-        [result] = await self.db(self.store.apply, [transition])
+        result = await self.apply(transition)
         if isinstance(result, Exception):
             log.error("could not record the end of %s: %s", job.uid, result)
         self.attempts.pop(job.id, None)
         self.allocator.release(job.id)
-        self.notifier.notify()
+        self.notifier.wake_daemon()
 
     def launch_spec(self, job: Job) -> LaunchSpec:
         directory = run_dir(self.config.data_dir, job.uid, job.attempt)

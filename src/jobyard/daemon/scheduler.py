@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from jobyard.core.models import Job, Resources
+from jobyard.core.models import Resources
+from jobyard.core.ports import QueuedJob
 from jobyard.daemon.inventory import Allocator
 
 
-def admit(queued: list[Job], allocator: Allocator, now: float) -> list[tuple[Job, dict[str, Any]]]:
+def admit(
+    queued: list[QueuedJob], allocator: Allocator, now: float
+) -> list[tuple[QueuedJob, dict[str, Any]]]:
     """Allocate resources to the queued jobs that can start now (in queue order)."""
-    admitted: list[tuple[Job, dict[str, Any]]] = []
+    admitted: list[tuple[QueuedJob, dict[str, Any]]] = []
     free = allocator.free()
     for job in queued:
         if job.next_retry_at and job.next_retry_at > now:

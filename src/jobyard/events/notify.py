@@ -3,56 +3,92 @@
 Writers may run in worker threads, so :meth:`Notifier.notify` is thread-safe. Other processes
 (API replicas on PostgreSQL) are not reached: every waiter also wakes on a timeout and looks at
 the store itself.
+
+No wake-up is lost: the daemon's is level-triggered (an event it clears before each look), and
+a stream subscribes *before* it reads the store (:meth:`Notifier.listen`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-ANY = 0  # topic woken by every change (the daemon listens here)
+
+class Subscription:
+    def __init__(self, fut: asyncio.Future[None]):
+        self._fut = fut
+
+    async def wait(self, timeout: float) -> bool:
+        """True if a change came (possibly before this call), False on timeout."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._fut), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 class Notifier:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int, set[asyncio.Future[None]]] = defaultdict(set)
+        self._daemon: asyncio.Event | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._daemon = asyncio.Event()
 
-    def notify(self, job_ids: Iterable[int] = ()) -> None:
+    def wake_daemon(self) -> None:
+        """There is something for the daemon to do (a submit, a cancel, freed resources)."""
+        self._call(self._set_daemon)
+
+    def notify(self, job_ids: Iterable[int]) -> None:
+        """These jobs changed (called after the commit)."""
+        ids = set(job_ids)
+        if ids:
+            self._call(self._wake, ids)
+
+    async def daemon_wait(self, timeout: float) -> None:
+        assert self._daemon is not None, "bind() first"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._daemon.wait(), timeout)
+        self._daemon.clear()
+
+    @contextlib.contextmanager
+    def listen(self, job_id: int) -> Iterator[Subscription]:
+        """Subscribe to one job's changes; read the store inside the block, then ``wait``."""
+        assert self._loop is not None, "bind() first"
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters[job_id].add(fut)
+        try:
+            yield Subscription(fut)
+        finally:
+            waiters = self._waiters.get(job_id)
+            if waiters is not None:
+                waiters.discard(fut)
+                if not waiters:
+                    self._waiters.pop(job_id, None)
+
+    def _call(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        topics = {ANY, *job_ids}
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
-            self._wake(topics)
+            fn(*args)
         else:
-            loop.call_soon_threadsafe(self._wake, topics)
+            loop.call_soon_threadsafe(fn, *args)
 
-    def _wake(self, topics: set[int]) -> None:
-        for topic in topics:
-            for fut in self._waiters.pop(topic, ()):
+    def _set_daemon(self) -> None:
+        if self._daemon is not None:
+            self._daemon.set()
+
+    def _wake(self, ids: set[int]) -> None:
+        for job_id in ids:
+            for fut in self._waiters.pop(job_id, ()):
                 if not fut.done():
                     fut.set_result(None)
-
-    async def wait(self, topic: int = ANY, timeout: float = 1.0) -> None:
-        """Return after the next change to ``topic`` or after ``timeout`` seconds."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[topic].add(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            pass
-        finally:
-            waiters = self._waiters.get(topic)
-            if waiters is not None:
-                waiters.discard(fut)
-                if not waiters:
-                    self._waiters.pop(topic, None)

@@ -9,11 +9,13 @@ that started it and a restarted server adopts it from those files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import signal
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,13 @@ def _same_process(pid: int | None, ctime: float | None, zombie_ok: bool = False)
     return ctime is None or abs(ident[0] - ctime) <= CTIME_TOLERANCE_S
 
 
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _handle(data: dict[str, Any]) -> Handle:
     return Handle.from_dict({k: v for k, v in data.items() if k in _HANDLE_FIELDS})
 
@@ -46,13 +55,13 @@ def _status(data: dict[str, Any]) -> ExitStatus:
     return ExitStatus(**{k: v for k, v in data.items() if k in _STATUS_FIELDS})
 
 
-def _open_pidfd(pid: int | None, ctime: float | None) -> int | None:
-    """A pidfd for ``pid`` if it is still the process started at ``ctime`` (zombies included)."""
+def _open_pidfd(pid: int | None, ctime: float | None, zombie_ok: bool) -> int | None:
+    """A pidfd for ``pid`` if it is still the process started at ``ctime``."""
     try:
         fd = os.pidfd_open(pid) if pid else None
     except ProcessLookupError:
         return None
-    if fd is not None and not _same_process(pid, ctime, zombie_ok=True):
+    if fd is not None and not _same_process(pid, ctime, zombie_ok):
         os.close(fd)  # checked after opening, so the fd cannot refer to a recycled pid
         return None
     return fd
@@ -110,7 +119,7 @@ class LocalExecutor(Executor):
                 launcher.proc.stdin.write(line)
                 await launcher.proc.stdin.drain()
                 break
-            except (ConnectionError, RuntimeError):
+            except ConnectionError:
                 # The launcher died before reading this request: nothing started, try a new one.
                 launcher.pending.pop(request["id"], None)
                 launcher.gone = True
@@ -137,8 +146,9 @@ class LocalExecutor(Executor):
         return _status(data)
 
     async def stop(self, handle: Handle, grace_s: float) -> None:
-        write_json_atomic(os.path.join(handle.run_dir, "stop.json"), {"grace_s": grace_s})
-        fd = _open_pidfd(*self._supervisor(handle))
+        with contextlib.suppress(OSError):  # the grace to use; the shim reads it on SIGTERM
+            write_json_atomic(os.path.join(handle.run_dir, "stop.json"), {"grace_s": grace_s})
+        fd = _open_pidfd(*self._supervisor(handle), zombie_ok=False)
         if fd is not None:
             try:
                 signal.pidfd_send_signal(fd, signal.SIGTERM)
@@ -166,9 +176,11 @@ class LocalExecutor(Executor):
         me = os.getpid()
         for _ in range(3):  # again, for anything forked while we were killing
             found = []
-            for proc in psutil.process_iter():
+            for pid in psutil.pids():
                 try:
-                    if proc.pid != me and proc.environ().get("JOBYARD_JOB_MARKER") == marker:
+                    # Not process_iter(): its cached objects refuse kill() on recycled pids.
+                    proc = psutil.Process(pid)
+                    if pid != me and proc.environ().get("JOBYARD_JOB_MARKER") == marker:
                         proc.kill()
                         found.append(proc)
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
@@ -176,7 +188,9 @@ class LocalExecutor(Executor):
             if not found:
                 break
             killed.update((p.pid, p) for p in found)
-            psutil.wait_procs(found, timeout=SWEEP_TIMEOUT_S)
+            deadline = time.monotonic() + SWEEP_TIMEOUT_S
+            while (found := [p for p in found if _alive(p)]) and time.monotonic() < deadline:
+                time.sleep(0.01)  # zombies count as gone: their reaper may be slow
         return sorted(killed)
 
     @staticmethod
@@ -187,7 +201,7 @@ class LocalExecutor(Executor):
 
     async def _wait_exit(self, pid: int, ctime: float | None) -> None:
         try:
-            fd = _open_pidfd(pid, ctime)
+            fd = _open_pidfd(pid, ctime, zombie_ok=True)
         except OSError:  # no pidfd support (Linux < 5.3): poll
             while _same_process(pid, ctime):
                 await asyncio.sleep(0.05)
@@ -204,12 +218,14 @@ class LocalExecutor(Executor):
             os.close(fd)
 
     async def _ensure_launcher(self) -> _Launcher:
-        if self._launcher is not None and not self._launcher.gone:
-            return self._launcher
+        current = self._launcher
+        if current is not None and not current.gone and current.proc.returncode is None:
+            return current
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
-            if self._launcher is None or self._launcher.gone:
+            current = self._launcher
+            if current is None or current.gone or current.proc.returncode is not None:
                 self._launcher = await self._spawn_launcher()
         return self._launcher
 

@@ -38,6 +38,12 @@ DRAIN_TIMEOUT_S = 2.0  # a pipe still open after every process is gone: fd passe
 TERM_RESCAN_S = 1.0  # during the grace, SIGTERM processes forked since the last scan
 KILL_RESCAN_S = 0.05  # after it, SIGKILL whatever is left (a scan walks /proc)
 
+# Reset for the job: Python ignores SIGPIPE and SIGXFSZ, and e.g. nohup leaves SIGHUP ignored.
+_DEFAULT_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1",
+                 "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGTSTP", "SIGTTIN", "SIGTTOU")
+)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _boot_time: float | None = None
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -53,17 +59,23 @@ def _stat(pid: int | str) -> list[bytes] | None:
     return stat[stat.rindex(b")") + 2 :].split()
 
 
-def proc_ident(pid: int) -> tuple[float, str] | None:
-    """``(start time in epoch seconds, state letter)`` of ``pid`` as psutil computes the start
-    time, or None if there is no such process. Zombies ("Z") are reported, not hidden."""
+def boot_time() -> float:
+    """System boot time in epoch seconds (/proc/stat ``btime``, as psutil reads it); cached,
+    as /proc/stat is costly to generate."""
     global _boot_time
-    fields = _stat(pid)
-    if fields is None:
-        return None
     if _boot_time is None:
         with open("/proc/stat", "rb") as f:
             _boot_time = float(next(x for x in f if x.startswith(b"btime")).split()[1])
-    return int(fields[19]) / _CLK_TCK + _boot_time, fields[0].decode()
+    return _boot_time
+
+
+def proc_ident(pid: int) -> tuple[float, str] | None:
+    """``(start time in epoch seconds, state letter)`` of ``pid`` as psutil computes the start
+    time, or None if there is no such process. Zombies ("Z") are reported, not hidden."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
+    return int(fields[19]) / _CLK_TCK + boot_time(), fields[0].decode()
 
 
 def descendants(root: int) -> dict[int, bytes]:
@@ -104,8 +116,11 @@ def signal_if_same(pid: int, start: bytes, sig: int) -> bool:
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` so readers see either the old file or the whole new one."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        _write_all(fd, json.dumps(data).encode())
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
@@ -154,8 +169,9 @@ class LogWriter:
     def close(self) -> None:
         for stream in self._partial:
             self.eof(stream)
-        with contextlib.suppress(OSError):
-            os.fsync(self._fd)
+        if self._written:
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
         os.close(self._fd)
 
     def _write(self, stream: str, lines: list[bytes]) -> None:
@@ -207,7 +223,6 @@ class Shim:
         self.t0 = self.deadline = self.next_scan = 0.0
 
     def main(self) -> None:
-        os.makedirs(self.run_dir, exist_ok=True)
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         self.wake_r, wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -215,14 +230,20 @@ class Shim:
         signal.signal(signal.SIGCHLD, _noop)
         signal.signal(signal.SIGTERM, _noop)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
-        self.log = LogWriter(self._path("log"), int(self.req["log_cap_bytes"]))
         try:
+            os.makedirs(self.run_dir, exist_ok=True)
+            for stale in ("exit.json", "stop.json"):  # in case a run_dir is reused
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._path(stale))
+            self.log = LogWriter(self._path("log"), int(self.req["log_cap_bytes"]))
             streams = self._spawn()
         except Exception as exc:
             error = _describe(exc, self.req)
-            self.log.close()
-            exit_info = {"reason": "launch_failed", "message": error, "ended_at": time.time()}
-            write_json_atomic(self._path("exit.json"), exit_info)
+            if hasattr(self, "log"):
+                self.log.close()
+            with contextlib.suppress(OSError):
+                exit_info = {"reason": "launch_failed", "message": error, "ended_at": time.time()}
+                write_json_atomic(self._path("exit.json"), exit_info)
             self._report({"ok": False, "error": error})
             return
         me = os.getpid()
@@ -233,7 +254,11 @@ class Shim:
             "supervisor_pid": me,
             "supervisor_ctime": (proc_ident(me) or (0.0,))[0],
             "marker": self.req["marker"],
-            "extra": {"pgid": self.pid, "job_uid": self.req["job_uid"], "attempt": self.req["attempt"]},
+            "extra": {
+                "pgid": self.pid,
+                "job_uid": self.req["job_uid"],
+                "attempt": self.req["attempt"],
+            },
         }
         write_json_atomic(self._path("supervisor.json"), handle)
         if not self._report({"ok": True, **handle}):
@@ -257,7 +282,7 @@ class Shim:
                 argv[0], argv, env,
                 file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
                 setsid=True,  # its own session and process group
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),  # ignored by Python, not by jobs
+                setsigdef=_DEFAULT_SIGNALS,
                 setsigmask=(),
             )
         except Exception:
@@ -311,8 +336,10 @@ class Shim:
     def _on_signals(self, signums: bytes) -> None:
         if signal.SIGTERM not in signums:
             return
-        stop = read_json(self._path("stop.json")) or {}
-        grace = float(stop.get("grace_s", self.grace_s))
+        try:
+            grace = float((read_json(self._path("stop.json")) or {}).get("grace_s", self.grace_s))
+        except (TypeError, ValueError):
+            grace = self.grace_s
         if self.phase == "running":
             self._begin_stop("stopped", grace)
         elif self.phase == "terminating":  # a second stop may shorten the grace
@@ -369,15 +396,15 @@ class Shim:
 
     def _signal_all(self, sig: int) -> None:
         """Signal every descendant (all of the job: we are a subreaper) and the job's group."""
-        procs = descendants(os.getpid())
-        with contextlib.suppress(OSError):
-            os.killpg(self.pid, sig)  # also reaches group members forked since the scan
         killing = sig == signal.SIGKILL
-        for pid, start in procs.items():
+        for pid, start in descendants(os.getpid()).items():
             if (killing or pid not in self.signaled) and signal_if_same(pid, start, sig):
                 self.signaled.add(pid)
                 if killing:
                     self.killed.add(pid)
+        if self.main_status is None:  # while unreaped, the main process pins the group id
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, sig)  # also reaches group members forked since the scan
 
     def _finish(self) -> None:
         self.log.close()
@@ -393,10 +420,11 @@ class Shim:
 
 
 def _describe(exc: Exception, req: dict[str, Any]) -> str:
-    if isinstance(exc, OSError):
-        if req["cwd"] is not None and exc.filename == req["cwd"]:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        if exc.filename == req["cwd"]:
             return f"cannot use working directory {req['cwd']!r}: {exc.strerror}"
-        return f"cannot execute {req['argv'][0]!r}: {exc.strerror}"
+        if req["argv"] and exc.filename == req["argv"][0]:
+            return f"cannot execute {req['argv'][0]!r}: {exc.strerror}"
     return f"cannot start job: {exc}"
 
 
@@ -439,6 +467,7 @@ class Launcher:
 
     def serve(self) -> None:
         buf = b""
+        boot_time()  # read once here rather than once per shim
         gc.freeze()  # keep the collector from touching (and so copying) shared pages in shims
         self._reply({"id": 0, "ok": True})
         while True:

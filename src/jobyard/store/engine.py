@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -30,6 +32,15 @@ class Engines:
     write: sa.Engine
     is_sqlite: bool
 
+    @property
+    def reads_inline(self) -> bool:
+        """Whether a read may run on the event loop itself.
+
+        SQLite reads in WAL mode take microseconds and never wait for a writer, so a thread
+        hand-off would cost more than the read; PostgreSQL reads cross a socket and go to a thread.
+        """
+        return self.is_sqlite
+
     def dispose(self) -> None:
         self.read.dispose()
         if self.write is not self.read:
@@ -44,17 +55,19 @@ def make_engines(url: str) -> Engines:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    read = _sqlite_engine(url, immediate=False)
-    write = _sqlite_engine(url, immediate=True)
+    read = _sqlite_engine(url, writer=False)
+    write = _sqlite_engine(url, writer=True)
     return Engines(read=read, write=write, is_sqlite=True)
 
 
-def _sqlite_engine(url: str, immediate: bool) -> sa.Engine:
+def _sqlite_engine(url: str, writer: bool) -> sa.Engine:
     engine = sa.create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": 30},
         pool_size=8,
         max_overflow=8,
+        # Readers run in autocommit (no BEGIN): each statement sees one consistent snapshot.
+        pool_reset_on_return="rollback" if writer else None,
     )
 
     @event.listens_for(engine, "connect")
@@ -67,8 +80,45 @@ def _sqlite_engine(url: str, immediate: bool) -> sa.Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if writer:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+class Prepared:
+    """A SELECT compiled once and run on a raw driver connection: the hot-read fast path.
+
+    SQLAlchemy's result machinery costs ~10x the query itself for a one-row primary-key read;
+    the two reads every API request makes (the caller's key, the job) use this instead. Rows
+    come back as namespaces with JSON columns decoded, like SQLAlchemy rows.
+    """
+
+    def __init__(self, engine: sa.Engine, stmt: sa.Select):
+        compiled = stmt.compile(dialect=engine.dialect)
+        self.engine = engine
+        self.sql = str(compiled)
+        self.positional = compiled.positiontup  # None for named paramstyles (psycopg)
+        self.names = [c.name for c in stmt.selected_columns]
+        self.json = {c.name for c in stmt.selected_columns if isinstance(c.type, sa.JSON)}
+
+    def one(self, **params: object) -> SimpleNamespace | None:
+        args = [params[k] for k in self.positional] if self.positional is not None else params
+        conn = self.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(self.sql, args)
+            row = cur.fetchone()
+            cur.close()
+        finally:
+            conn.close()  # back to the pool, which ends any implicit transaction
+        if row is None:
+            return None
+        values = dict(zip(self.names, row, strict=True))
+        for name in self.json:
+            if isinstance(values[name], str):
+                values[name] = orjson.loads(values[name])
+        return SimpleNamespace(**values)

@@ -9,12 +9,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from jobyard.core.inputs import ListJobs
-from jobyard.core.models import Job, JobEvent, Principal
-from jobyard.core.ports import NewJob, Store, Transition
+from jobyard.core.models import Job, JobEvent, Principal, Resources
+from jobyard.core.ports import NewJob, QueuedJob, Store, Transition
 from jobyard.core.states import JobState, check_transition
 from jobyard.errors import Conflict, JobyardError, NotFound, ValidationFailed
 from jobyard.store import tables as t
-from jobyard.store.engine import Engines
+from jobyard.store.engine import Engines, Prepared
 from jobyard.store.rows import WRITABLE, event_from_row, job_from_row, job_to_row
 
 
@@ -29,6 +29,9 @@ class SqlStore(Store):
         self.clock = clock
         # Told which jobs changed, after the commit (wakes the daemon and SSE streams).
         self.on_change = on_change or (lambda _ids: None)
+        self._job_by_id = Prepared(engines.read, _JOB_BY_ID)
+        self._job_by_uid = Prepared(engines.read, _JOB_BY_UID)
+        self._principal_by_key = Prepared(engines.read, _PRINCIPAL_BY_KEY)
 
     # jobs ------------------------------------------------------------------------------------
     def create_job(self, new: NewJob) -> tuple[Job, bool]:
@@ -80,9 +83,8 @@ class SqlStore(Store):
         return job, True
 
     def get_job(self, ref: int | str) -> Job | None:
-        col = t.jobs.c.id if isinstance(ref, int) else t.jobs.c.uid
-        with self.engines.read.connect() as conn:
-            row = conn.execute(sa.select(t.jobs).where(col == ref)).first()
+        query = self._job_by_id if isinstance(ref, int) else self._job_by_uid
+        row = query.one(ref=ref)
         return job_from_row(row) if row else None
 
     def list_jobs(self, org_id: int | None, query: ListJobs) -> list[Job]:
@@ -173,6 +175,20 @@ class SqlStore(Store):
         with self.engines.read.connect() as conn:
             return [job_from_row(r) for r in conn.execute(stmt)]
 
+    def queued(self, limit: int) -> list[QueuedJob]:
+        c = t.jobs.c
+        stmt = (
+            sa.select(c.id, c.gpus, c.cpus, c.memory_mb, c.priority, c.next_retry_at)
+            .where(c.state == str(JobState.QUEUED))
+            .order_by(c.priority.desc(), c.created_at, c.id)
+            .limit(limit)
+        )
+        with self.engines.read.connect() as conn:
+            return [
+                QueuedJob(r.id, Resources(r.gpus, r.cpus, r.memory_mb), r.priority, r.next_retry_at)
+                for r in conn.execute(stmt)
+            ]
+
     def events(self, job_id: int, after_id: int = 0, limit: int = 500) -> list[JobEvent]:
         stmt = (
             sa.select(t.job_events)
@@ -206,20 +222,10 @@ class SqlStore(Store):
 
     # principals ------------------------------------------------------------------------------
     def principal_for_key(self, key_hash: str) -> Principal | None:
-        stmt = (
-            sa.select(
-                t.api_keys.c.id, t.users.c.id, t.users.c.org_id, t.users.c.username,
-                t.users.c.is_admin,
-            )
-            .join(t.users, t.users.c.id == t.api_keys.c.user_id)
-            .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
-        )
-        with self.engines.read.connect() as conn:
-            row = conn.execute(stmt).first()
+        row = self._principal_by_key.one(key_hash=key_hash)
         if row is None:
             return None
-        key_id, user_id, org_id, username, is_admin = row
-        return Principal(user_id, org_id, username, bool(is_admin), key_id)
+        return Principal(row.user_id, row.org_id, row.username, bool(row.is_admin), row.key_id)
 
     def create_org(self, name: str) -> dict[str, Any]:
         with self.engines.write.begin() as conn:
@@ -316,6 +322,22 @@ class SqlStore(Store):
         with self.engines.read.connect() as conn:
             row = conn.execute(sa.select(t.kv.c.value).where(t.kv.c.key == key)).first()
         return row[0] if row else None
+
+
+# Hot reads, built once (they run on every API request).
+_JOB_BY_ID = sa.select(t.jobs).where(t.jobs.c.id == sa.bindparam("ref"))
+_JOB_BY_UID = sa.select(t.jobs).where(t.jobs.c.uid == sa.bindparam("ref"))
+_PRINCIPAL_BY_KEY = (
+    sa.select(
+        t.api_keys.c.id.label("key_id"),
+        t.users.c.id.label("user_id"),
+        t.users.c.org_id,
+        t.users.c.username,
+        t.users.c.is_admin,
+    )
+    .join(t.users, t.users.c.id == t.api_keys.c.user_id)
+    .where(t.api_keys.c.key_hash == sa.bindparam("key_hash"), t.api_keys.c.revoked_at.is_(None))
+)
 
 
 def _checked(fields: dict[str, Any]) -> dict[str, Any]:

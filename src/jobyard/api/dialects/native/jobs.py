@@ -9,12 +9,13 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from jobyard.api.auth import principal, runtime
+from jobyard.api.auth import principal, read, runtime
 from jobyard.api.dialects.native import render
 from jobyard.api.dialects.native.schemas import JobIn
 from jobyard.api.responses import JSON
 from jobyard.core.inputs import ListJobs
 from jobyard.core.models import Principal
+from jobyard.core.states import JobState
 from jobyard.errors import ValidationFailed
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -68,10 +69,11 @@ def list_jobs(
 
 
 @router.get("/{ref}", summary="Get a job")
-def get_job(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    service = runtime(request).service
-    job = service.get(who, job_ref(ref))
-    return JSON(render.job(job, service.waiting(job)))
+async def get_job(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    job = await read(rt, rt.service.get, who, job_ref(ref))
+    waiting = await read(rt, rt.service.waiting, job) if job.state is JobState.QUEUED else None
+    return JSON(render.job(job, waiting))
 
 
 @router.post("/{ref}/cancel", status_code=202, summary="Cancel a job")

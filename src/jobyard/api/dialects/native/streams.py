@@ -21,6 +21,8 @@ from jobyard.store import logfiles
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 HEARTBEAT_S = 15
+LOG_POLL_S = 0.1
+EVENTS_POLL_S = 1.0
 
 
 def _line(line: logfiles.LogLine) -> dict[str, Any]:
@@ -55,18 +57,21 @@ async def _follow(request: Request, job_id: int, path: Path, offset: int) -> Asy
     n = 0
     pos = 0
     while True:
-        job = await asyncio.to_thread(rt.store.get_job, job_id)
-        ended = job is None or job.is_terminal
-        chunk, pos = await asyncio.to_thread(_read_from, path, pos)
-        for raw in chunk:
-            if n >= offset:
-                yield ServerSentEvent(dumps(_line(logfiles.parse(n, raw))), event="line", id=str(n))
-            n += 1
-        if ended and not chunk:
-            yield ServerSentEvent(dumps({"state": str(job.state) if job else None}), event="end")
-            return
-        if not chunk:
-            await rt.notifier.wait(job_id, timeout=0.1)
+        with rt.notifier.listen(job_id) as changed:
+            job = await asyncio.to_thread(rt.store.get_job, job_id)
+            ended = job is None or job.is_terminal
+            chunk, pos = await asyncio.to_thread(_read_from, path, pos)
+            for raw in chunk:
+                if n >= offset:
+                    line = logfiles.parse(n, raw)
+                    yield ServerSentEvent(dumps(_line(line)), event="line", id=str(n))
+                n += 1
+            if ended and not chunk:
+                state = str(job.state) if job else None
+                yield ServerSentEvent(dumps({"state": state}), event="end")
+                return
+            if not chunk:  # log lines are not notified: look again soon, or at the job's end
+                await changed.wait(LOG_POLL_S)
 
 
 def _read_from(path: Path, pos: int) -> tuple[list[str], int]:
@@ -100,15 +105,17 @@ async def events(
 async def _events(request: Request, job_id: int, uid: str, after: int) -> AsyncIterator[Any]:
     rt = runtime(request)
     while True:
-        batch = await asyncio.to_thread(rt.store.events, job_id, after, 200)
-        for ev in batch:
-            after = ev.id
-            body = {"job_id": uid, "job_number": job_id, "event_id": ev.id, "ts": iso(ev.ts),
-                    "kind": ev.kind, "state": ev.state, **ev.data}
-            yield ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id))
-        if batch and _ended(batch[-1]):
-            return
-        if not batch:
+        with rt.notifier.listen(job_id) as changed:
+            batch = await asyncio.to_thread(rt.store.events, job_id, after, 200)
+            for ev in batch:
+                after = ev.id
+                body = {"job_id": uid, "job_number": job_id, "event_id": ev.id,
+                        "ts": iso(ev.ts), "kind": ev.kind, "state": ev.state, **ev.data}
+                yield ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id))
+            if batch and _ended(batch[-1]):
+                return
+            if batch:
+                continue
             job = await asyncio.to_thread(rt.store.get_job, job_id)
             if job is None:
                 return
@@ -116,7 +123,8 @@ async def _events(request: Request, job_id: int, uid: str, after: int) -> AsyncI
                 if not await asyncio.to_thread(rt.store.events, job_id, after, 1):
                     return
                 continue
-            await rt.notifier.wait(job_id, timeout=1.0)
+            # Other replicas' writes are not notified here: look again now and then.
+            await changed.wait(EVENTS_POLL_S)
 
 
 def _ended(ev: Any) -> bool:
