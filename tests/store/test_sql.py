@@ -108,3 +108,17 @@ def test_sqlite_runs_in_wal_mode(engines):
         pytest.skip("SQLite only")
     with engines.read.connect() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_hot_reads_return_json_columns_as_stored(store):
+    """The fast read path must decode JSON exactly once on every database."""
+    user = owner(store)
+    job = new_job(user, uid="job_json", command="true", env={"A": "1"}, tags=["null"])
+    store.create_job(NewJob(job))
+    for ref in ("job_json", store.get_job("job_json").id):
+        got = store.get_job(ref)
+        assert got.command == "true" and got.env == {"A": "1"} and got.tags == ["null"]
+        assert got.error is None and got.extra == {}
+    argv = new_job(user, uid="job_argv", command=["echo", "1"])
+    store.create_job(NewJob(argv))
+    assert store.get_job("job_argv").command == ["echo", "1"]

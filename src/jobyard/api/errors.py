@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from jobyard.errors import JobyardError, ValidationFailed
+
+log = logging.getLogger("jobyard.api")
 
 
 def error_response(exc: JobyardError) -> JSONResponse:
@@ -28,4 +32,10 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, JobyardError)
         return error_response(exc)
 
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        # The traceback goes to the server log, never into the answer.
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        return error_response(JobyardError("internal server error; see the server log"))
+
     app.add_exception_handler(JobyardError, handle)
+    app.add_exception_handler(Exception, crash)

@@ -264,8 +264,7 @@ class Daemon:
         self.notifier.wake_daemon()
 
     def launch_spec(self, job: Job) -> LaunchSpec:
-        directory = run_dir(self.config.data_dir, job.uid, job.attempt)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = run_dir(self.config.data_dir, job.uid, job.attempt)  # the supervisor makes it
         gpus = (job.assigned or {}).get("gpus", [])
         marker = f"{job.uid}.{job.attempt}"
         env = {

@@ -115,13 +115,22 @@ def signal_if_same(pid: int, start: bytes, sig: int) -> bool:
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     """Write ``data`` so readers see either the old file or the whole new one."""
+    publish_json(open_tmp(path), path, data)
+
+
+def open_tmp(path: str) -> tuple[int, str]:
+    """Create the temporary file :func:`publish_json` turns into ``path``."""
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644), tmp
+
+
+def publish_json(tmp: tuple[int, str], path: str, data: dict[str, Any]) -> None:
+    fd, tmp_path = tmp
     try:
         _write_all(fd, json.dumps(data).encode())
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    os.replace(tmp_path, path)
 
 
 def read_json(path: str) -> dict[str, Any] | None:
@@ -143,7 +152,8 @@ class LogWriter:
     """Writes output as ``<ts>\\t<stream>\\t<text>`` lines; drops output past ``cap`` bytes."""
 
     def __init__(self, path: str, cap: int) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self._path = path
+        self._fd: int | None = None  # created on the first output: file creation is not cheap
         self._cap = cap
         self._written = 0
         self._full = False
@@ -169,10 +179,10 @@ class LogWriter:
     def close(self) -> None:
         for stream in self._partial:
             self.eof(stream)
-        if self._written:
+        if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.fsync(self._fd)
-        os.close(self._fd)
+            os.close(self._fd)
 
     def _write(self, stream: str, lines: list[bytes]) -> None:
         prefix = f"{time.time():.6f}\t{stream}\t"
@@ -193,6 +203,9 @@ class LogWriter:
             chunk = b"".join(keep) + note.encode()
             self._full = True
         try:
+            if self._fd is None:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+                self._fd = os.open(self._path, flags, 0o644)
             _write_all(self._fd, chunk)
         except OSError:  # disk full or similar: keep the job running, stop logging
             self._full = True
@@ -230,18 +243,21 @@ class Shim:
         signal.signal(signal.SIGCHLD, _noop)
         signal.signal(signal.SIGTERM, _noop)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        sup = None
         try:
             os.makedirs(self.run_dir, exist_ok=True)
-            for stale in ("exit.json", "stop.json"):  # in case a run_dir is reused
+            for stale in ("exit.json", "stop.json", "log"):  # in case a run_dir is reused
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._path(stale))
             self.log = LogWriter(self._path("log"), int(self.req["log_cap_bytes"]))
+            sup = open_tmp(self._path("supervisor.json"))  # proves the run dir is writable
             streams = self._spawn()
         except Exception as exc:
             error = _describe(exc, self.req)
-            if hasattr(self, "log"):
-                self.log.close()
             with contextlib.suppress(OSError):
+                if sup is not None:
+                    os.close(sup[0])
+                    os.unlink(sup[1])
                 exit_info = {"reason": "launch_failed", "message": error, "ended_at": time.time()}
                 write_json_atomic(self._path("exit.json"), exit_info)
             self._report({"ok": False, "error": error})
@@ -260,8 +276,12 @@ class Shim:
                 "attempt": self.req["attempt"],
             },
         }
-        write_json_atomic(self._path("supervisor.json"), handle)
-        if not self._report({"ok": True, **handle}):
+        try:
+            publish_json(sup, self._path("supervisor.json"), handle)
+            reply = {"ok": True, **handle}
+        except OSError as exc:
+            reply = {"ok": False, "error": f"cannot record the job in its run dir: {exc}"}
+        if not self._report(reply) or not reply["ok"]:
             self._begin_stop("stopped", 0.0)  # nobody knows this job exists: don't let it run
         self._supervise(streams)
 

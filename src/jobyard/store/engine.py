@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,6 +35,15 @@ class Engines:
     read: sa.Engine
     write: sa.Engine
     is_sqlite: bool
+    # SQLite admits one writer; threads of this process queue here instead of in SQLite's
+    # busy handler, which sleeps in steps of up to 100 ms and leaves the lock idle meanwhile.
+    write_lock: AbstractContextManager[object] = field(default_factory=contextlib.nullcontext)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction, committed on leaving the block (rolled back on an error)."""
+        with self.write_lock, self.write.begin() as conn:
+            yield conn
 
     @property
     def reads_inline(self) -> bool:
@@ -57,7 +70,7 @@ def make_engines(url: str) -> Engines:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     read = _sqlite_engine(url, writer=False)
     write = _sqlite_engine(url, writer=True)
-    return Engines(read=read, write=write, is_sqlite=True)
+    return Engines(read=read, write=write, is_sqlite=True, write_lock=threading.Lock())
 
 
 def _sqlite_engine(url: str, writer: bool) -> sa.Engine:
@@ -103,7 +116,9 @@ class Prepared:
         self.sql = str(compiled)
         self.positional = compiled.positiontup  # None for named paramstyles (psycopg)
         self.names = [c.name for c in stmt.selected_columns]
-        self.json = {c.name for c in stmt.selected_columns if isinstance(c.type, sa.JSON)}
+        # SQLite hands JSON back as text; psycopg has already decoded it.
+        json_cols = {c.name for c in stmt.selected_columns if isinstance(c.type, sa.JSON)}
+        self.json = json_cols if engine.dialect.name == "sqlite" else set()
 
     def one(self, **params: object) -> SimpleNamespace | None:
         args = [params[k] for k in self.positional] if self.positional is not None else params
@@ -119,6 +134,6 @@ class Prepared:
             return None
         values = dict(zip(self.names, row, strict=True))
         for name in self.json:
-            if isinstance(values[name], str):
+            if values[name] is not None:
                 values[name] = orjson.loads(values[name])
         return SimpleNamespace(**values)

@@ -36,7 +36,7 @@ class SqlStore(Store):
     # jobs ------------------------------------------------------------------------------------
     def create_job(self, new: NewJob) -> tuple[Job, bool]:
         job = new.job
-        with self.engines.write.begin() as conn:
+        with self.engines.transaction() as conn:
             if new.idempotency:
                 key, fingerprint = new.idempotency
                 prior = conn.execute(
@@ -107,7 +107,7 @@ class SqlStore(Store):
     def apply(self, transitions: Sequence[Transition]) -> list[Job | Exception]:
         results: list[Job | Exception] = []
         now = self.clock()
-        with self.engines.write.begin() as conn:
+        with self.engines.transaction() as conn:
             for tr in transitions:
                 try:
                     results.append(self._apply_one(conn, tr, now))
@@ -153,7 +153,7 @@ class SqlStore(Store):
         values = _checked(fields)
         now = self.clock()
         values["updated_at"] = now
-        with self.engines.write.begin() as conn:
+        with self.engines.transaction() as conn:
             conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id).values(values))
             row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one()
             if event:
@@ -228,7 +228,7 @@ class SqlStore(Store):
         return Principal(row.user_id, row.org_id, row.username, bool(row.is_admin), row.key_id)
 
     def create_org(self, name: str) -> dict[str, Any]:
-        with self.engines.write.begin() as conn:
+        with self.engines.transaction() as conn:
             if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.name == name)).first():
                 raise Conflict(f"org '{name}' already exists")
             now = self.clock()
@@ -238,7 +238,7 @@ class SqlStore(Store):
         return {"id": org_id, "name": name, "created_at": now}
 
     def create_user(self, username: str, org: str, is_admin: bool = False) -> dict[str, Any]:
-        with self.engines.write.begin() as conn:
+        with self.engines.transaction() as conn:
             if conn.execute(sa.select(t.users.c.id).where(t.users.c.username == username)).first():
                 raise Conflict(f"user '{username}' already exists")
             org_row = conn.execute(sa.select(t.orgs).where(t.orgs.c.name == org)).first()
@@ -257,7 +257,7 @@ class SqlStore(Store):
 
     def create_key(self, user_id: int, key_hash: str, prefix: str, name: str) -> dict[str, Any]:
         now = self.clock()
-        with self.engines.write.begin() as conn:
+        with self.engines.transaction() as conn:
             key_id = conn.execute(
                 sa.insert(t.api_keys).values(
                     user_id=user_id, key_hash=key_hash, prefix=prefix, name=name, created_at=now
@@ -267,7 +267,7 @@ class SqlStore(Store):
                 "created_at": now, "revoked_at": None}
 
     def revoke_key(self, key_id: int) -> dict[str, Any] | None:
-        with self.engines.write.begin() as conn:
+        with self.engines.transaction() as conn:
             row = conn.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
             if row is None:
                 return None
@@ -311,7 +311,7 @@ class SqlStore(Store):
     # kv --------------------------------------------------------------------------------------
     def put_kv(self, key: str, value: Any) -> None:
         now = self.clock()
-        with self.engines.write.begin() as conn:
+        with self.engines.transaction() as conn:
             updated = conn.execute(
                 sa.update(t.kv).where(t.kv.c.key == key).values(value=value, updated_at=now)
             ).rowcount
