@@ -13,8 +13,17 @@ from jobyard.executors.fake import FakeExecutor
 
 def spec(job_uid: str = "job1", attempt: int = 1) -> LaunchSpec:
     marker = f"{job_uid}.{attempt}"
-    return LaunchSpec(job_uid, attempt, ["true"], {"JOBYARD_JOB_MARKER": marker}, None,
-                      f"/runs/{job_uid}/{attempt}", 1000, 5.0, marker)
+    return LaunchSpec(
+        job_uid,
+        attempt,
+        ["true"],
+        {"JOBYARD_JOB_MARKER": marker},
+        None,
+        f"/runs/{job_uid}/{attempt}",
+        1000,
+        5.0,
+        marker,
+    )
 
 
 async def test_finish_ends_the_latest_attempt():

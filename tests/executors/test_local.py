@@ -54,7 +54,8 @@ def kill_marked(markers: set[str]) -> list[int]:
 
 
 def log_lines(run_dir: str) -> list[tuple[float, str, str]]:
-    lines = Path(run_dir, "log").read_text().splitlines()
+    path = Path(run_dir, "log")  # created on the job's first output
+    lines = path.read_text().splitlines() if path.exists() else []
     return [(float(ts), stream, text) for ts, stream, text in (x.split("\t", 2) for x in lines)]
 
 
@@ -79,14 +80,21 @@ def make_spec(tmp_path: Path) -> Iterator[SpecFactory]:
     markers: set[str] = set()
     counter = itertools.count()
 
-    def make(argv: list[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
-             cap: int = 1 << 20, grace: float = 5.0) -> LaunchSpec:
+    def make(
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        cap: int = 1 << 20,
+        grace: float = 5.0,
+    ) -> LaunchSpec:
         i = next(counter)
         marker = f"test-{uuid.uuid4().hex}"
         markers.add(marker)
         full_env = {"PATH": os.environ["PATH"], "JOBYARD_JOB_MARKER": marker, **(env or {})}
-        return LaunchSpec(f"job{i}", 1, argv, full_env, cwd, str(tmp_path / f"run{i}"), cap,
-                          grace, marker)
+        return LaunchSpec(
+            f"job{i}", 1, argv, full_env, cwd, str(tmp_path / f"run{i}"), cap, grace, marker
+        )
 
     yield make
     assert kill_marked(markers) == [], "a test left job processes behind"
@@ -157,8 +165,9 @@ async def test_log_cap_truncates_without_blocking_the_job(executor, make_spec):
 async def test_env_and_cwd_are_applied(executor, make_spec, tmp_path):
     workdir = tmp_path / "work dir"
     workdir.mkdir()
-    spec = make_spec(sh('echo "$FOO"; pwd; echo "${HOME:-unset}"'), env={"FOO": "bar baz"},
-                     cwd=str(workdir))
+    spec = make_spec(
+        sh('echo "$FOO"; pwd; echo "${HOME:-unset}"'), env={"FOO": "bar baz"}, cwd=str(workdir)
+    )
     await run(executor, spec)
     assert texts(spec.run_dir) == ["bar baz", str(workdir), "unset"]
 
@@ -287,8 +296,9 @@ asyncio.run(main())
 
 async def test_jobs_outlive_a_killed_server(make_spec):
     spec = make_spec(sh("echo started; sleep 0.3; echo done; exit 5"))
-    server = subprocess.Popen([sys.executable, "-c", SERVER, json.dumps(asdict(spec))],
-                              stdout=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, json.dumps(asdict(spec))], stdout=subprocess.PIPE
+    )
     try:
         launcher_pid, data = json.loads(await asyncio.to_thread(server.stdout.readline))
         launcher = psutil.Process(launcher_pid)

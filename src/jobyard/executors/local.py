@@ -235,9 +235,15 @@ class LocalExecutor(Executor):
         root = str(Path(jobyard.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         proc = await asyncio.create_subprocess_exec(
-            self._python, "-m", "jobyard.executors.shim", "launcher",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            env=env, start_new_session=True, limit=1 << 20,
+            self._python,
+            "-m",
+            "jobyard.executors.shim",
+            "launcher",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+            limit=1 << 20,
         )
         launcher = _Launcher(proc)
         ready = launcher.pending[0] = asyncio.get_running_loop().create_future()

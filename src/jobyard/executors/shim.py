@@ -40,9 +40,8 @@ KILL_RESCAN_S = 0.05  # after it, SIGKILL whatever is left (a scan walks /proc)
 
 # Reset for the job: Python ignores SIGPIPE and SIGXFSZ, and e.g. nohup leaves SIGHUP ignored.
 _DEFAULT_SIGNALS = tuple(
-    getattr(signal, name)
-    for name in ("SIGPIPE", "SIGXFSZ", "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1",
-                 "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGTSTP", "SIGTTIN", "SIGTTOU")
+    getattr(signal, f"SIG{name}")
+    for name in "PIPE XFSZ HUP INT QUIT TERM USR1 USR2 ALRM CHLD TSTP TTIN TTOU".split()  # noqa: SIM905
 )
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _boot_time: float | None = None
@@ -299,7 +298,9 @@ class Shim:
         err_r, err_w = os.pipe()
         try:
             self.pid = os.posix_spawnp(
-                argv[0], argv, env,
+                argv[0],
+                argv,
+                env,
                 file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
                 setsid=True,  # its own session and process group
                 setsigdef=_DEFAULT_SIGNALS,
@@ -509,8 +510,8 @@ class Launcher:
                     req_id, answer = self.pending.pop(fd)
                     self.poller.unregister(fd)
                     os.close(fd)
-                    self._reply({"id": req_id, **json.loads(answer)} if answer else {
-                        "id": req_id, "ok": False, "error": "the job supervisor died at start"})
+                    died = {"ok": False, "error": "the job's supervisor died (see shim.err)"}
+                    self._reply({"id": req_id, **(json.loads(answer) if answer else died)})
 
     def _fork(self, req: dict[str, Any]) -> None:
         report_r, report_w = os.pipe()
