@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from jobyard.executors.shim import proc_ident, read_json, write_json_atomic
 CTIME_TOLERANCE_S = 0.05  # start times have clock-tick (10 ms) resolution
 SWEEP_TIMEOUT_S = 5.0
 _HANDLE_FIELDS = set(Handle.__dataclass_fields__)
+_SPEC_FIELDS = tuple(LaunchSpec.__dataclass_fields__)
 _STATUS_FIELDS = set(ExitStatus.__dataclass_fields__)
 
 
@@ -108,7 +109,8 @@ class LocalExecutor(Executor):
             await launcher.reader
 
     async def launch(self, spec: LaunchSpec) -> Handle:
-        request = {"id": next(self._ids), **asdict(spec)}
+        # Shallow on purpose: asdict() deep-copies the environment of every job.
+        request = {"id": next(self._ids), **{f: getattr(spec, f) for f in _SPEC_FIELDS}}
         line = json.dumps(request).encode() + b"\n"
         for attempt in range(2):
             launcher = await self._ensure_launcher()

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TypeVar
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
+
+from jobyard.store.group_commit import GroupCommitter
+
+T = TypeVar("T")
 
 
 def normalize_url(url: str) -> str:
@@ -27,23 +29,23 @@ def normalize_url(url: str) -> str:
 class Engines:
     """A read engine and a write engine (the same object on PostgreSQL).
 
-    SQLite writers take the database lock up front (``BEGIN IMMEDIATE``) so two writers queue
-    on ``busy_timeout`` instead of failing with "database is locked" when one upgrades a read
-    lock; readers use plain deferred transactions and, in WAL mode, never wait for a writer.
+    SQLite writers take the database lock up front (``BEGIN IMMEDIATE``) so a writer from
+    another process waits on ``busy_timeout`` instead of failing with "database is locked";
+    readers run in autocommit and, in WAL mode, never wait for a writer.
     """
 
     read: sa.Engine
     write: sa.Engine
     is_sqlite: bool
-    # SQLite admits one writer; threads of this process queue here instead of in SQLite's
-    # busy handler, which sleeps in steps of up to 100 ms and leaves the lock idle meanwhile.
-    write_lock: AbstractContextManager[object] = field(default_factory=contextlib.nullcontext)
+    # SQLite: all writes of the process go through one writer thread (group commit).
+    committer: GroupCommitter | None = None
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        """A write transaction, committed on leaving the block (rolled back on an error)."""
-        with self.write_lock, self.write.begin() as conn:
-            yield conn
+    def write_tx(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn`` in a write transaction and return its result once committed."""
+        if self.committer is not None:
+            return self.committer.run(fn)
+        with self.write.begin() as conn:
+            return fn(conn)
 
     @property
     def reads_inline(self) -> bool:
@@ -55,6 +57,8 @@ class Engines:
         return self.is_sqlite
 
     def dispose(self) -> None:
+        if self.committer is not None:
+            self.committer.close()
         self.read.dispose()
         if self.write is not self.read:
             self.write.dispose()
@@ -70,7 +74,7 @@ def make_engines(url: str) -> Engines:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     read = _sqlite_engine(url, writer=False)
     write = _sqlite_engine(url, writer=True)
-    return Engines(read=read, write=write, is_sqlite=True, write_lock=threading.Lock())
+    return Engines(read=read, write=write, is_sqlite=True, committer=GroupCommitter(write))
 
 
 def _sqlite_engine(url: str, writer: bool) -> sa.Engine:

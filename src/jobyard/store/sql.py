@@ -36,7 +36,8 @@ class SqlStore(Store):
     # jobs ------------------------------------------------------------------------------------
     def create_job(self, new: NewJob) -> tuple[Job, bool]:
         job = new.job
-        with self.engines.transaction() as conn:
+
+        def insert(conn: sa.Connection) -> tuple[Job, bool]:
             if new.idempotency:
                 key, fingerprint = new.idempotency
                 prior = conn.execute(
@@ -53,19 +54,20 @@ class SqlStore(Store):
                         )
                     row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == prior.job_id)).one()
                     return job_from_row(row), False
-            job_id = conn.execute(sa.insert(t.jobs).values(job_to_row(job))).inserted_primary_key[0]
+            job.id = conn.execute(_INSERT_JOB, job_to_row(job)).inserted_primary_key[0]
             if job.tags:
                 conn.execute(
-                    sa.insert(t.job_tags), [{"job_id": job_id, "tag": tag} for tag in set(job.tags)]
+                    sa.insert(t.job_tags), [{"job_id": job.id, "tag": tag} for tag in set(job.tags)]
                 )
             conn.execute(
-                sa.insert(t.job_events).values(
-                    job_id=job_id,
-                    ts=job.created_at,
-                    kind="state",
-                    state=str(job.state),
-                    data={"from": None, "to": str(job.state), "attempt": job.attempt},
-                )
+                _INSERT_EVENT,
+                {
+                    "job_id": job.id,
+                    "ts": job.created_at,
+                    "kind": "state",
+                    "state": str(job.state),
+                    "data": {"from": None, "to": str(job.state), "attempt": job.attempt},
+                },
             )
             if new.idempotency:
                 conn.execute(
@@ -73,14 +75,17 @@ class SqlStore(Store):
                         user_id=job.user_id,
                         key=new.idempotency[0],
                         fingerprint=new.idempotency[1],
-                        job_id=job_id,
+                        job_id=job.id,
                         created_at=job.created_at,
                     )
                 )
-        job.id = job_id
-        job.updated_at = job.created_at
-        self.on_change((job_id,))
-        return job, True
+            return job, True
+
+        result, created = self.engines.write_tx(insert)
+        if created:
+            result.updated_at = result.created_at
+            self.on_change((result.id,))
+        return result, created
 
     def get_job(self, ref: int | str) -> Job | None:
         query = self._job_by_id if isinstance(ref, int) else self._job_by_uid
@@ -105,14 +110,18 @@ class SqlStore(Store):
             return [job_from_row(r) for r in conn.execute(stmt)]
 
     def apply(self, transitions: Sequence[Transition]) -> list[Job | Exception]:
-        results: list[Job | Exception] = []
         now = self.clock()
-        with self.engines.transaction() as conn:
+
+        def apply_all(conn: sa.Connection) -> list[Job | Exception]:
+            results: list[Job | Exception] = []
             for tr in transitions:
                 try:
                     results.append(self._apply_one(conn, tr, now))
                 except JobyardError as exc:
                     results.append(exc)
+            return results
+
+        results = self.engines.write_tx(apply_all)
         self.on_change([r.id for r in results if isinstance(r, Job)])
         return results
 
@@ -138,9 +147,8 @@ class SqlStore(Store):
                 data[name] = values[name]
         data.update(tr.event or {})
         conn.execute(
-            sa.insert(t.job_events).values(
-                job_id=job.id, ts=now, kind="state", state=str(tr.to), data=data
-            )
+            _INSERT_EVENT,
+            {"job_id": job.id, "ts": now, "kind": "state", "state": str(tr.to), "data": data},
         )
         for name, value in values.items():
             if name == "state":
@@ -153,15 +161,19 @@ class SqlStore(Store):
         values = _checked(fields)
         now = self.clock()
         values["updated_at"] = now
-        with self.engines.transaction() as conn:
+
+        def update(conn: sa.Connection) -> Any:
             conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id).values(values))
             row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one()
             if event:
                 conn.execute(
-                    sa.insert(t.job_events).values(
-                        job_id=job_id, ts=now, kind=event, state=row.state, data=dict(fields)
-                    )
+                    _INSERT_EVENT,
+                    {"job_id": job_id, "ts": now, "kind": event, "state": row.state,
+                     "data": dict(fields)},
                 )
+            return row
+
+        row = self.engines.write_tx(update)
         self.on_change((job_id,))
         return job_from_row(row)
 
@@ -228,54 +240,62 @@ class SqlStore(Store):
         return Principal(row.user_id, row.org_id, row.username, bool(row.is_admin), row.key_id)
 
     def create_org(self, name: str) -> dict[str, Any]:
-        with self.engines.transaction() as conn:
+        now = self.clock()
+
+        def insert(conn: sa.Connection) -> int:
             if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.name == name)).first():
                 raise Conflict(f"org '{name}' already exists")
-            now = self.clock()
-            org_id = conn.execute(
+            return conn.execute(
                 sa.insert(t.orgs).values(name=name, created_at=now)
             ).inserted_primary_key[0]
-        return {"id": org_id, "name": name, "created_at": now}
+
+        return {"id": self.engines.write_tx(insert), "name": name, "created_at": now}
 
     def create_user(self, username: str, org: str, is_admin: bool = False) -> dict[str, Any]:
-        with self.engines.transaction() as conn:
+        now = self.clock()
+
+        def insert(conn: sa.Connection) -> tuple[int, int]:
             if conn.execute(sa.select(t.users.c.id).where(t.users.c.username == username)).first():
                 raise Conflict(f"user '{username}' already exists")
             org_row = conn.execute(sa.select(t.orgs).where(t.orgs.c.name == org)).first()
             if org_row is None:
                 raise ValidationFailed(f"org '{org}' does not exist", {"org": org})
-            now = self.clock()
             user_id = conn.execute(
                 sa.insert(t.users).values(
                     org_id=org_row.id, username=username, is_admin=is_admin, created_at=now
                 )
             ).inserted_primary_key[0]
+            return user_id, org_row.id
+
+        user_id, org_id = self.engines.write_tx(insert)
         return {
-            "id": user_id, "username": username, "org": org, "org_id": org_row.id,
+            "id": user_id, "username": username, "org": org, "org_id": org_id,
             "is_admin": is_admin, "created_at": now,
         }
 
     def create_key(self, user_id: int, key_hash: str, prefix: str, name: str) -> dict[str, Any]:
         now = self.clock()
-        with self.engines.transaction() as conn:
-            key_id = conn.execute(
-                sa.insert(t.api_keys).values(
-                    user_id=user_id, key_hash=key_hash, prefix=prefix, name=name, created_at=now
-                )
-            ).inserted_primary_key[0]
+        stmt = sa.insert(t.api_keys).values(
+            user_id=user_id, key_hash=key_hash, prefix=prefix, name=name, created_at=now
+        )
+        key_id = self.engines.write_tx(lambda conn: conn.execute(stmt).inserted_primary_key[0])
         return {"id": key_id, "user_id": user_id, "prefix": prefix, "name": name,
                 "created_at": now, "revoked_at": None}
 
     def revoke_key(self, key_id: int) -> dict[str, Any] | None:
-        with self.engines.transaction() as conn:
+        now = self.clock()
+
+        def revoke(conn: sa.Connection) -> dict[str, Any] | None:
             row = conn.execute(sa.select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
             if row is None:
                 return None
-            revoked_at = row.revoked_at or self.clock()
+            revoked_at = row.revoked_at or now
             conn.execute(
                 sa.update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=revoked_at)
             )
-        return {**_key_dict(row), "revoked_at": revoked_at}
+            return {**_key_dict(row), "revoked_at": revoked_at}
+
+        return self.engines.write_tx(revoke)
 
     def list_keys(self, user_id: int | None) -> list[dict[str, Any]]:
         stmt = sa.select(t.api_keys).order_by(t.api_keys.c.id)
@@ -311,12 +331,15 @@ class SqlStore(Store):
     # kv --------------------------------------------------------------------------------------
     def put_kv(self, key: str, value: Any) -> None:
         now = self.clock()
-        with self.engines.transaction() as conn:
+
+        def upsert(conn: sa.Connection) -> None:
             updated = conn.execute(
                 sa.update(t.kv).where(t.kv.c.key == key).values(value=value, updated_at=now)
             ).rowcount
             if not updated:
                 conn.execute(sa.insert(t.kv).values(key=key, value=value, updated_at=now))
+
+        self.engines.write_tx(upsert)
 
     def get_kv(self, key: str) -> Any:
         with self.engines.read.connect() as conn:
@@ -324,7 +347,9 @@ class SqlStore(Store):
         return row[0] if row else None
 
 
-# Hot reads, built once (they run on every API request).
+# Hot statements, built once (each costs more to build than to run).
+_INSERT_JOB = sa.insert(t.jobs)
+_INSERT_EVENT = sa.insert(t.job_events)
 _JOB_BY_ID = sa.select(t.jobs).where(t.jobs.c.id == sa.bindparam("ref"))
 _JOB_BY_UID = sa.select(t.jobs).where(t.jobs.c.uid == sa.bindparam("ref"))
 _PRINCIPAL_BY_KEY = (
