@@ -40,6 +40,8 @@ class Config(BaseSettings):
     # Executor.
     log_cap_bytes: int = 10 * 1024 * 1024
     kill_grace_s: float = 5.0
+    # With NVML: after a cancel or timeout, wait up to this long for the job's GPUs to be free.
+    gpu_release_timeout_s: float = 30.0
 
     # Scheduler: how often the daemon looks even without a wake-up (other replicas, retries).
     tick_interval_s: float = 0.5

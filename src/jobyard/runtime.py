@@ -18,6 +18,7 @@ from jobyard.executors.base import Executor
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
 from jobyard.store.sql import SqlStore
+from jobyard.telemetry.gpu import gpu_probe
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,10 @@ def build_runtime(
     daemon = None
     if with_daemon:
         leadership = Leadership(engines, config.data_dir)
-        daemon = Daemon(config, store, executor, Allocator(inventory), notifier, leadership)
+        daemon = Daemon(
+            config, store, executor, Allocator(inventory), notifier, leadership,
+            gpu_probe=gpu_probe(inventory.gpu_source),
+        )
     return Runtime(config, engines, store, service, notifier, inventory, executor, daemon, new_key)
 
 

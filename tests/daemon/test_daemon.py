@@ -8,6 +8,7 @@ import psutil
 from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.inputs import SubmitJob
+from jobyard.core.models import Resources
 from jobyard.core.states import JobState
 from jobyard.executors.local import LocalExecutor
 from jobyard.runtime import build_runtime
@@ -62,5 +63,43 @@ async def test_cancel_while_launching_stops_the_process_that_starts(tmp_path):
         assert done.runtime and done.runtime["pid"]  # it did start, and was stopped
         assert marked(f"{job.uid}.1") == []
         assert rt.daemon.allocator.free().gpus == 1  # resources given back after the end
+    finally:
+        await rt.stop()
+
+
+class FakeGpuProbe:
+    """Stands in for NVML: reports a process on GPU 0 until the test releases it."""
+
+    def __init__(self) -> None:
+        self.busy = {0: {4242}}
+        self.asked: list[list[int]] = []
+
+    def processes(self, indices):
+        self.asked.append(list(indices))
+        return set().union(*(self.busy.get(i, set()) for i in indices))
+
+
+async def test_canceled_waits_until_nvml_shows_its_gpus_free(tmp_path):
+    config = Config(data_dir=tmp_path, virtual_gpus=2, bootstrap_admin_key="jy_t",
+                    tick_interval_s=0.05, kill_grace_s=1, gpu_release_timeout_s=30)
+    rt = build_runtime(config)
+    probe = rt.daemon.gpu_probe = FakeGpuProbe()
+    await rt.start()
+    try:
+        admin = rt.store.principal_for_key(ids.hash_key("jy_t"))
+        job, _ = rt.service.submit(admin, SubmitJob(command="sleep 30",
+                                                    resources=Resources(gpus=1)))
+        await wait_for(lambda: rt.store.get_job(job.id).state is JobState.RUNNING)
+        assert rt.store.get_job(job.id).assigned["gpus"] == [0]
+        rt.service.cancel(admin, job.id)
+        await wait_for(lambda: len(probe.asked) >= 3)  # processes are gone; the GPU is not
+        assert marked(f"{job.uid}.1") == []
+        assert rt.store.get_job(job.id).state is JobState.CANCELING
+        assert rt.daemon.allocator.free().gpus == 1
+        probe.busy.clear()
+        done = await wait_for(lambda: (j := rt.store.get_job(job.id)).is_terminal and j)
+        assert done.state is JobState.CANCELED
+        assert done.cancel_receipt["gpu_processes_left"] == []
+        assert rt.daemon.allocator.free().gpus == 2
     finally:
         await rt.stop()

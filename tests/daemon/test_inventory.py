@@ -37,3 +37,24 @@ def test_no_driver_means_no_gpus_and_virtual_gpus_override(monkeypatch, tmp_path
     assert detect_inventory(Config(data_dir=tmp_path)).gpu_source == "none"
     virtual = detect_inventory(Config(data_dir=tmp_path, virtual_gpus=3))
     assert virtual.gpus == [0, 1, 2] and virtual.gpu_source == "virtual"
+
+
+def test_nvml_probe_lists_compute_and_graphics_processes(monkeypatch):
+    from jobyard.telemetry.gpu import gpu_probe
+
+    nvml = fake_nvml(2)
+    nvml.NVMLError = type("NVMLError", (Exception,), {})
+    procs = {0: ([types.SimpleNamespace(pid=11)], [types.SimpleNamespace(pid=12)]), 1: ([], [])}
+    nvml.nvmlDeviceGetHandleByIndex = lambda i: i
+    nvml.nvmlDeviceGetComputeRunningProcesses = lambda h: procs[h][0]
+
+    def graphics(h):
+        if h == 1:
+            raise nvml.NVMLError("Not Supported")
+        return procs[h][1]
+
+    nvml.nvmlDeviceGetGraphicsRunningProcesses = graphics
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    probe = gpu_probe("nvml")
+    assert probe.processes([0]) == {11, 12} and probe.processes([1]) == set()
+    assert gpu_probe("virtual") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import typer
@@ -11,7 +12,7 @@ from rich.console import Console
 
 from jobyard.config import load_config
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # never break a line meant for copy-paste
 
 
 def serve(
@@ -25,6 +26,7 @@ def serve(
 
     config = load_config(host=host, port=port, data_dir=data_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     rt = build_runtime(config)
     _banner(rt)
     uvicorn.run(
@@ -42,9 +44,10 @@ def _banner(rt) -> None:
     if rt.new_admin_key:
         err.print("\n[bold yellow]Admin API key (shown once, stored hashed):[/bold yellow]")
         print(rt.new_admin_key, flush=True)
+        cli = sys.argv[0] if Path(sys.argv[0]).name == "jobyard" else "jobyard"
         err.print("\nTry it:")
         err.print(f"  export JOBYARD_URL={cfg.url} JOBYARD_API_KEY={rt.new_admin_key}")
-        err.print("  jobyard run -- echo hello from jobyard")
+        err.print(f"  {cli} run -- echo hello from jobyard")
         err.print(f"  curl -H 'Authorization: Bearer {rt.new_admin_key}' "
                   f"-d '{{\"command\": \"echo hello\"}}' -H 'Content-Type: application/json' "
                   f"{cfg.url}/v1/jobs\n")

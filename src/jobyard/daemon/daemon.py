@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from jobyard.config import Config
@@ -29,10 +29,12 @@ from jobyard.errors import LaunchError
 from jobyard.events.notify import Notifier
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from jobyard.store.logfiles import run_dir
+from jobyard.telemetry.gpu import GpuProbe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+GPU_POLL_S = 0.05
 QUEUE_SCAN = 200  # queued jobs looked at per tick (the head of the queue)
 # Server settings that must never leak into a job's environment.
 _PRIVATE_ENV_PREFIXES = ("JOBYARD_",)
@@ -60,6 +62,7 @@ class Daemon:
         notifier: Notifier,
         leadership: Leadership | None = None,
         clock: Callable[[], float] = time.time,
+        gpu_probe: GpuProbe | None = None,
     ):
         self.config = config
         self.store = store
@@ -68,6 +71,7 @@ class Daemon:
         self.notifier = notifier
         self.leadership = leadership
         self.clock = clock
+        self.gpu_probe = gpu_probe
         self.attempts: dict[int, Attempt] = {}
         self.writer = BatchWriter(store)
         self._stopping = False
@@ -255,6 +259,8 @@ class Daemon:
         if status.reason in ("stopped", "lost") and attempt.handle and attempt.handle.marker:
             # Last resort for processes that outlived their supervisor.
             await asyncio.to_thread(self.executor.sweep, attempt.handle.marker)
+        if status.reason == "stopped":
+            status = await self._gpus_released(job, status)
         transition = decide(job, status, self.clock(), attempt.timed_out)
         result = await self.apply(transition)
         if isinstance(result, Exception):
@@ -262,6 +268,20 @@ class Daemon:
         self.attempts.pop(job.id, None)
         self.allocator.release(job.id)
         self.notifier.wake_daemon()
+
+    async def _gpus_released(self, job: Job, status: ExitStatus) -> ExitStatus:
+        """With NVML: wait until no process is left on the job's GPUs (bounded), and say so."""
+        gpus = (job.assigned or {}).get("gpus") or []
+        if self.gpu_probe is None or not gpus:
+            return status
+        deadline = self.clock() + self.config.gpu_release_timeout_s
+        while left := await asyncio.to_thread(self.gpu_probe.processes, gpus):
+            if self.clock() >= deadline:
+                log.warning("%s: processes %s still on GPUs %s", job.uid, sorted(left), gpus)
+                break
+            await asyncio.sleep(GPU_POLL_S)
+        receipt = {**(status.receipt or {}), "gpu_processes_left": sorted(left)}
+        return replace(status, receipt=receipt)
 
     def launch_spec(self, job: Job) -> LaunchSpec:
         directory = run_dir(self.config.data_dir, job.uid, job.attempt)  # the supervisor makes it

@@ -25,7 +25,8 @@ import psutil
 import jobyard
 from jobyard.errors import LaunchError
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
-from jobyard.executors.shim import proc_ident, read_json, write_json_atomic
+from jobyard.executors.procs import proc_ident
+from jobyard.executors.runfiles import read_json, write_json_atomic
 
 CTIME_TOLERANCE_S = 0.05  # start times have clock-tick (10 ms) resolution
 SWEEP_TIMEOUT_S = 5.0

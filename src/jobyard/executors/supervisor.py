@@ -1,0 +1,284 @@
+"""The per-job supervisor ("shim"): :class:`Shim` runs one job to its end.
+
+A shim is a child subreaper, so setsid'd and double-forked descendants of its job stay in its
+subtree. It runs the job, writes ``log``, ``supervisor.json`` (the handle) and finally
+``exit.json`` (see :mod:`jobyard.executors.runfiles`). SIGTERM to the shim stops the job:
+SIGTERM to every descendant, a grace period (``stop.json`` may override it), then SIGKILL until
+none is left. The launcher that forks shims is in :mod:`jobyard.executors.shim`; like it, this
+module imports light stdlib modules only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import math
+import os
+import select
+import signal
+import time
+from typing import Any
+
+from jobyard.executors.procs import descendants, proc_ident, signal_if_same
+from jobyard.executors.runfiles import (
+    LogWriter,
+    open_tmp,
+    publish_json,
+    read_json,
+    write_all,
+    write_json_atomic,
+)
+
+PR_SET_CHILD_SUBREAPER = 36
+READ_CHUNK = 65536
+CLEANUP_GRACE_S = 1.0  # for processes a finished main process left behind
+DRAIN_TIMEOUT_S = 2.0  # a pipe still open after every process is gone: fd passed elsewhere
+TERM_RESCAN_S = 1.0  # during the grace, SIGTERM processes forked since the last scan
+KILL_RESCAN_S = 0.05  # after it, SIGKILL whatever is left (a scan walks /proc)
+
+# Reset for the job: Python ignores SIGPIPE and SIGXFSZ, and e.g. nohup leaves SIGHUP ignored.
+_DEFAULT_SIGNALS = tuple(
+    getattr(signal, f"SIG{name}")
+    for name in "PIPE XFSZ HUP INT QUIT TERM USR1 USR2 ALRM CHLD TSTP TTIN TTOU".split()  # noqa: SIM905
+)
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def noop_handler(signum: int, frame: Any) -> None:
+    """Does nothing: installed so the signal is seen through the wakeup fd."""
+    pass
+
+
+class Shim:
+    """Supervises one job: spawn, log, reap, stop, and record how it ended."""
+
+    def __init__(self, req: dict[str, Any], report_fd: int) -> None:
+        self.req = req
+        self.run_dir: str = req["run_dir"]
+        self.grace_s = float(req["grace_s"])
+        self.report_fd = report_fd
+        self.pid = 0
+        self.main_status: int | None = None
+        self.no_children = False
+        self.phase = "running"  # -> terminating -> killing -> draining
+        self.reason = "exited"
+        self.receipt: dict[str, Any] | None = None
+        self.signals: list[str] = []
+        self.signaled: set[int] = set()
+        self.killed: set[int] = set()
+        self.t0 = self.deadline = self.next_scan = 0.0
+
+    def main(self) -> None:
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, noop_handler)
+        signal.signal(signal.SIGTERM, noop_handler)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        sup = None
+        try:
+            os.makedirs(self.run_dir, exist_ok=True)
+            for stale in ("exit.json", "stop.json", "log"):  # in case a run_dir is reused
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._path(stale))
+            self.log = LogWriter(self._path("log"), int(self.req["log_cap_bytes"]))
+            sup = open_tmp(self._path("supervisor.json"))  # proves the run dir is writable
+            streams = self._spawn()
+        except Exception as exc:
+            error = _describe(exc, self.req)
+            with contextlib.suppress(OSError):
+                if sup is not None:
+                    os.close(sup[0])
+                    os.unlink(sup[1])
+                exit_info = {"reason": "launch_failed", "message": error, "ended_at": time.time()}
+                write_json_atomic(self._path("exit.json"), exit_info)
+            self._report({"ok": False, "error": error})
+            return
+        me = os.getpid()
+        handle = {
+            "run_dir": self.run_dir,
+            "pid": self.pid,
+            "pid_ctime": (proc_ident(self.pid) or (0.0,))[0],  # a zombie at worst: not reaped
+            "supervisor_pid": me,
+            "supervisor_ctime": (proc_ident(me) or (0.0,))[0],
+            "marker": self.req["marker"],
+            "extra": {
+                "pgid": self.pid,
+                "job_uid": self.req["job_uid"],
+                "attempt": self.req["attempt"],
+            },
+        }
+        try:
+            publish_json(sup, self._path("supervisor.json"), handle)
+            reply = {"ok": True, **handle}
+        except OSError as exc:
+            reply = {"ok": False, "error": f"cannot record the job in its run dir: {exc}"}
+        if not self._report(reply) or not reply["ok"]:
+            self._begin_stop("stopped", 0.0)  # nobody knows this job exists: don't let it run
+        self._supervise(streams)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.run_dir, name)
+
+    def _spawn(self) -> dict[int, str]:
+        argv, env, cwd = self.req["argv"], self.req["env"], self.req["cwd"]
+        if not argv:
+            raise ValueError("empty command")
+        if cwd is not None:
+            os.chdir(cwd)  # our own cwd becomes the job's
+        os.environ["PATH"] = env.get("PATH", os.defpath)  # posix_spawnp searches our PATH
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            self.pid = os.posix_spawnp(
+                argv[0],
+                argv,
+                env,
+                file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
+                setsid=True,  # its own session and process group
+                setsigdef=_DEFAULT_SIGNALS,
+                setsigmask=(),
+            )
+        except Exception:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        return {out_r: "o", err_r: "e"}
+
+    def _report(self, msg: dict[str, Any]) -> bool:
+        try:
+            write_all(self.report_fd, json.dumps(msg).encode())
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(self.report_fd)
+
+    def _supervise(self, streams: dict[int, str]) -> None:
+        poller = select.poll()
+        for fd in (*streams, self.wake_r):
+            poller.register(fd, select.POLLIN)
+        drain_until = math.inf
+        while self.phase != "draining" or (streams and time.monotonic() < drain_until):
+            for fd, _ in poller.poll(self._timeout_ms(drain_until)):
+                if fd == self.wake_r:
+                    self._on_signals(os.read(fd, 512))
+                elif data := os.read(fd, READ_CHUNK):
+                    self.log.feed(streams[fd], data)
+                else:
+                    self.log.eof(streams.pop(fd))
+                    poller.unregister(fd)
+            self._reap()
+            if self._step() and drain_until == math.inf:
+                drain_until = time.monotonic() + DRAIN_TIMEOUT_S
+        self._finish()
+
+    def _timeout_ms(self, drain_until: float) -> int | None:
+        if self.phase == "running":
+            return None
+        if self.phase == "draining":
+            until = drain_until
+        elif self.phase == "terminating":
+            until = min(self.deadline, self.next_scan)
+        else:
+            until = self.next_scan
+        return max(0, math.ceil((until - time.monotonic()) * 1000))
+
+    def _on_signals(self, signums: bytes) -> None:
+        if signal.SIGTERM not in signums:
+            return
+        try:
+            grace = float((read_json(self._path("stop.json")) or {}).get("grace_s", self.grace_s))
+        except (TypeError, ValueError):
+            grace = self.grace_s
+        if self.phase == "running":
+            self._begin_stop("stopped", grace)
+        elif self.phase == "terminating":  # a second stop may shorten the grace
+            self.deadline = min(self.deadline, time.monotonic() + grace)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                # A subreaper with no children has no descendants left at all.
+                self.no_children = True
+                return
+            if pid == 0:
+                return
+            if pid == self.pid:
+                self.main_status = status
+
+    def _step(self) -> bool:
+        """Advance the stop/cleanup state machine; True once every process is gone."""
+        now = time.monotonic()
+        if self.phase == "running":
+            if self.main_status is None:
+                return False
+            if not self.no_children:  # the main process left others behind
+                self._begin_stop("exited", min(self.grace_s, CLEANUP_GRACE_S))
+                return False
+        elif self.phase in ("terminating", "killing") and not self.no_children:
+            if self.phase == "terminating" and now >= self.deadline:
+                self.phase, self.next_scan = "killing", now
+                self.signals.append("SIGKILL")
+            if now >= self.next_scan:
+                killing = self.phase == "killing"
+                self._signal_all(signal.SIGKILL if killing else signal.SIGTERM)
+                self.next_scan = now + (KILL_RESCAN_S if killing else TERM_RESCAN_S)
+            return False
+        elif self.phase in ("terminating", "killing"):
+            self.receipt = {
+                "signals": self.signals,
+                "sigterm_obeyed": self.phase == "terminating",
+                "time_to_stop_s": round(now - self.t0, 4),
+                "processes_killed": sorted(self.killed),
+                "processes_signaled": len(self.signaled),
+            }
+        self.phase = "draining"
+        return True
+
+    def _begin_stop(self, reason: str, grace: float) -> None:
+        self.reason, self.phase, self.signals = reason, "terminating", ["SIGTERM"]
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + grace
+        self._signal_all(signal.SIGTERM)
+        self.next_scan = self.t0 + TERM_RESCAN_S
+
+    def _signal_all(self, sig: int) -> None:
+        """Signal every descendant (all of the job: we are a subreaper) and the job's group."""
+        killing = sig == signal.SIGKILL
+        for pid, start in descendants(os.getpid()).items():
+            if (killing or pid not in self.signaled) and signal_if_same(pid, start, sig):
+                self.signaled.add(pid)
+                if killing:
+                    self.killed.add(pid)
+        if self.main_status is None:  # while unreaped, the main process pins the group id
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, sig)  # also reaches group members forked since the scan
+
+    def _finish(self) -> None:
+        self.log.close()
+        code = None if self.main_status is None else os.waitstatus_to_exitcode(self.main_status)
+        exit_info = {
+            "reason": self.reason,
+            "exit_code": code if code is not None and code >= 0 else None,
+            "signal": -code if code is not None and code < 0 else None,
+            "ended_at": time.time(),
+            "receipt": self.receipt,
+        }
+        write_json_atomic(self._path("exit.json"), exit_info)
+
+
+def _describe(exc: Exception, req: dict[str, Any]) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        if exc.filename == req["cwd"]:
+            return f"cannot use working directory {req['cwd']!r}: {exc.strerror}"
+        if req["argv"] and exc.filename == req["argv"][0]:
+            return f"cannot execute {req['argv'][0]!r}: {exc.strerror}"
+    return f"cannot start job: {exc}"
