@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from dataclasses import dataclass, field
 
 from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.service import JobService, Limits
 from jobyard.daemon.daemon import Daemon
+from jobyard.daemon.hooks import AttemptHooks
 from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
 from jobyard.daemon.leader import Leadership
 from jobyard.events.notify import Notifier
@@ -21,6 +23,7 @@ from jobyard.store.sql import SqlStore
 from jobyard.telemetry.gpu import gpu_probe
 
 log = logging.getLogger(__name__)
+SECRET_KEY = "server_secret"
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Runtime:
     inventory: Inventory
     executor: Executor
     daemon: Daemon | None
+    secret: bytes = b""  # signs job tokens; made once per store
     new_admin_key: str | None = None  # set on first start only, to print once
     _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -62,6 +66,7 @@ def build_runtime(
     notifier = Notifier()
     store = SqlStore(engines, on_change=notifier.notify)
     new_key = bootstrap(store, config)
+    secret = server_secret(store)
     inventory = detect_inventory(config)
     service = JobService(
         store,
@@ -78,9 +83,29 @@ def build_runtime(
         leadership = Leadership(engines, config.data_dir)
         daemon = Daemon(
             config, store, executor, Allocator(inventory), notifier, leadership,
-            gpu_probe=gpu_probe(inventory.gpu_source),
+            gpu_probe=gpu_probe(inventory.gpu_source), secret=secret,
+            hooks=attempt_hooks(config, store, notifier, inventory),
         )
-    return Runtime(config, engines, store, service, notifier, inventory, executor, daemon, new_key)
+    return Runtime(
+        config, engines, store, service, notifier, inventory, executor, daemon, secret, new_key
+    )
+
+
+def attempt_hooks(
+    config: Config, store: SqlStore, notifier: Notifier, inventory: Inventory
+) -> list[AttemptHooks]:
+    """The daemon's attempt hooks, in the order they run (one line each)."""
+    hooks: list[AttemptHooks] = []
+    return hooks
+
+
+def server_secret(store: SqlStore) -> bytes:
+    """The store's signing secret, made on first use (shared by every replica)."""
+    value = store.get_kv(SECRET_KEY)
+    if value is None:
+        store.put_kv(SECRET_KEY, secrets.token_hex(32))
+        value = store.get_kv(SECRET_KEY)
+    return bytes.fromhex(value)
 
 
 def bootstrap(store: SqlStore, config: Config) -> str | None:

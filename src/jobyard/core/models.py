@@ -81,6 +81,10 @@ class Job:
     cancel_receipt: dict[str, Any] | None = None
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # Reported and measured while it runs (progress, step, metadata, metrics, cost, ...).
+    telemetry: dict[str, Any] = field(default_factory=dict)
+    # {"url": ..., "events": [...]} or None for the owner's default.
+    webhook: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -23,6 +23,7 @@ class Transition:
     to: JobState
     fields: dict[str, Any]
     event: dict[str, Any] | None = None  # extra data for the job_events row
+    telemetry: dict[str, Any] | None = None  # merged into the job's telemetry, same write
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def update_fields(self, job_id: int, fields: dict[str, Any], event: str | None = None) -> Job:
         """Set non-state fields (substate, runtime, ...); ``event`` names an event to record."""
+
+    @abc.abstractmethod
+    def merge_telemetry(
+        self,
+        job_id: int,
+        patch: dict[str, Any],
+        event: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> Job:
+        """Merge ``patch`` into an *active* job's telemetry (Conflict once it has ended).
+
+        ``event`` names a job_events row to write with the patch as data; ``fields`` sets
+        columns in the same write (e.g. the substate).
+        """
 
     @abc.abstractmethod
     def jobs_in_states(self, states: Iterable[JobState], limit: int = 1000) -> list[Job]:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -20,7 +20,9 @@ from jobyard.core.models import Job
 from jobyard.core.ports import QueuedJob, Store, Transition
 from jobyard.core.service import SCHEDULER_SNAPSHOT
 from jobyard.core.states import JobState, Substate
+from jobyard.core.tokens import job_token
 from jobyard.daemon import scheduler
+from jobyard.daemon.hooks import AttemptHooks
 from jobyard.daemon.inventory import Allocator
 from jobyard.daemon.leader import Leadership
 from jobyard.daemon.outcome import decide
@@ -63,6 +65,8 @@ class Daemon:
         leadership: Leadership | None = None,
         clock: Callable[[], float] = time.time,
         gpu_probe: GpuProbe | None = None,
+        secret: bytes = b"",
+        hooks: Sequence[AttemptHooks] = (),
     ):
         self.config = config
         self.store = store
@@ -72,6 +76,8 @@ class Daemon:
         self.leadership = leadership
         self.clock = clock
         self.gpu_probe = gpu_probe
+        self.secret = secret
+        self.hooks = list(hooks)
         self.attempts: dict[int, Attempt] = {}
         self.writer = BatchWriter(store)
         self._stopping = False
@@ -212,6 +218,7 @@ class Daemon:
             await self._stop(attempt)
         else:
             attempt.job = result
+        await self._call_hooks("started", attempt.job, attempt.handle)
         return True
 
     async def _adopted(self, attempt: Attempt) -> None:
@@ -222,6 +229,7 @@ class Daemon:
             result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
             if not isinstance(result, Exception):
                 attempt.job = result
+        await self._call_hooks("started", attempt.job, attempt.handle)
         attempt.timed_out = bool(job.extra.get("timed_out"))
         if attempt.job.state is JobState.CANCELING or attempt.timed_out:
             await self._stop(attempt)
@@ -261,13 +269,27 @@ class Daemon:
             await asyncio.to_thread(self.executor.sweep, attempt.handle.marker)
         if status.reason == "stopped":
             status = await self._gpus_released(job, status)
-        transition = decide(job, status, self.clock(), attempt.timed_out)
+        patch: dict[str, Any] = {}
+        for result in await self._call_hooks("ending", job, status):
+            patch.update(result or {})
+        transition = replace(decide(job, status, self.clock(), attempt.timed_out),
+                             telemetry=patch or None)
         result = await self.apply(transition)
         if isinstance(result, Exception):
             log.error("could not record the end of %s: %s", job.uid, result)
         self.attempts.pop(job.id, None)
         self.allocator.release(job.id)
         self.notifier.wake_daemon()
+        await self._call_hooks("ended", result if isinstance(result, Job) else job)
+
+    async def _call_hooks(self, name: str, *args: Any) -> list[Any]:
+        results = []
+        for hook in self.hooks:
+            try:
+                results.append(await getattr(hook, name)(*args))
+            except Exception:
+                log.exception("hook %s.%s failed", type(hook).__name__, name)
+        return results
 
     async def _gpus_released(self, job: Job, status: ExitStatus) -> ExitStatus:
         """With NVML: wait until no process is left on the job's GPUs (bounded), and say so."""
@@ -285,6 +307,7 @@ class Daemon:
 
     def launch_spec(self, job: Job) -> LaunchSpec:
         directory = run_dir(self.config.data_dir, job.uid, job.attempt)  # the supervisor makes it
+        outputs = directory / "outputs"
         gpus = (job.assigned or {}).get("gpus", [])
         marker = f"{job.uid}.{job.attempt}"
         env = {
@@ -295,8 +318,12 @@ class Daemon:
             "JOBYARD_JOB_NUMBER": str(job.id),
             "JOBYARD_ATTEMPT": str(job.attempt),
             "JOBYARD_JOB_MARKER": marker,
+            "JOBYARD_JOB_TOKEN": job_token(self.secret, job.uid, job.attempt),
+            "JOBYARD_OUTPUT_DIR": str(outputs),
             "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
         }
+        for hook in self.hooks:
+            env.update(hook.env(job, directory))
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
         return LaunchSpec(
             job_uid=job.uid,
@@ -308,5 +335,6 @@ class Daemon:
             log_cap_bytes=self.config.log_cap_bytes,
             grace_s=self.config.kill_grace_s,
             marker=marker,
+            dirs=(str(outputs),),
         )
 

@@ -34,6 +34,7 @@ class LaunchSpec:
     log_cap_bytes: int
     grace_s: float
     marker: str  # value of JOBYARD_JOB_MARKER in env, unique per attempt
+    dirs: tuple[str, ...] = ()  # directories to create before the job starts
 
 
 @dataclass(frozen=True, slots=True)

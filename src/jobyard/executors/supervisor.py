@@ -80,6 +80,8 @@ class Shim:
         sup = None
         try:
             os.makedirs(self.run_dir, exist_ok=True)
+            for extra_dir in self.req.get("dirs") or ():
+                os.makedirs(extra_dir, exist_ok=True)
             for stale in ("exit.json", "stop.json", "log"):  # in case a run_dir is reused
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._path(stale))

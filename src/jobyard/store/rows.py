@@ -23,6 +23,8 @@ WRITABLE = frozenset(
         "assigned",
         "cancel_receipt",
         "extra",
+        "telemetry",
+        "webhook",
     }
 )
 
@@ -64,6 +66,8 @@ def job_from_row(r: Any) -> Job:
         assigned=r.assigned,
         cancel_receipt=r.cancel_receipt,
         extra=r.extra or {},
+        telemetry=r.telemetry or {},
+        webhook=r.webhook,
     )
 
 
@@ -94,6 +98,8 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "updated_at": job.created_at,
         "attempt": job.attempt,
         "extra": job.extra,
+        "telemetry": job.telemetry or None,
+        "webhook": job.webhook,
     }
 
 

@@ -59,15 +59,9 @@ class SqlStore(Store):
                 conn.execute(
                     sa.insert(t.job_tags), [{"job_id": job.id, "tag": tag} for tag in set(job.tags)]
                 )
-            conn.execute(
-                _INSERT_EVENT,
-                {
-                    "job_id": job.id,
-                    "ts": job.created_at,
-                    "kind": "state",
-                    "state": str(job.state),
-                    "data": {"from": None, "to": str(job.state), "attempt": job.attempt},
-                },
+            self._record_event(
+                conn, job, job.created_at, "state",
+                {"from": None, "to": str(job.state), "attempt": job.attempt},
             )
             if new.idempotency:
                 conn.execute(
@@ -134,6 +128,8 @@ class SqlStore(Store):
         job = job_from_row(row)
         check_transition(job.state, tr.to)
         values = _checked(tr.fields)
+        if tr.telemetry:
+            values["telemetry"] = {**job.telemetry, **tr.telemetry}
         values["state"] = str(tr.to)
         values["updated_at"] = now
         if tr.to is JobState.RUNNING and job.started_at is None:
@@ -146,15 +142,12 @@ class SqlStore(Store):
             if name in values and values[name] is not None:
                 data[name] = values[name]
         data.update(tr.event or {})
-        conn.execute(
-            _INSERT_EVENT,
-            {"job_id": job.id, "ts": now, "kind": "state", "state": str(tr.to), "data": data},
-        )
         for name, value in values.items():
             if name == "state":
                 job.state = tr.to
             else:
                 setattr(job, name, value)
+        self._record_event(conn, job, now, "state", data)
         return job
 
     def update_fields(self, job_id: int, fields: dict[str, Any], event: str | None = None) -> Job:
@@ -162,20 +155,58 @@ class SqlStore(Store):
         now = self.clock()
         values["updated_at"] = now
 
-        def update(conn: sa.Connection) -> Any:
+        def update(conn: sa.Connection) -> Job:
             conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id).values(values))
-            row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one()
+            job = job_from_row(conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one())
             if event:
-                conn.execute(
-                    _INSERT_EVENT,
-                    {"job_id": job_id, "ts": now, "kind": event, "state": row.state,
-                     "data": dict(fields)},
-                )
-            return row
+                self._record_event(conn, job, now, event, dict(fields))
+            return job
 
-        row = self.engines.write_tx(update)
+        job = self.engines.write_tx(update)
         self.on_change((job_id,))
-        return job_from_row(row)
+        return job
+
+    def merge_telemetry(
+        self,
+        job_id: int,
+        patch: dict[str, Any],
+        event: str | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> Job:
+        now = self.clock()
+        extra = _checked(fields or {})
+
+        def merge(conn: sa.Connection) -> Job:
+            row = conn.execute(
+                sa.select(t.jobs).where(t.jobs.c.id == job_id).with_for_update()
+            ).first()
+            if row is None:
+                raise NotFound(f"job {job_id} not found")
+            job = job_from_row(row)
+            if job.state.is_terminal:
+                raise Conflict(f"job {job.uid} already ended ({job.state}); reports are closed",
+                               {"state": str(job.state)})
+            job.telemetry = {**job.telemetry, **patch}
+            values = {**extra, "telemetry": job.telemetry, "updated_at": now}
+            conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id).values(values))
+            for name, value in extra.items():
+                setattr(job, name, value)
+            if event:
+                self._record_event(conn, job, now, event, {**patch, **extra})
+            return job
+
+        job = self.engines.write_tx(merge)
+        self.on_change((job_id,))
+        return job
+
+    def _record_event(
+        self, conn: sa.Connection, job: Job, ts: float, kind: str, data: dict[str, Any]
+    ) -> int:
+        """Write one job_events row; the place later layers hook into (e.g. the outbox)."""
+        return conn.execute(
+            _INSERT_EVENT,
+            {"job_id": job.id, "ts": ts, "kind": kind, "state": str(job.state), "data": data},
+        ).inserted_primary_key[0]
 
     def jobs_in_states(self, states: Iterable[JobState], limit: int = 1000) -> list[Job]:
         stmt = (

@@ -20,6 +20,7 @@ orgs = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("budget", sa.Double, nullable=True),
 )
 
 users = sa.Table(
@@ -30,6 +31,8 @@ users = sa.Table(
     sa.Column("username", sa.String(100), nullable=False, unique=True),
     sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("webhook", sa.JSON, nullable=True),  # default webhook for the user's jobs
+    sa.Column("budget", sa.Double, nullable=True),  # spending limit, in config currency
 )
 
 # Keys are stored only as a SHA-256 hash; ``prefix`` is shown to tell keys apart.
@@ -80,6 +83,11 @@ jobs = sa.Table(
     sa.Column("assigned", sa.JSON, nullable=True),
     sa.Column("cancel_receipt", sa.JSON, nullable=True),
     sa.Column("extra", sa.JSON, nullable=False),
+    # What the job reported and what was measured: progress, step, metadata, throughput, ETA,
+    # cold start, peaks, cost, efficiency (see jobyard.telemetry). Written only while active.
+    sa.Column("telemetry", sa.JSON, nullable=True),
+    # Per-job webhook: {"url": ..., "events": [...]}; the owner's default applies when null.
+    sa.Column("webhook", sa.JSON, nullable=True),
     sa.Index("ix_jobs_queue", "state", "priority", "created_at"),
     sa.Index("ix_jobs_org_id", "org_id", "id"),
     sa.Index("ix_jobs_finished_at", "finished_at"),
@@ -124,4 +132,54 @@ kv = sa.Table(
     sa.Column("key", sa.String(100), primary_key=True),
     sa.Column("value", sa.JSON, nullable=True),
     sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+# Resource samples of running jobs, downsampled (see jobyard.telemetry.metrics).
+job_metrics = sa.Table(
+    "job_metrics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Index("ix_job_metrics_job", "job_id", "ts"),
+)
+
+# Files a job left in its output directory, collected when an attempt ends.
+job_outputs = sa.Table(
+    "job_outputs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(1024), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("records", sa.BigInteger, nullable=True),
+    sa.Column("partial", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("job_id", "attempt", "name"),
+)
+
+# The webhook outbox: one row per (event, target), written in the event's transaction.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("event_id", sa.Integer, nullable=True),
+    sa.Column("event_type", sa.String(60), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # pending, delivered, failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Double, nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("delivered_at", sa.Double, nullable=True),
+    sa.Column("log", sa.JSON, nullable=False),  # one entry per attempt: ts, status, error
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_job", "job_id", "id"),
 )
