@@ -58,3 +58,10 @@ def test_retry_policy_requeues_with_backoff_then_gives_up():
     canceled = decide(make_job(JobState.CANCELING, retry=policy), ExitStatus("stopped"), 1.0,
                       False)
     assert canceled.to is JobState.CANCELED
+
+
+def test_a_stop_for_a_service_reason_fails_with_that_error():
+    job = make_job(retry=RetryPolicy(max_retries=3, on=("failed",)))
+    job.extra = {"stop_error": {"code": "BUDGET_EXCEEDED", "message": "over budget", "details": {}}}
+    out = decide(job, ExitStatus("stopped"), 1.0, False)
+    assert out.to is JobState.FAILED and out.fields["error"]["code"] == "BUDGET_EXCEEDED"

@@ -245,6 +245,22 @@ class Daemon:
             delay, lambda: asyncio.ensure_future(self._time_out(attempt))
         )
 
+    async def stop_with_error(self, job_id: int, error: dict[str, Any]) -> bool:
+        """Stop a running attempt for a reason of the service's (e.g. a budget): the job ends
+        ``failed`` with ``error`` once its processes are gone. False if it is not running here.
+        """
+        attempt = self.attempts.get(job_id)
+        if attempt is None or attempt.handle is None or attempt.stop_sent:
+            return False
+        extra = {**attempt.job.extra, "stop_error": error}
+        attempt.job = await self.db(
+            self.store.update_fields, job_id,
+            {"extra": extra, "substate": str(Substate.STOPPING), "message": error["message"]},
+            "stopping",
+        )
+        await self._stop(attempt)
+        return True
+
     async def _time_out(self, attempt: Attempt) -> None:
         if attempt.stop_sent or attempt.handle is None:
             return

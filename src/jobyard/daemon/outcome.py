@@ -17,6 +17,11 @@ def decide(job: Job, status: ExitStatus, now: float, timed_out: bool) -> Transit
     if job.state is JobState.CANCELING and status.reason in ("stopped", "lost"):
         fields["message"] = "canceled"
         return Transition(job.id, JobState.CANCELED, fields)
+    stop_error = job.extra.get("stop_error")
+    if stop_error and status.reason in ("stopped", "lost"):
+        fields["error"] = stop_error
+        fields["message"] = stop_error["message"]
+        return Transition(job.id, JobState.FAILED, fields)  # the service stopped it: no retry
     if timed_out and status.reason in ("stopped", "lost"):
         target = JobState.TIMEOUT
         fields["error"] = {
