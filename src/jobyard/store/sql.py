@@ -16,9 +16,13 @@ from jobyard.errors import Conflict, JobyardError, NotFound, ValidationFailed
 from jobyard.store import tables as t
 from jobyard.store.engine import Engines, Prepared
 from jobyard.store.rows import WRITABLE, event_from_row, job_from_row, job_to_row
+from jobyard.store.telemetry import TelemetryStore
+from jobyard.store.webhooks import WebhookStore
 
 
-class SqlStore(Store):
+class SqlBase:
+    """What every part of the SQL store shares: engines, clock, change hook, event writer."""
+
     def __init__(
         self,
         engines: Engines,
@@ -32,6 +36,19 @@ class SqlStore(Store):
         self._job_by_id = Prepared(engines.read, _JOB_BY_ID)
         self._job_by_uid = Prepared(engines.read, _JOB_BY_UID)
         self._principal_by_key = Prepared(engines.read, _PRINCIPAL_BY_KEY)
+
+    def _record_event(
+        self, conn: sa.Connection, job: Job, ts: float, kind: str, data: dict[str, Any]
+    ) -> int:
+        """Write one job_events row; the place later layers hook into (e.g. the outbox)."""
+        return conn.execute(
+            _INSERT_EVENT,
+            {"job_id": job.id, "ts": ts, "kind": kind, "state": str(job.state), "data": data},
+        ).inserted_primary_key[0]
+
+
+class SqlStore(WebhookStore, TelemetryStore, SqlBase, Store):
+    """The store: jobs and principals here; telemetry and webhooks in their own modules."""
 
     # jobs ------------------------------------------------------------------------------------
     def create_job(self, new: NewJob) -> tuple[Job, bool]:
@@ -198,15 +215,6 @@ class SqlStore(Store):
         job = self.engines.write_tx(merge)
         self.on_change((job_id,))
         return job
-
-    def _record_event(
-        self, conn: sa.Connection, job: Job, ts: float, kind: str, data: dict[str, Any]
-    ) -> int:
-        """Write one job_events row; the place later layers hook into (e.g. the outbox)."""
-        return conn.execute(
-            _INSERT_EVENT,
-            {"job_id": job.id, "ts": ts, "kind": kind, "state": str(job.state), "data": data},
-        ).inserted_primary_key[0]
 
     def jobs_in_states(self, states: Iterable[JobState], limit: int = 1000) -> list[Job]:
         stmt = (
