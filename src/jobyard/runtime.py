@@ -95,7 +95,9 @@ def attempt_hooks(
     config: Config, store: SqlStore, notifier: Notifier, inventory: Inventory
 ) -> list[AttemptHooks]:
     """The daemon's attempt hooks, in the order they run (one line each)."""
-    hooks: list[AttemptHooks] = []
+    from jobyard.outputs.collector import OutputCollector
+
+    hooks: list[AttemptHooks] = [OutputCollector(config, store)]
     return hooks
 
 

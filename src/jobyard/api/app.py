@@ -13,11 +13,11 @@ from fastapi import FastAPI
 
 from jobyard import __version__
 from jobyard.api import errors, health
-from jobyard.api.dialects.native import admin, jobs, streams
+from jobyard.api.dialects.native import admin, jobs, outputs, streams
 from jobyard.api.limits import BodySizeLimit
 from jobyard.runtime import Runtime
 
-ROUTERS = [health.router, jobs.router, streams.router, admin.router]
+ROUTERS = [health.router, jobs.router, streams.router, admin.router, outputs.router]
 
 
 def create_app(rt: Runtime) -> FastAPI:

@@ -1,0 +1,93 @@
+"""Collects an attempt's outputs when its processes are gone, before its end is recorded.
+
+Files under ``JOBYARD_OUTPUT_DIR`` are listed (name, size, records for line-based files);
+outputs a job declared with ``jobyard.job.output(name, path)`` that live elsewhere are linked
+(or copied) in first. While it works the job shows substate ``uploading``. An attempt that did
+not complete lists what exists as partial results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jobyard.config import Config
+from jobyard.core.models import Job
+from jobyard.core.states import Substate
+from jobyard.daemon.hooks import AttemptHooks
+from jobyard.errors import JobyardError
+from jobyard.executors.base import ExitStatus
+from jobyard.outputs.files import resolve_inside, scan
+from jobyard.store.logfiles import run_dir
+from jobyard.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+def output_dir(data_dir: Path, uid: str, attempt: int) -> Path:
+    return run_dir(data_dir, uid, attempt) / "outputs"
+
+
+class OutputCollector(AttemptHooks):
+    def __init__(self, config: Config, store: SqlStore):
+        self.config = config
+        self.store = store
+
+    async def ending(self, job: Job, status: ExitStatus) -> dict[str, Any]:
+        root = output_dir(self.config.data_dir, job.uid, job.attempt)
+        fresh = await asyncio.to_thread(self.store.get_job, job.id) or job
+        declared = fresh.telemetry.get("declared_outputs") or []
+        if not declared and not _has_entries(root):
+            return {}
+        with contextlib.suppress(JobyardError):  # it may have ended meanwhile: just collect
+            await asyncio.to_thread(
+                self.store.merge_telemetry, job.id, {}, "substate",
+                {"substate": str(Substate.UPLOADING)},
+            )
+        files = await asyncio.to_thread(self._collect, root, declared)
+        partial = not (status.reason == "exited" and status.exit_code == 0)
+        rows = [{"name": f.name, "size": f.size, "records": f.records, "partial": partial}
+                for f in files]
+        await asyncio.to_thread(self.store.record_outputs, job.id, job.attempt, rows)
+        return {"outputs": {"attempt": job.attempt, "count": len(rows), "partial": partial,
+                            "bytes": sum(f.size for f in files)}}
+
+    def _collect(self, root: Path, declared: list[dict[str, Any]]) -> list:
+        records: dict[str, int] = {}
+        for item in declared:
+            name, source = str(item.get("name") or ""), item.get("path")
+            target = resolve_inside(root, name) if name else None
+            if target is None:
+                log.warning("declared output %r refused: not a plain name inside the output "
+                            "directory", name)
+                continue
+            if item.get("records") is not None:
+                records[name] = int(item["records"])
+            if source and not target.exists():
+                _bring_in(Path(source), target)
+        return scan(root, records)
+
+
+def _has_entries(root: Path) -> bool:
+    try:
+        with os.scandir(root) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
+
+
+def _bring_in(source: Path, target: Path) -> None:
+    """Hard-link a declared file into the output directory, or copy it across filesystems."""
+    if not source.is_file() or source.is_symlink():
+        log.warning("declared output %s is not a regular file; skipped", source)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
