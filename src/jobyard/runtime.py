@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from jobyard import ids
 from jobyard.config import Config
@@ -15,7 +17,10 @@ from jobyard.daemon.daemon import Daemon
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
 from jobyard.daemon.leader import Leadership
+from jobyard.events.delivery import DeliveryWorker
+from jobyard.events.hub import EventHub
 from jobyard.events.notify import Notifier
+from jobyard.events.webhooks import url_checker
 from jobyard.executors.base import Executor
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
@@ -24,6 +29,7 @@ from jobyard.telemetry.gpu import gpu_probe
 
 log = logging.getLogger(__name__)
 SECRET_KEY = "server_secret"
+T = TypeVar("T")
 
 
 @dataclass
@@ -39,14 +45,35 @@ class Runtime:
     secret: bytes = b""  # signs job tokens; made once per store
     new_admin_key: str | None = None  # set on first start only, to print once
     _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _webhook_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    hub: EventHub = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.hub = EventHub(self.store, self.notifier, self.read)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
+        if self.engines.reads_inline:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     async def start(self) -> None:
         self.notifier.bind(asyncio.get_running_loop())
         await self.executor.start()
         if self.daemon is not None:
             self._daemon_task = asyncio.create_task(self.daemon.run(), name="jobyard-daemon")
+            # Webhook deliveries: beside the daemon, so only the leader sends them.
+            lead = self.daemon.leadership
+            worker = DeliveryWorker.from_config(self.config, self.store,
+                                                lambda: lead is None or lead.held)
+            self._webhook_task = asyncio.create_task(worker.run(), name="jobyard-webhooks")
 
     async def stop(self) -> None:
+        if self._webhook_task is not None:  # in-flight deliveries stay pending: sent again
+            self._webhook_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._webhook_task
+        await self.hub.close()
         if self.daemon is not None:
             await self.daemon.shutdown()
         if self._daemon_task is not None:
@@ -73,6 +100,7 @@ def build_runtime(
         inventory.capacity,
         Limits(config.max_command_chars, config.max_env_vars, config.max_env_bytes),
         on_intent=notifier.wake_daemon,
+        check_webhook=url_checker(config.webhook_allowed_networks),
     )
     if executor is None:
         from jobyard.executors.local import LocalExecutor
@@ -86,6 +114,8 @@ def build_runtime(
             gpu_probe=gpu_probe(inventory.gpu_source), secret=secret,
             hooks=attempt_hooks(config, store, notifier, inventory),
         )
+        for hook in daemon.hooks:  # hooks that stop attempts (budgets) need the daemon
+            getattr(hook, "bind", lambda _daemon: None)(daemon)
     return Runtime(
         config, engines, store, service, notifier, inventory, executor, daemon, secret, new_key
     )
@@ -96,8 +126,10 @@ def attempt_hooks(
 ) -> list[AttemptHooks]:
     """The daemon's attempt hooks, in the order they run (one line each)."""
     from jobyard.outputs.collector import OutputCollector
+    from jobyard.telemetry.sampler import ResourceSampler
 
     hooks: list[AttemptHooks] = [OutputCollector(config, store)]
+    hooks.append(ResourceSampler(config, store, inventory))  # metrics, cost, budgets
     return hooks
 
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from jobyard import ids
 from jobyard.core.models import Principal
@@ -39,9 +38,7 @@ T = TypeVar("T")
 
 async def read(rt: Runtime, fn: Callable[..., T], *args: Any) -> T:
     """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
-    if rt.engines.reads_inline:
-        return fn(*args)
-    return await run_in_threadpool(fn, *args)
+    return await rt.read(fn, *args)
 
 
 async def principal(request: Request) -> Principal:

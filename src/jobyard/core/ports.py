@@ -87,6 +87,10 @@ class Store(abc.ABC):
         """Jobs in these states; queued ones by priority (high first) then age."""
 
     @abc.abstractmethod
+    def last_event_id(self, job_id: int) -> int:
+        """The id of the job's newest event (0 if none)."""
+
+    @abc.abstractmethod
     def queued(self, limit: int) -> list[QueuedJob]:
         """The head of the queue: by priority (high first), then age."""
 

@@ -227,6 +227,11 @@ class SqlStore(WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store):
         with self.engines.read.connect() as conn:
             return [job_from_row(r) for r in conn.execute(stmt)]
 
+    def last_event_id(self, job_id: int) -> int:
+        stmt = sa.select(sa.func.max(t.job_events.c.id)).where(t.job_events.c.job_id == job_id)
+        with self.engines.read.connect() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
     def queued(self, limit: int) -> list[QueuedJob]:
         c = t.jobs.c
         stmt = (

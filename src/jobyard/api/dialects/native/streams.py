@@ -16,7 +16,6 @@ from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON, dumps
 from jobyard.core.models import Principal
-from jobyard.core.states import JobState
 from jobyard.store import logfiles
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -103,29 +102,7 @@ async def events(
 
 
 async def _events(request: Request, job_id: int, uid: str, after: int) -> AsyncIterator[Any]:
-    rt = runtime(request)
-    while True:
-        with rt.notifier.listen(job_id) as changed:
-            batch = await asyncio.to_thread(rt.store.events, job_id, after, 200)
-            for ev in batch:
-                after = ev.id
-                body = {"job_id": uid, "job_number": job_id, "event_id": ev.id,
-                        "ts": iso(ev.ts), "kind": ev.kind, "state": ev.state, **ev.data}
-                yield ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id))
-            if batch and _ended(batch[-1]):
-                return
-            if batch:
-                continue
-            job = await asyncio.to_thread(rt.store.get_job, job_id)
-            if job is None:
-                return
-            if job.is_terminal:  # everything up to its end was sent, unless it ended just now
-                if not await asyncio.to_thread(rt.store.events, job_id, after, 1):
-                    return
-                continue
-            # Other replicas' writes are not notified here: look again now and then.
-            await changed.wait(EVENTS_POLL_S)
-
-
-def _ended(ev: Any) -> bool:
-    return ev.kind == "state" and ev.state is not None and JobState(ev.state).is_terminal
+    async for ev in runtime(request).hub.follow(job_id, after):
+        body = {"job_id": uid, "job_number": job_id, "event_id": ev.id, "ts": iso(ev.ts),
+                "kind": ev.kind, "state": ev.state, **ev.data}
+        yield ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id))
