@@ -383,3 +383,14 @@ class RawHttp:
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
         return status, await reader.readexactly(length)
+
+
+def wait_log_line(client: httpx.Client, job_id: str, prefix: str, timeout: float = 30.0) -> str:
+    """The first log line of a job that starts with ``prefix``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in client.get(f"/v1/jobs/{job_id}/logs").json()["lines"]:
+            if line["text"].startswith(prefix):
+                return line["text"].strip()
+        time.sleep(0.05)
+    raise TimeoutError(f"{job_id} printed no line starting with {prefix!r}")

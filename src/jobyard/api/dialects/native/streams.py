@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 
 from jobyard.api.auth import principal, runtime
 from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON, dumps
-from jobyard.core.models import Principal
+from jobyard.api.sse import EventSourceResponse
+from jobyard.core.models import JobEvent, Principal
 from jobyard.store import logfiles
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -103,6 +105,20 @@ async def events(
 
 async def _events(request: Request, job_id: int, uid: str, after: int) -> AsyncIterator[Any]:
     async for ev in runtime(request).hub.follow(job_id, after):
-        body = {"job_id": uid, "job_number": job_id, "event_id": ev.id, "ts": iso(ev.ts),
+        yield _frame(ev, uid)
+
+
+def _frame(ev: JobEvent, uid: str) -> bytes:
+    """An event's SSE frame, encoded once however many streams carry it."""
+    frame = _FRAMES.get(ev.id)
+    if frame is None:
+        body = {"job_id": uid, "job_number": ev.job_id, "event_id": ev.id, "ts": iso(ev.ts),
                 "kind": ev.kind, "state": ev.state, **ev.data}
-        yield ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id))
+        frame = ServerSentEvent(dumps(body), event=ev.kind, id=str(ev.id)).encode()
+        _FRAMES[ev.id] = frame
+        if len(_FRAMES) > 4096:
+            _FRAMES.popitem(last=False)
+    return frame
+
+
+_FRAMES: OrderedDict[int, bytes] = OrderedDict()
