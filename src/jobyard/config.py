@@ -52,6 +52,37 @@ class Config(BaseSettings):
     max_env_vars: int = 256
     max_env_bytes: int = 65536
 
+    # Webhooks (jobyard.events.delivery). After the n-th failed attempt a delivery waits
+    # webhook_retry_schedule_s[n-1] seconds; once the list is spent it fails for good. The
+    # default keeps trying for ~32 hours. Targets in private, loopback, link-local, multicast
+    # or reserved ranges are refused unless inside webhook_allowed_networks (CIDRs, e.g.
+    # JOBYARD_WEBHOOK_ALLOWED_NETWORKS='["127.0.0.0/8", "::1/128"]').
+    webhook_retry_schedule_s: list[float] = Field(
+        default=[5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800, 28800], min_length=1
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0)  # one attempt, from lookup to response
+    webhook_concurrency: int = Field(8, ge=1)  # attempts in flight at once
+    webhook_allowed_networks: list[str] = []
+    webhook_poll_interval_s: float = Field(1.0, gt=0)  # for rows other replicas wrote
+
+    # Resource metrics, cost and budgets (jobyard.telemetry: sampler, metrics, cost). Every
+    # running attempt's process tree (and, with NVML, its GPUs) is sampled each interval; the
+    # stored series keeps at most metrics_max_points per attempt (older points are thinned
+    # evenly, see telemetry/metrics.py) and is deleted metrics_retention_days after the job
+    # ended (None: kept). An attempt costs instance_prices[instance_type] per hour when its type
+    # is priced, else price_gpu_hour per GPU plus price_cpu_hour per CPU it was given. A GPU is
+    # flagged idle in the efficiency report when more than idle_gpu_share of its samples show
+    # less than idle_gpu_percent utilization.
+    metrics_interval_s: float = Field(5.0, gt=0)
+    metrics_max_points: int = Field(360, ge=2)
+    metrics_retention_days: float | None = 30.0
+    price_gpu_hour: float = Field(0.0, ge=0)
+    price_cpu_hour: float = Field(0.0, ge=0)
+    instance_prices: dict[str, float] = {}  # e.g. JOBYARD_INSTANCE_PRICES='{"1xH100": 2.5}'
+    currency: str = "USD"
+    idle_gpu_percent: float = Field(10.0, ge=0, le=100)
+    idle_gpu_share: float = Field(0.5, ge=0, le=1)
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'jobyard.db'}"

@@ -127,9 +127,11 @@ def attempt_hooks(
     """The daemon's attempt hooks, in the order they run (one line each)."""
     from jobyard.outputs.collector import OutputCollector
     from jobyard.telemetry.sampler import ResourceSampler
+    from jobyard.telemetry.tqdm_watch import TqdmWatcher
 
     hooks: list[AttemptHooks] = [OutputCollector(config, store)]
     hooks.append(ResourceSampler(config, store, inventory))  # metrics, cost, budgets
+    hooks.append(TqdmWatcher(store))  # progress read off tqdm bars
     return hooks
 
 

@@ -13,11 +13,12 @@ from fastapi import FastAPI
 
 from jobyard import __version__
 from jobyard.api import errors, health
-from jobyard.api.dialects.native import admin, jobs, outputs, streams
+from jobyard.api.dialects.native import admin, jobs, metrics, outputs, reports, streams, webhooks
 from jobyard.api.limits import BodySizeLimit
 from jobyard.runtime import Runtime
 
-ROUTERS = [health.router, jobs.router, streams.router, admin.router, outputs.router]
+ROUTERS = [health.router, jobs.router, streams.router, admin.router, outputs.router,
+           webhooks.router, reports.router, metrics.router]
 
 
 def create_app(rt: Runtime) -> FastAPI:

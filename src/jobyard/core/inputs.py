@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobyard.core.models import Resources, RetryPolicy
 
@@ -19,6 +20,8 @@ class SubmitJob:
     time_limit_s: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     tags: tuple[str, ...] = ()
+    # {"url": ..., "events": ["job.completed", ...]}; None: the owner's default webhook.
+    webhook: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

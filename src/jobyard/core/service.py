@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from jobyard import ids
 from jobyard.core.inputs import ListJobs, SubmitJob
@@ -40,6 +41,7 @@ class JobService:
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
         on_intent: Callable[[], None] = lambda: None,
+        check_webhook: Callable[[str], str | None] | None = None,
     ):
         self.store = store
         self.capacity = capacity
@@ -47,6 +49,8 @@ class JobService:
         self.clock = clock
         # Called after a submit or cancel is committed: the daemon has something to do.
         self.on_intent = on_intent
+        # Why a webhook URL is refused (scheme, private ranges per config), or None.
+        self.check_webhook = check_webhook or _webhook_scheme
 
     # submit ----------------------------------------------------------------------------------
     def submit(
@@ -73,6 +77,7 @@ class JobService:
             state=JobState.QUEUED,
             substate=str(Substate.WAITING_RESOURCES),
             created_at=now,
+            webhook=dict(cmd.webhook) if cmd.webhook else None,
         )
         job, created = self.store.create_job(NewJob(job, idempotency))
         if created:
@@ -94,6 +99,10 @@ class JobService:
         for key in cmd.env:
             if not key or "=" in key or "\0" in key or key.startswith("JOBYARD_"):
                 _invalid(("env", key), "env names must be non-empty, without '=' and not JOBYARD_*")
+        if cmd.webhook is not None:
+            problem = self.check_webhook(str(cmd.webhook.get("url") or ""))
+            if problem:
+                _invalid(("webhook", "url"), problem)
         want, cap = cmd.resources, self.capacity
         if not want.fits_in(cap):
             short = {
@@ -200,6 +209,13 @@ def _default_name(command: str | list[str]) -> str:
         argv = command.split()
     first = argv[0] if argv else "job"
     return first.rsplit("/", 1)[-1][:200] or "job"
+
+
+def _webhook_scheme(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "the webhook URL must be an http:// or https:// URL"
+    return None
 
 
 def _invalid(loc: tuple[str, ...], msg: str) -> None:

@@ -40,6 +40,7 @@ class SubmitOptions(TypedDict, total=False):
     time_limit_s: float | None
     retry: int | dict[str, Any] | None
     tags: list[str] | None
+    webhook: str | dict[str, Any] | None
     idempotency_key: str | None
 
 
@@ -176,6 +177,7 @@ class Calls:
             "time_limit_s": o.get("time_limit_s"),
             "retry": {"max_retries": retry} if isinstance(retry, int) else retry,
             "tags": list(o.get("tags") or []),
+            "webhook": {"url": hook} if isinstance(hook := o.get("webhook"), str) else hook,
         })
         key = o.get("idempotency_key")
         headers = {"Idempotency-Key": key} if key else None

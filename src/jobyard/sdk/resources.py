@@ -37,7 +37,8 @@ class Jobs:
     def submit(self, command: str | list[str], **options: Unpack[SubmitOptions]) -> Job:
         """Submit ``command`` (a shell string or an argv list). Options: name, env, workdir,
         gpus, cpus, memory_mb, instance_type, priority, time_limit_s, retry (an int: max
-        retries, or the API's dict), tags, idempotency_key."""
+        retries, or the API's dict), tags, webhook (a URL, or ``{"url", "events"}``),
+        idempotency_key."""
         return self._c._send(Calls.submit(command, **options))
 
     def get(self, job_id: JobRef) -> Job:

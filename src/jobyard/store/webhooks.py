@@ -1,7 +1,195 @@
-"""The SQL store's webhook part: the outbox and delivery log. Mixed into SqlStore."""
+"""The SQL store's webhook part: the outbox and delivery log. Mixed into SqlStore.
+
+Every job event goes through :meth:`WebhookStore._record_event`; when the job's webhook (or,
+without one, its owner's default) wants that event type, an outbox row is written in the same
+transaction as the event. A committed event therefore always has its deliveries, and the
+delivery worker (``jobyard.events.delivery``) sends each at least once.
+
+``users.webhook`` holds ``{"url", "events", "secret"}``: the owner's default target and the
+signing secret for every webhook of the user's jobs.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobyard.core.models import Job
+from jobyard.events import webhooks as wh
+from jobyard.store import tables as t
+from jobyard.store.engine import Engines
+
+DEFAULT_CACHE_S = 2.0  # how stale another replica's view of a user's default may be
+MAX_LOG = 100  # attempts kept in a delivery's log
+
+_D = t.webhook_deliveries
+_INSERT = sa.insert(_D)
+_USER_WEBHOOK = sa.select(t.users.c.webhook).where(t.users.c.id == sa.bindparam("user_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One due outbox row, with what it takes to send it."""
+
+    id: int
+    job_id: int | None
+    user_id: int
+    event_type: str
+    url: str
+    payload: dict[str, Any]
+    attempts: int
+    secret: str | None
+
 
 class WebhookStore:
-    pass
+    engines: Engines
+    clock: Callable[[], float]
+    on_change: Callable[[Iterable[int]], None]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # user id -> (read at, {"url", "events"} or None); a write here updates it at once.
+        self._wh_defaults: dict[int, tuple[float, dict[str, Any] | None]] = {}
+        self._wh_enqueued = 0  # outbox rows written by this process
+        self._wh_announced = 0
+        self._wh_listeners: list[Callable[[], None]] = []
+        self._wh_lock = threading.Lock()
+        changed = self.on_change
+
+        def on_change(job_ids: Iterable[int]) -> None:
+            changed(job_ids)
+            if self._wh_enqueued != self._wh_announced:
+                self._wh_announced = self._wh_enqueued
+                for listener in self._wh_listeners:
+                    listener()
+
+        self.on_change = on_change
+
+    def add_outbox_listener(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` after a commit that wrote outbox rows (it must be thread-safe)."""
+        self._wh_listeners.append(fn)
+
+    # the outbox ----------------------------------------------------------------------------------
+    def _record_event(
+        self, conn: sa.Connection, job: Job, ts: float, kind: str, data: dict[str, Any]
+    ) -> int:
+        event_id: int = super()._record_event(conn, job, ts, kind, data)  # type: ignore[misc]
+        etype = wh.event_type(kind, data)
+        if etype is None:
+            return event_id
+        target = job.webhook or self._default_for(conn, job.user_id)
+        if not target or not target.get("url") or not wh.wants(target.get("events"), etype):
+            return event_id
+        conn.execute(_INSERT, {
+            "job_id": job.id, "user_id": job.user_id, "event_id": event_id, "event_type": etype,
+            "url": target["url"], "payload": wh.payload(job, etype, event_id, ts, kind, data),
+            "status": "pending", "attempts": 0, "next_attempt_at": ts, "created_at": ts,
+            "log": [],
+        })
+        with self._wh_lock:
+            self._wh_enqueued += 1
+        return event_id
+
+    def _default_for(self, conn: sa.Connection, user_id: int) -> dict[str, Any] | None:
+        now = time.monotonic()
+        cached = self._wh_defaults.get(user_id)
+        if cached is not None and now - cached[0] < DEFAULT_CACHE_S:
+            return cached[1]
+        value = _target(conn.execute(_USER_WEBHOOK, {"user_id": user_id}).scalar())
+        self._wh_defaults[user_id] = (now, value)
+        return value
+
+    def due_deliveries(
+        self, now: float, limit: int = 100, skip: Collection[int] = ()
+    ) -> list[Delivery]:
+        """Pending deliveries whose time has come, oldest due first (``skip``: in flight)."""
+        stmt = (
+            sa.select(_D, t.users.c.webhook.label("user_webhook"))
+            .join(t.users, t.users.c.id == _D.c.user_id)
+            .where(_D.c.status == "pending", _D.c.next_attempt_at <= now)
+            .order_by(_D.c.next_attempt_at, _D.c.id)
+            .limit(limit + len(skip))
+        )
+        with self.engines.read.connect() as conn:
+            rows = [r for r in conn.execute(stmt) if r.id not in skip][:limit]
+        return [
+            Delivery(r.id, r.job_id, r.user_id, r.event_type, r.url, r.payload, r.attempts,
+                     (r.user_webhook or {}).get("secret"))
+            for r in rows
+        ]
+
+    def record_attempt(
+        self, delivery_id: int, entry: dict[str, Any], delivered: bool, retry_at: float | None
+    ) -> None:
+        """Log one attempt; ``delivered``, else pending until ``retry_at`` (None: give up)."""
+        def update(conn: sa.Connection) -> None:
+            row = conn.execute(
+                sa.select(_D.c.attempts, _D.c.log).where(_D.c.id == delivery_id).with_for_update()
+            ).first()
+            if row is None:  # its job was deleted meanwhile
+                return
+            status = "delivered" if delivered else "pending" if retry_at is not None else "failed"
+            conn.execute(sa.update(_D).where(_D.c.id == delivery_id).values(
+                status=status, attempts=row.attempts + 1, log=[*row.log, entry][-MAX_LOG:],
+                next_attempt_at=None if delivered else retry_at,
+                last_status=entry.get("status"), last_error=entry.get("error"),
+                delivered_at=entry["ts"] if delivered else None,
+            ))
+
+        self.engines.write_tx(update)
+
+    def job_deliveries(self, job_id: int, limit: int = 200) -> list[dict[str, Any]]:
+        """A job's delivery log, oldest first."""
+        stmt = sa.select(_D).where(_D.c.job_id == job_id).order_by(_D.c.id).limit(limit)
+        with self.engines.read.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    # the user's default and secret ---------------------------------------------------------------
+    def user_webhook(self, user_id: int) -> dict[str, Any]:
+        """The user's ``{"url", "events", "secret"}``; makes the secret on first use."""
+        return self._update_user_webhook(user_id, lambda current: current)
+
+    def set_user_webhook(self, user_id: int, url: str | None, events: list[str]) -> dict[str, Any]:
+        """Set (or, with ``url=None``, clear) the user's default webhook; keeps the secret."""
+        return self._update_user_webhook(
+            user_id, lambda current: {**current, "url": url, "events": events if url else None}
+        )
+
+    def rotate_webhook_secret(self, user_id: int) -> dict[str, Any]:
+        """A new signing secret; deliveries from now on are signed with it."""
+        return self._update_user_webhook(
+            user_id, lambda current: {**current, "secret": wh.new_secret()}
+        )
+
+    def _update_user_webhook(
+        self, user_id: int, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        def update(conn: sa.Connection) -> dict[str, Any]:
+            row = conn.execute(
+                sa.select(t.users.c.webhook).where(t.users.c.id == user_id).with_for_update()
+            ).first()
+            current = dict(row.webhook or {}) if row else {}
+            value = change(current)
+            value.setdefault("secret", wh.new_secret())
+            value.setdefault("url", None)
+            value.setdefault("events", None)
+            if value != (row.webhook if row else None):
+                conn.execute(sa.update(t.users).where(t.users.c.id == user_id)
+                             .values(webhook=value))
+            return value
+
+        value = self.engines.write_tx(update)
+        self._wh_defaults[user_id] = (time.monotonic(), _target(value))
+        return value
+
+
+def _target(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The part of ``users.webhook`` that routes events (never the secret)."""
+    if not value or not value.get("url"):
+        return None
+    return {"url": value["url"], "events": value.get("events")}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.models import Resources, RetryPolicy
+from jobyard.events.webhooks import normalize_events
 
 
 class ResourcesIn(BaseModel):
@@ -24,6 +25,23 @@ class RetryIn(BaseModel):
     on: list[Literal["error", "failed", "timeout"]] = ["error", "failed"]
 
 
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(min_length=1, max_length=2048, description="http:// or https://")
+    events: list[str] | None = Field(
+        None, max_length=20,
+        description="e.g. ['completed', 'failed', 'progress'] or '*'; default: terminal events",
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, names: list[str] | None) -> list[str]:
+        return normalize_events(names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "events": normalize_events(self.events)}
+
+
 class JobIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     command: str | list[str] = Field(description="a shell command, or an argv list")
@@ -36,6 +54,7 @@ class JobIn(BaseModel):
     time_limit_s: float | None = Field(None, gt=0)
     retry: RetryIn = RetryIn()
     tags: list[str] = Field([], max_length=50)
+    webhook: WebhookIn | None = Field(None, description="overrides the owner's default webhook")
 
     def to_input(self) -> SubmitJob:
         return SubmitJob(
@@ -53,6 +72,7 @@ class JobIn(BaseModel):
                 on=tuple(self.retry.on),
             ),
             tags=tuple(self.tags),
+            webhook=self.webhook.to_dict() if self.webhook else None,
         )
 
 

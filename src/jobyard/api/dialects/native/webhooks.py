@@ -1,0 +1,74 @@
+"""/v1/me/webhook (the caller's default webhook and signing secret) and a job's delivery log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from jobyard.api.auth import principal, read, runtime
+from jobyard.api.dialects.native.jobs import job_ref
+from jobyard.api.dialects.native.render import iso
+from jobyard.api.dialects.native.schemas import WebhookIn
+from jobyard.api.responses import JSON
+from jobyard.core.models import Principal
+from jobyard.errors import ValidationFailed
+from jobyard.events.webhooks import message_id
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+
+def _settings(value: dict[str, Any]) -> dict[str, Any]:
+    return {"url": value.get("url"), "events": value.get("events"), "secret": value["secret"]}
+
+
+@router.get("/me/webhook", summary="Your default webhook and signing secret")
+def get_webhook(request: Request, who: Principal = Depends(principal)) -> JSON:
+    return JSON(_settings(runtime(request).store.user_webhook(who.user_id)))
+
+
+@router.put("/me/webhook", summary="Set your default webhook (jobs without their own use it)")
+def put_webhook(body: WebhookIn, request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    problem = rt.service.check_webhook(body.url)
+    if problem:
+        raise ValidationFailed(problem, {"loc": ["body", "url"], "type": "value_error"})
+    spec = body.to_dict()
+    return JSON(_settings(rt.store.set_user_webhook(who.user_id, spec["url"], spec["events"])))
+
+
+@router.delete("/me/webhook", summary="Remove your default webhook (the secret stays)")
+def delete_webhook(request: Request, who: Principal = Depends(principal)) -> JSON:
+    return JSON(_settings(runtime(request).store.set_user_webhook(who.user_id, None, [])))
+
+
+@router.post("/me/webhook/rotate-secret", summary="Replace your webhook signing secret")
+def rotate_secret(request: Request, who: Principal = Depends(principal)) -> JSON:
+    return JSON(_settings(runtime(request).store.rotate_webhook_secret(who.user_id)))
+
+
+@router.get("/jobs/{ref}/webhooks", summary="A job's webhook deliveries and their attempts")
+async def deliveries(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    job = await read(rt, rt.service.get, who, job_ref(ref))
+    rows = await read(rt, rt.store.job_deliveries, job.id)
+    return JSON({"items": [_delivery(r) for r in rows]})
+
+
+def _delivery(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "message_id": message_id(r["id"]),
+        "event_id": r["event_id"],
+        "type": r["event_type"],
+        "url": r["url"],
+        "status": r["status"],
+        "attempts": r["attempts"],
+        "next_attempt_at": iso(r["next_attempt_at"]),
+        "last_status": r["last_status"],
+        "last_error": r["last_error"],
+        "created_at": iso(r["created_at"]),
+        "delivered_at": iso(r["delivered_at"]),
+        "log": [{**entry, "ts": iso(entry.get("ts"))} for entry in r["log"] or []],
+        "payload": r["payload"],
+    }
