@@ -114,8 +114,6 @@ def build_runtime(
             gpu_probe=gpu_probe(inventory.gpu_source), secret=secret,
             hooks=attempt_hooks(config, store, notifier, inventory),
         )
-        for hook in daemon.hooks:  # hooks that stop attempts (budgets) need the daemon
-            getattr(hook, "bind", lambda _daemon: None)(daemon)
     return Runtime(
         config, engines, store, service, notifier, inventory, executor, daemon, secret, new_key
     )

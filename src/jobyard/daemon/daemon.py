@@ -78,6 +78,8 @@ class Daemon:
         self.gpu_probe = gpu_probe
         self.secret = secret
         self.hooks = list(hooks)
+        for hook in self.hooks:
+            hook.bind(self)
         self.attempts: dict[int, Attempt] = {}
         self.writer = BatchWriter(store)
         self._stopping = False

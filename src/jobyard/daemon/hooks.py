@@ -8,13 +8,19 @@ the attempt goes on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobyard.core.models import Job
 from jobyard.executors.base import ExitStatus, Handle
 
+if TYPE_CHECKING:
+    from jobyard.daemon.daemon import Daemon
+
 
 class AttemptHooks:
+    def bind(self, daemon: Daemon) -> None:
+        """Called once by the daemon that will run this hook (e.g. to stop attempts)."""
+
     def env(self, job: Job, run_dir: Path) -> dict[str, str]:
         """Extra environment for the attempt about to launch."""
         return {}

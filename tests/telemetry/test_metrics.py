@@ -1,0 +1,322 @@
+"""Resource metrics: process trees with psutil, the NVML seam, downsampling, cold start and the
+efficiency report (the daemon in-process, with the real local executor)."""
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import psutil
+import pytest
+
+from jobyard import ids
+from jobyard.config import Config
+from jobyard.core.inputs import SubmitJob
+from jobyard.core.models import Resources
+from jobyard.core.ports import NewJob
+from jobyard.core.states import JobState
+from jobyard.runtime import build_runtime
+from jobyard.store import migrate
+from jobyard.store.sql import SqlStore
+from jobyard.store.telemetry import SampleWrite
+from jobyard.telemetry.efficiency import attempt_marks
+from jobyard.telemetry.gpu import gpu_stats
+from jobyard.telemetry.metrics import AttemptStats, TreeSample, process_table, sample_tree
+from jobyard.telemetry.sampler import ResourceSampler
+from jobyard.testing import wait_until
+
+PY = sys.executable
+BURN = "import time\nt = time.time()\nwhile time.time() - t < 60: pass"
+
+
+def tree_of(pid: int, include_root: bool = True) -> TreeSample | None:
+    procs, children = process_table()
+    return sample_tree(pid, psutil.Process(pid).create_time(), procs, children, include_root)
+
+
+@pytest.fixture
+def spawn():
+    started: list[subprocess.Popen] = []
+
+    def run(script: str) -> subprocess.Popen:
+        proc = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_a_tree_shows_the_cpu_and_memory_of_all_its_processes(spawn, tmp_path):
+    ready = tmp_path / "ready"
+    hold = f"x = b'x' * (64 << 20); open({str(ready)!r}, 'w').close(); import time; time.sleep(60)"
+    proc = spawn(f'{PY} -c "{BURN}" & {PY} -c "{hold}" & wait')
+    wait_until(ready.exists)
+    stats = AttemptStats(attempt=1, started=psutil.Process(proc.pid).create_time())
+    first = wait_until(lambda: tree_of(proc.pid))
+    stats.absorb(time.time(), first, None)
+    # The next sample once the tree has burnt another 0.3 s of CPU.
+    later = wait_until(lambda: (s := tree_of(proc.pid)).cpu_seconds >= first.cpu_seconds + 0.3
+                       and s, timeout=20)
+    point = stats.absorb(time.time(), later, None)
+    assert point["processes"] == 3  # the shell and both children
+    assert point["cpu_percent"] > 30  # one core busy is 100
+    assert point["rss_bytes"] >= 64 << 20 and stats.rss.peak >= 64 << 20
+    assert "gpus" not in point and not stats.gpus
+
+
+def test_cpu_of_children_that_already_exited_still_counts(spawn, tmp_path):
+    done = tmp_path / "done"
+    burn = "import time\nwhile time.process_time() < 0.3: pass"
+    proc = spawn(f'{PY} -c "{burn}"; touch {done}; sleep 60')
+    wait_until(done.exists, timeout=20)
+    # The burner is gone; its CPU time lives on in its reaper's (the shell's) children times.
+    assert tree_of(proc.pid).cpu_seconds >= 0.25  # clock ticks are 10 ms
+    assert tree_of(proc.pid, include_root=False).cpu_seconds >= 0.25
+
+
+def test_a_reused_pid_is_not_sampled():
+    procs, children = process_table()
+    me = os.getpid()
+    assert sample_tree(me, psutil.Process(me).create_time() - 100, procs, children, True) is None
+    assert sample_tree(2**22 + 7, None, procs, children, True) is None
+
+
+# the NVML seam ---------------------------------------------------------------------------------
+def fake_nvml(unsupported: dict[int, set[str]]) -> types.ModuleType:
+    nvml = types.ModuleType("pynvml")
+    nvml.NVMLError = type("NVMLError", (Exception,), {})
+    nvml.NVML_TEMPERATURE_GPU = 0
+    nvml.nvmlInit = lambda: None
+
+    def query(name, value):
+        def call(handle, *args):
+            if name in unsupported.get(handle, set()):
+                raise nvml.NVMLError("Not Supported")
+            return value
+        return call
+
+    nvml.nvmlDeviceGetHandleByIndex = lambda i: i
+    nvml.nvmlDeviceGetName = query("name", b"NVIDIA A100")
+    nvml.nvmlDeviceGetUtilizationRates = query("util", types.SimpleNamespace(gpu=87, memory=40))
+    nvml.nvmlDeviceGetMemoryInfo = query(
+        "memory", types.SimpleNamespace(used=35 << 30, total=40 << 30, free=5 << 30))
+    nvml.nvmlDeviceGetTemperature = query("temperature", 72)
+    nvml.nvmlDeviceGetPowerUsage = query("power", 280_123)  # milliwatts
+    return nvml
+
+
+def test_nvml_stats_give_what_the_gpu_supports_and_nothing_else(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml({1: {"power", "temperature", "util"}}))
+    probe = gpu_stats("nvml")
+    assert probe.stats([0]) == [{
+        "index": 0, "name": "NVIDIA A100", "utilization": 87, "memory_used_bytes": 35 << 30,
+        "memory_total_bytes": 40 << 30, "temperature_c": 72, "power_w": 280.1,
+    }]
+    assert probe.stats([1]) == [{"index": 1, "name": "NVIDIA A100",
+                                 "memory_used_bytes": 35 << 30, "memory_total_bytes": 40 << 30}]
+
+
+def test_without_nvml_there_are_no_gpu_stats(monkeypatch):
+    assert gpu_stats("virtual") is None and gpu_stats("none") is None
+    broken = fake_nvml({})
+    broken.nvmlInit = lambda: (_ for _ in ()).throw(RuntimeError("driver gone"))
+    monkeypatch.setitem(sys.modules, "pynvml", broken)
+    assert gpu_stats("nvml") is None
+
+
+# downsampling, in the store ------------------------------------------------------------------
+@pytest.fixture
+def store(engines):
+    migrate.upgrade(engines.write)
+    store = SqlStore(engines)
+    store.create_org("o")
+    user = store.create_user("u", "o")
+    return store, user
+
+
+def new_job(store: SqlStore, user: dict):
+    from jobyard.core.models import Job, RetryPolicy
+
+    job = Job(id=0, uid=ids.job_uid(), user_id=user["id"], org_id=user["org_id"], name="j",
+              command="true", env={}, workdir=None, resources=Resources(), instance_type=None,
+              priority=0, time_limit_s=None, retry=RetryPolicy(), tags=[],
+              state=JobState.QUEUED, created_at=time.time())
+    return store.create_job(NewJob(job))[0]
+
+
+def test_the_series_is_thinned_evenly_and_stays_bounded(store):
+    store, user = store
+    job = new_job(store, user)
+    stats = AttemptStats(attempt=1, started=0.0)
+    for i in range(100):
+        point = stats.absorb(float(i + 1), TreeSample(i * 0.5, 1000 + i, 1), None)
+        keep, thin = stats.keep(point["n"], 10)
+        write = SampleWrite(job.id, 1, float(i + 1), point if keep else None,
+                            {"resources": {"samples": stats.samples}}, thin)
+        if (left := store.record_samples([write])[job.id]) is not None:
+            stats.thinned(left)
+    ns = [data["n"] for _, data in store.metric_series(job.id, 1)]
+    assert 5 <= len(ns) <= 10 and len(ns) == stats.points
+    assert ns[0] == 0 and {b - a for a, b in itertools.pairwise(ns)} == {stats.stride}
+    assert ns[-1] > 99 - stats.stride  # the series reaches the newest samples
+    assert store.get_job(job.id).telemetry["resources"] == {"samples": 100}
+    # Peaks and averages use every sample, stored or not.
+    assert stats.rss.peak == 1099 and stats.cpu.n == 100
+
+
+def test_samples_of_an_ended_job_or_another_attempt_are_dropped(store):
+    store, user = store
+    job = new_job(store, user)
+    assert store.record_samples([SampleWrite(job.id, 2, 1.0, {"n": 0}, {"x": 1})]) == {}
+    store.apply([_to(job.id, JobState.CANCELED)])
+    assert store.record_samples([SampleWrite(job.id, 1, 1.0, {"n": 0}, {"x": 1})]) == {}
+    assert store.metric_series(job.id, 1) == [] and "x" not in store.get_job(job.id).telemetry
+
+
+def _to(job_id: int, state: JobState):
+    from jobyard.core.ports import Transition
+
+    return Transition(job_id, state, {})
+
+
+def test_attempt_marks_start_a_retry_at_its_retry_time():
+    events = [(1.0, {"to": "queued"}), (2.0, {"to": "launching"}), (3.0, {"to": "running"}),
+              (9.0, {"to": "queued", "next_retry_at": 15.0}), (16.5, {"to": "launching"}),
+              (17.0, {"to": "running"}), (18.0, {"to": "paused"}), (19.0, {"to": "running"})]
+    assert attempt_marks(events) == {"eligible": 15.0, "launching": 16.5, "running": 17.0}
+    assert attempt_marks(events[:1]) == {}
+
+
+# the sampler in the daemon -------------------------------------------------------------------
+class FakeGpus:
+    """Stands in for NVML: GPU i is busy ``util[i]`` percent."""
+
+    def __init__(self, util: dict[int, int]):
+        self.util = util
+
+    def stats(self, indices):
+        return [{"index": i, "name": "Fake GPU", "utilization": self.util[i],
+                 "memory_used_bytes": (i + 1) << 30, "memory_total_bytes": 16 << 30,
+                 "temperature_c": 50 + i, "power_w": 100.0 + i} for i in indices]
+
+
+@pytest.fixture
+async def rt(tmp_path, database_url):
+    config = Config(data_dir=tmp_path, database_url=database_url, virtual_gpus=2,
+                    bootstrap_admin_key="jy_t", tick_interval_s=0.05, kill_grace_s=1,
+                    metrics_interval_s=0.05, price_gpu_hour=3.6)
+    runtime = build_runtime(config)
+    await runtime.start()
+    yield runtime
+    await runtime.stop()
+
+
+def sampler_of(rt) -> ResourceSampler:
+    return next(h for h in rt.daemon.hooks if isinstance(h, ResourceSampler))
+
+
+async def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+    return value
+
+
+async def run_job(rt, tmp_path, gpus: int, before: str = ""):
+    """A job that waits for a file; it is let go once it has a few samples."""
+    admin = rt.store.principal_for_key(ids.hash_key("jy_t"))
+    go = tmp_path / f"go-{ids.random_token(6)}"
+    cmd = f"{before}while [ ! -e {go} ]; do sleep 0.02; done"
+    job, _ = rt.service.submit(admin, SubmitJob(command=cmd, resources=Resources(gpus=gpus)))
+    await wait_for(lambda: rt.store.get_job(job.id).telemetry.get("resources", {})
+                   .get("samples", 0) >= 4)
+    go.touch()
+    return await wait_for(lambda: (j := rt.store.get_job(job.id)).is_terminal and j)
+
+
+async def test_efficiency_flags_the_gpu_that_sat_idle(rt, tmp_path):
+    sampler_of(rt).gpu = FakeGpus({0: 90, 1: 2})
+    done = await run_job(rt, tmp_path, gpus=2)
+    assert done.state is JobState.COMPLETED
+    eff = done.telemetry["efficiency"]
+    assert eff["idle_gpus"] == [1]
+    busy, idle = eff["gpus"]
+    assert busy["idle"] is False and busy["avg_utilization"] == busy["peak_utilization"] == 90
+    assert idle["idle"] is True and idle["idle_fraction"] == 1.0
+    assert idle["peak_memory_used_bytes"] == 2 << 30 and idle["memory_total_bytes"] == 16 << 30
+    assert busy["name"] == "Fake GPU"
+    assert eff["gpu_hours"] == pytest.approx(2 * eff["run_time_s"] / 3600, abs=1e-6)
+    assert done.telemetry["total_cost"] == pytest.approx(3.6 * 2 * eff["run_time_s"] / 3600,
+                                                         abs=2e-6)
+    point = rt.store.metric_series(done.id, 1)[-1][1]
+    assert point["gpus"][1] == {"index": 1, "name": "Fake GPU", "utilization": 2,
+                                "memory_used_bytes": 2 << 30, "memory_total_bytes": 16 << 30,
+                                "temperature_c": 51, "power_w": 101.0}
+
+
+async def test_without_nvml_gpu_fields_are_absent(rt, tmp_path):
+    assert sampler_of(rt).gpu is None  # virtual GPUs: nothing to ask
+    done = await run_job(rt, tmp_path, gpus=1)
+    eff, res = done.telemetry["efficiency"], done.telemetry["resources"]
+    assert "gpus" not in eff and "idle_gpus" not in eff and "gpus" not in res
+    assert eff["gpu_hours"] > 0  # GPU-hours are of the GPUs it held, measured or not
+    assert all("gpus" not in data for _, data in rt.store.metric_series(done.id, 1))
+
+
+async def test_cold_start_phases_end_setup_at_the_first_output(rt, tmp_path):
+    done = await run_job(rt, tmp_path, gpus=0, before="sleep 0.3; echo hello; ")
+    cold = done.telemetry["cold_start"]
+    assert cold["occurred"] is True and cold["setup_ended_by"] == "log"
+    phases = cold["phases"]
+    # Setup counts from when the daemon recorded `running`, a little after the process began.
+    assert 0.2 <= phases["setup_s"] < 5 and phases["launch_s"] >= 0 and phases["queue_wait_s"] >= 0
+    assert cold["duration_s"] == pytest.approx(phases["launch_s"] + phases["setup_s"], abs=2e-3)
+    assert "cache_hit" not in cold  # the local executor has no cache to hit
+    assert done.telemetry["efficiency"]["cold_start"] == cold
+
+
+def test_stats_resume_from_telemetry_after_a_restart():
+    stats = AttemptStats(attempt=2, started=100.0)
+    stats.absorb(101.0, TreeSample(0.5, 2000, 2), [{"index": 0, "utilization": 5}], 10)
+    stats.absorb(102.0, TreeSample(1.5, 3000, 2), [{"index": 0, "utilization": 50}], 10)
+    stats.stride = 4
+    again = AttemptStats.from_telemetry(2, 0.0, stats.to_telemetry(1.0), points=7)
+    assert (again.samples, again.stride, again.points, again.started) == (2, 4, 7, 100.0)
+    assert again.cpu == stats.cpu and again.rss == stats.rss
+    assert again.gpu_summary() == stats.gpu_summary() == [{
+        "index": 0, "avg_utilization": 27.5, "peak_utilization": 50, "idle_fraction": 0.5}]
+    assert again.absorb(103.0, TreeSample(2.5, 1000, 1), None)["cpu_percent"] == 100.0
+    # Another attempt's telemetry starts afresh.
+    assert AttemptStats.from_telemetry(3, 0.0, stats.to_telemetry(1.0)).samples == 0
+
+
+async def test_an_attempt_that_ended_unwatched_still_gets_its_cost(store, tmp_path):
+    from jobyard.core.models import RetryPolicy
+    from jobyard.core.ports import Transition
+    from jobyard.daemon.inventory import Inventory
+    from jobyard.executors.base import ExitStatus
+
+    store, user = store
+    config = Config(data_dir=tmp_path, price_cpu_hour=36.0)
+    sampler = ResourceSampler(config, store, Inventory([], 2, 1000, "none"))
+    job = new_job(store, user)
+    assigned = {"gpus": [], "cpus": 2.0, "memory_mb": 0}
+    store.apply([Transition(job.id, JobState.LAUNCHING, {"assigned": assigned})])
+    [job] = store.apply([Transition(job.id, JobState.RUNNING, {"started_at": 1000.0})])
+    patch = await sampler.ending(job, ExitStatus("exited", 0, ended_at=1010.0))
+    assert patch["total_cost"] == pytest.approx(72.0 * 10 / 3600)
+    assert patch["efficiency"]["run_time_s"] == 10 and patch["efficiency"]["samples"] == 0
+    assert patch["cost"]["prior"] == 0 and patch["cold_start"]["occurred"] is True
+    # An attempt that is retried carries its cost forward instead.
+    job.retry = RetryPolicy(max_retries=1, on=("error",))
+    retried = await sampler.ending(job, ExitStatus("exited", 3, ended_at=1010.0))
+    assert "total_cost" not in retried and "efficiency" not in retried
+    assert retried["cost"]["prior"] == pytest.approx(0.2)
