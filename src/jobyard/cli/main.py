@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from jobyard import __version__
-from jobyard.cli import Globals, admin, jobs, render
+from jobyard.cli import Globals, admin, jobs, render, report
 from jobyard.cli import client as make_client
 from jobyard.cli.server import serve
 from jobyard.errors import JobyardError
@@ -97,3 +97,4 @@ def whoami(ctx: typer.Context) -> None:
 app.command("serve")(serve)
 jobs.register(app)
 admin.register(app)
+report.register(app)

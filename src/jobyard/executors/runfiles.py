@@ -1,9 +1,11 @@
 """The files a shim writes into its job's run directory.
 
-``supervisor.json``, ``stop.json`` and ``exit.json`` are small JSON records, written atomically
-(readers see the old file or the whole new one); ``log`` holds the job's output as
-``<ts>\\t<o|e|x>\\t<text>`` lines, written by :class:`LogWriter`. Stdlib only, like the rest of
-the launcher's imports (see :mod:`jobyard.executors.shim`).
+``supervisor.json``, ``stop.json``, ``exit.json`` and ``progress.json`` are small JSON records,
+written atomically (readers see the old file or the whole new one); ``log`` holds the job's
+output as ``<ts>\\t<o|e|x>\\t<text>`` lines, written by :class:`LogWriter`. A line rewritten
+with ``\\r`` (progress bars) is logged as its final state, and the latest tqdm bar is kept in
+``progress.json`` by :class:`ProgressFile`. Stdlib only, like the rest of the launcher's imports
+(see :mod:`jobyard.executors.shim`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import os
 import time
 from typing import Any
 
+from jobyard.telemetry import tqdm
+
 MAX_LINE = 65536  # longer lines are split
+PROGRESS_INTERVAL_S = 0.2  # progress.json is rewritten at most this often
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
@@ -62,24 +67,60 @@ class LogWriter:
         self._cap = cap
         self._written = 0
         self._full = False
-        self._partial = {"o": b"", "e": b""}
+        self._partial = {"o": b"", "e": b""}  # the unfinished line, since its last "\r"
+        self._shown = {"o": b"", "e": b""}  # its last non-empty "\r"-ended segment
+        self._cr_line = {"o": b"", "e": b""}  # the last rewritten line that was finished
+        self._rewritten = {"o": False, "e": False}  # the unfinished line has seen a "\r"
+        self.bars_changed = False  # output with "\r" came since :meth:`bar_texts` was read
 
     def feed(self, stream: str, data: bytes) -> None:
-        if self._full:
-            return
         *lines, rest = (self._partial[stream] + data).split(b"\n")
+        if b"\r" in data:  # a line rewritten in place: keep what a terminal would show
+            lines = [self._settle(stream, line, i == 0) for i, line in enumerate(lines)]
+            *segments, rest = rest.split(b"\r")
+            for segment in reversed(segments):
+                if segment:
+                    self._shown[stream] = segment
+                    break
+            if lines:
+                self._cr_line[stream] = lines[-1]
+            self._rewritten[stream] = bool(segments) or (not lines and self._rewritten[stream])
+            self.bars_changed = True
+        elif lines and self._rewritten[stream]:  # the line rewritten so far ends here
+            lines[0] = lines[0] or self._shown[stream]
+            self._cr_line[stream], self._shown[stream] = lines[0], b""
+            self._rewritten[stream], self.bars_changed = False, True
         while len(rest) > MAX_LINE:
             lines.append(rest[:MAX_LINE])
             rest = rest[MAX_LINE:]
         self._partial[stream] = rest
-        if lines:
+        if lines and not self._full:
             self._write(stream, lines)
+
+    def bar_texts(self, stream: str) -> list[bytes]:
+        """Where the latest progress bar of ``stream`` may be, most recent first."""
+        self.bars_changed = False
+        texts = (self._partial[stream], self._shown[stream], self._cr_line[stream])
+        return [t for t in texts if t]
 
     def eof(self, stream: str) -> None:
         """Write what is left of ``stream``'s last, unterminated line."""
-        if self._partial[stream] and not self._full:
-            self._write(stream, [self._partial[stream]])
-        self._partial[stream] = b""
+        last = self._partial[stream] or self._shown[stream]
+        if last and not self._full:
+            self._write(stream, [last])
+        self._partial[stream] = self._shown[stream] = b""
+        self._rewritten[stream] = False
+
+    def _settle(self, stream: str, line: bytes, first: bool) -> bytes:
+        """The final state of a finished line that may have been rewritten with "\\r"."""
+        for segment in reversed(line.split(b"\r")):
+            if segment:
+                break
+        else:
+            segment = self._shown[stream] if first else b""
+        if first:
+            self._shown[stream] = b""
+        return segment
 
     def close(self) -> None:
         for stream in self._partial:
@@ -115,3 +156,32 @@ class LogWriter:
         except OSError:  # disk full or similar: keep the job running, stop logging
             self._full = True
         self._written += len(chunk)
+
+
+class ProgressFile:
+    """Keeps ``progress.json`` at the latest tqdm bar in the job's output (see
+    :func:`jobyard.telemetry.tqdm.parse`), written at most every :data:`PROGRESS_INTERVAL_S`."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._last: dict[str, Any] | None = None
+        self._seq = 0
+        self.next_at = 0.0  # monotonic time before which nothing is written
+
+    def update(self, log: LogWriter, now: float, final: bool = False) -> None:
+        """Write the latest bar if output with one came and it is time (or ``final``)."""
+        if not log.bars_changed or (now < self.next_at and not final):
+            return
+        for stream in ("e", "o"):
+            for text in log.bar_texts(stream):
+                bar = tqdm.parse(text.decode("utf-8", "replace")) if tqdm.could_be(text) else None
+                if bar is not None:
+                    self._publish(bar, now)
+                    return
+
+    def _publish(self, bar: dict[str, Any], now: float) -> None:
+        if bar == self._last:
+            return
+        self._last, self._seq, self.next_at = bar, self._seq + 1, now + PROGRESS_INTERVAL_S
+        with contextlib.suppress(OSError):  # a full disk must not stop the job
+            write_json_atomic(self._path, {**bar, "seq": self._seq, "ts": time.time()})

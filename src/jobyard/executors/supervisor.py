@@ -4,8 +4,10 @@ A shim is a child subreaper, so setsid'd and double-forked descendants of its jo
 subtree. It runs the job, writes ``log``, ``supervisor.json`` (the handle) and finally
 ``exit.json`` (see :mod:`jobyard.executors.runfiles`). SIGTERM to the shim stops the job:
 SIGTERM to every descendant, a grace period (``stop.json`` may override it), then SIGKILL until
-none is left. The launcher that forks shims is in :mod:`jobyard.executors.shim`; like it, this
-module imports light stdlib modules only.
+none is left. A tqdm bar in the job's output is kept in ``progress.json`` (at most every 0.2 s,
+and once more when the output ends) for the daemon's progress watcher. The launcher that forks
+shims is in :mod:`jobyard.executors.shim`; like it, this module imports light stdlib modules
+only.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from jobyard.executors.procs import descendants, proc_ident, signal_if_same
 from jobyard.executors.runfiles import (
     LogWriter,
+    ProgressFile,
     open_tmp,
     publish_json,
     read_json,
@@ -82,10 +85,11 @@ class Shim:
             os.makedirs(self.run_dir, exist_ok=True)
             for extra_dir in self.req.get("dirs") or ():
                 os.makedirs(extra_dir, exist_ok=True)
-            for stale in ("exit.json", "stop.json", "log"):  # in case a run_dir is reused
+            for stale in ("exit.json", "stop.json", "log", "progress.json"):  # a reused run_dir
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._path(stale))
             self.log = LogWriter(self._path("log"), int(self.req["log_cap_bytes"]))
+            self.progress = ProgressFile(self._path("progress.json"))
             sup = open_tmp(self._path("supervisor.json"))  # proves the run dir is writable
             streams = self._spawn()
         except Exception as exc:
@@ -173,23 +177,28 @@ class Shim:
                 elif data := os.read(fd, READ_CHUNK):
                     self.log.feed(streams[fd], data)
                 else:
+                    self.progress.update(self.log, time.monotonic(), final=True)
                     self.log.eof(streams.pop(fd))
                     poller.unregister(fd)
+            self.progress.update(self.log, time.monotonic())
             self._reap()
             if self._step() and drain_until == math.inf:
                 drain_until = time.monotonic() + DRAIN_TIMEOUT_S
         self._finish()
 
     def _timeout_ms(self, drain_until: float) -> int | None:
+        bar_due = self.progress.next_at if self.log.bars_changed else math.inf
         if self.phase == "running":
-            return None
-        if self.phase == "draining":
+            until = bar_due
+        elif self.phase == "draining":
             until = drain_until
         elif self.phase == "terminating":
             until = min(self.deadline, self.next_scan)
         else:
             until = self.next_scan
-        return max(0, math.ceil((until - time.monotonic()) * 1000))
+        if until == math.inf:
+            return None
+        return max(0, math.ceil((min(until, bar_due) - time.monotonic()) * 1000))
 
     def _on_signals(self, signums: bytes) -> None:
         if signal.SIGTERM not in signums:
@@ -265,6 +274,7 @@ class Shim:
                 os.killpg(self.pid, sig)  # also reaches group members forked since the scan
 
     def _finish(self) -> None:
+        self.progress.update(self.log, time.monotonic(), final=True)
         self.log.close()
         code = None if self.main_status is None else os.waitstatus_to_exitcode(self.main_status)
         exit_info = {

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobyard.core.models import Job
+from jobyard.telemetry.progress import view as progress_view
 
 
 def iso(ts: float | None) -> str | None:
@@ -50,4 +51,14 @@ def job(j: Job, waiting: dict[str, Any] | None = None) -> dict[str, Any]:
         "cancel_receipt": j.cancel_receipt,
         "waiting": waiting,
         "owner": {"user_id": j.user_id, "org_id": j.org_id},
+        **_progress(j),
     }
+
+
+def _progress(j: Job) -> dict[str, Any]:
+    """What the job reported of its current attempt: progress, step, metadata, ETA."""
+    view = progress_view(j.telemetry, j.attempt) if j.telemetry else _NO_PROGRESS
+    return {**view, "estimated_completion": iso(view["estimated_completion"])}
+
+
+_NO_PROGRESS = progress_view({}, 0)
