@@ -25,6 +25,7 @@ from jobyard.executors.base import Executor
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
 from jobyard.store.sql import SqlStore
+from jobyard.telemetry.cost import Prices
 from jobyard.telemetry.gpu import gpu_probe
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ class Runtime:
     _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _webhook_task: asyncio.Task[None] | None = field(default=None, repr=False)
     hub: EventHub = field(init=False, repr=False)
+    prices: Prices = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.hub = EventHub(self.store, self.notifier, self.read)
+        self.prices = Prices.from_config(self.config)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store read on the loop where that is cheaper than a thread (see Engines)."""

@@ -137,3 +137,21 @@ async def test_async_client(server: ServerProcess) -> None:
         with pytest.raises(errors.NotFound):
             await client.jobs.get("job_doesnotexist")
         assert (await client.me()).is_admin
+
+
+def test_typed_jobs_carry_progress_cost_and_webhook(server):
+    import sys
+
+    from jobyard import Client
+
+    code = ("import jobyard.job as j; j.progress(40, step='half', metadata={'n': 4}); "
+            "j.flush(); import time; time.sleep(0.5)")
+    with Client(server.url, server.admin_key) as client:
+        job = client.jobs.submit([sys.executable, "-c", code],
+                                 webhook={"url": "https://hooks.example.com/x",
+                                          "events": ["completed"]})
+        done = client.jobs.wait(job.id, timeout=30)
+    assert done.state == "completed"
+    assert done.progress == 40 and done.current_step == "half" and done.metadata == {"n": 4}
+    assert done.cost is not None and done.cost["total"] == done.cost["accrued"]
+    assert done.webhook == {"url": "https://hooks.example.com/x", "events": ["job.completed"]}

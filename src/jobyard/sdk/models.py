@@ -16,7 +16,7 @@ from jobyard.core.states import TERMINAL
 T = TypeVar("T")
 
 TERMINAL_STATES: frozenset[str] = frozenset(str(s) for s in TERMINAL)
-_TIME_FIELDS = frozenset({"ts", "estimated_start"})
+_TIME_FIELDS = frozenset({"ts", "estimated_start", "estimated_completion"})
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -77,6 +77,18 @@ class Job(_Model):
     cancel_receipt: dict[str, Any] | None = None
     waiting: dict[str, Any] | None = None
     owner: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None
+    # What the job reported of its current attempt, and what it costs.
+    progress: float | None = None
+    current_step: str | None = None
+    metadata: dict[str, Any] | None = None
+    throughput: dict[str, Any] | None = None
+    items: dict[str, Any] | None = None
+    estimated_completion: datetime | None = None
+    cost: dict[str, Any] | None = None
+    cold_start: dict[str, Any] | None = None
+    efficiency: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property

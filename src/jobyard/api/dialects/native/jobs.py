@@ -41,7 +41,9 @@ def submit(
     headers = {"Location": f"/v1/jobs/{job.uid}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    return JSON(render.job(job), status_code=201 if created else 200, headers=headers)
+    rt = runtime(request)
+    return JSON(render.job(job, prices=rt.prices), status_code=201 if created else 200,
+                headers=headers)
 
 
 @router.get("", summary="List jobs, newest first")
@@ -64,7 +66,8 @@ def list_jobs(
         params = {k: v for k, v in request.query_params.items() if k != "cursor"}
         params["cursor"] = next_cursor
         headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
-    items = [render.job(j) for j in page]
+    prices = runtime(request).prices
+    items = [render.job(j, prices=prices) for j in page]
     return JSON({"items": items, "next_cursor": next_cursor}, headers=headers)
 
 
@@ -73,13 +76,14 @@ async def get_job(ref: str, request: Request, who: Principal = Depends(principal
     rt = runtime(request)
     job = await read(rt, rt.service.get, who, job_ref(ref))
     waiting = await read(rt, rt.service.waiting, job) if job.state is JobState.QUEUED else None
-    return JSON(render.job(job, waiting))
+    return JSON(render.job(job, waiting, rt.prices))
 
 
 @router.post("/{ref}/cancel", status_code=202, summary="Cancel a job")
 def cancel(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
     job, changed = runtime(request).service.cancel(who, job_ref(ref))
-    return JSON(render.job(job), status_code=202 if changed else 200)
+    return JSON(render.job(job, prices=runtime(request).prices),
+                status_code=202 if changed else 200)
 
 
 def _encode_cursor(last_id: int) -> str:

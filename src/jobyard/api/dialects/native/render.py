@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from jobyard.core.models import Job
+from jobyard.telemetry.cost import Prices, cost_view
 from jobyard.telemetry.progress import view as progress_view
 
 
@@ -15,7 +17,11 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def job(j: Job, waiting: dict[str, Any] | None = None) -> dict[str, Any]:
+def job(
+    j: Job, waiting: dict[str, Any] | None = None, prices: Prices | None = None
+) -> dict[str, Any]:
+    """The native job object; ``prices`` adds its live cost."""
+    telemetry = j.telemetry or {}
     if waiting and "estimated_start" in waiting:
         waiting = {**waiting, "estimated_start": iso(waiting["estimated_start"])}
     return {
@@ -51,7 +57,12 @@ def job(j: Job, waiting: dict[str, Any] | None = None) -> dict[str, Any]:
         "cancel_receipt": j.cancel_receipt,
         "waiting": waiting,
         "owner": {"user_id": j.user_id, "org_id": j.org_id},
+        "webhook": j.webhook,
         **_progress(j),
+        "cost": cost_view(j, time.time(), prices) if prices is not None else None,
+        "cold_start": telemetry.get("cold_start"),
+        "efficiency": telemetry.get("efficiency"),
+        "outputs": telemetry.get("outputs"),
     }
 
 
