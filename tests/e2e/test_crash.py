@@ -6,6 +6,7 @@ import signal
 import psutil
 import pytest
 
+from jobyard.store.logfiles import run_dir
 from jobyard.testing import ServerProcess, wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
 
@@ -77,5 +78,5 @@ def test_kill_and_restart_adopts_records_and_cancels(srv):
 def _supervisor_pid(srv: ServerProcess, job: dict) -> int:
     import json
 
-    path = srv.data_dir / "runs" / job["id"] / "1" / "supervisor.json"
+    path = run_dir(srv.data_dir, job["id"], 1) / "supervisor.json"
     return json.loads(path.read_text())["supervisor_pid"]

@@ -137,9 +137,14 @@ class Daemon:
     async def _admit(self, queued: list[QueuedJob]) -> None:
         admitted = scheduler.admit(queued, self.allocator, self.clock())
         if admitted:
+            now = self.clock()
             transitions = [
-                Transition(job.id, JobState.LAUNCHING,
-                           {"assigned": assigned, "substate": None, "next_retry_at": None})
+                Transition(job.id, JobState.LAUNCHING, {
+                    # When it was admitted, and since when it could have been (cold start).
+                    "assigned": {**assigned, "admitted_at": now,
+                                 "eligible_at": job.next_retry_at},
+                    "substate": None, "next_retry_at": None,
+                })
                 for job, assigned in admitted
             ]
             results = await self.writer.apply_many(transitions)
@@ -276,10 +281,9 @@ class Daemon:
 
     async def finish(self, attempt: Attempt, status: ExitStatus) -> None:
         """Record how an attempt ended; give its resources back only after that."""
-        job = attempt.job
-        if attempt.stop_sent or status.reason != "exited" or job.state is not JobState.RUNNING:
-            # A cancel or timeout may have changed it meanwhile: decide on the stored truth.
-            job = await self.db(self.store.get_job, attempt.job.id) or job
+        # Decide on the stored truth (a cancel, a timeout, reports may have changed it), and
+        # hand the hooks that same fresh copy.
+        job = await self.db(self.store.get_job, attempt.job.id) or attempt.job
         if attempt.timer:
             attempt.timer.cancel()
         if status.reason in ("stopped", "lost") and attempt.handle and attempt.handle.marker:

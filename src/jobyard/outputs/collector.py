@@ -40,8 +40,7 @@ class OutputCollector(AttemptHooks):
 
     async def ending(self, job: Job, status: ExitStatus) -> dict[str, Any]:
         root = output_dir(self.config.data_dir, job.uid, job.attempt)
-        fresh = await asyncio.to_thread(self.store.get_job, job.id) or job
-        declared = [d for d in fresh.telemetry.get("declared_outputs") or []
+        declared = [d for d in job.telemetry.get("declared_outputs") or []
                     if d.get("attempt", job.attempt) == job.attempt]  # not a past attempt's
         if not declared and not _has_entries(root):
             return {}

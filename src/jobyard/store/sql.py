@@ -138,9 +138,7 @@ class SqlStore(WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store):
         return results
 
     def _apply_one(self, conn: sa.Connection, tr: Transition, now: float) -> Job:
-        row = conn.execute(
-            sa.select(t.jobs).where(t.jobs.c.id == tr.job_id).with_for_update()
-        ).first()
+        row = conn.execute(_JOB_FOR_UPDATE, {"ref": tr.job_id}).first()
         if row is None:
             raise NotFound(f"job {tr.job_id} not found")
         job = job_from_row(row)
@@ -154,7 +152,7 @@ class SqlStore(WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store):
             values.setdefault("started_at", now)
         if tr.to.is_terminal:
             values.setdefault("finished_at", now)
-        conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job.id).values(values))
+        conn.execute(_UPDATE_JOB, {"ref": job.id, **values})
         data = {"from": str(job.state), "to": str(tr.to)}
         for name in ("substate", "exit_code", "message", "error", "attempt", "next_retry_at"):
             if name in values and values[name] is not None:
@@ -396,6 +394,9 @@ class SqlStore(WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store):
 _INSERT_JOB = sa.insert(t.jobs)
 _INSERT_EVENT = sa.insert(t.job_events)
 _JOB_BY_ID = sa.select(t.jobs).where(t.jobs.c.id == sa.bindparam("ref"))
+_JOB_FOR_UPDATE = _JOB_BY_ID.with_for_update()
+# The SET clause comes from the parameters given (SQLAlchemy caches one form per column set).
+_UPDATE_JOB = sa.update(t.jobs).where(t.jobs.c.id == sa.bindparam("ref"))
 _JOB_BY_UID = sa.select(t.jobs).where(t.jobs.c.uid == sa.bindparam("ref"))
 _PRINCIPAL_BY_KEY = (
     sa.select(

@@ -47,6 +47,19 @@ def attempt_marks(events: Iterable[tuple[float, dict[str, Any]]]) -> dict[str, f
     return marks
 
 
+def marks_from_job(job: Any) -> dict[str, float] | None:
+    """The same marks, from what the daemon wrote on the job itself (no event read): the
+    admission time and what the attempt waited for are kept in ``assigned``."""
+    assigned = job.assigned or {}
+    if "admitted_at" not in assigned:
+        return None
+    marks = {"launching": float(assigned["admitted_at"]),
+             "eligible": float(assigned.get("eligible_at") or job.created_at)}
+    if job.started_at is not None:
+        marks["running"] = float(job.started_at)
+    return marks
+
+
 def first_output(run_dir: str | Path) -> tuple[float, str] | None:
     """When the attempt first wrote something: its first log line or output file."""
     found: list[tuple[float, str]] = []

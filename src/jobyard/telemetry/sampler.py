@@ -81,7 +81,10 @@ class ResourceSampler(AttemptHooks):
 
     # hooks -----------------------------------------------------------------------------------
     async def started(self, job: Job, handle: Handle) -> None:
-        tracked = await asyncio.to_thread(self._track, job, handle)
+        if self._needs_store(job):
+            tracked = await asyncio.to_thread(self._track, job, handle)
+        else:  # the common case reads nothing: no thread hand-off
+            tracked = self._track(job, handle)
         self.tracked[job.id] = tracked
         task = asyncio.current_task()  # the attempt's task: when it goes, so does the tracking
         if task is not None:
@@ -102,6 +105,11 @@ class ResourceSampler(AttemptHooks):
         self._settled.pop(("org", job.org_id), None)
 
     # tracking ----------------------------------------------------------------------------------
+    @staticmethod
+    def _needs_store(job: Job) -> bool:
+        resumed = ((job.telemetry or {}).get("resources") or {}).get("attempt") == job.attempt
+        return resumed or eff.marks_from_job(job) is None
+
     def _track(self, job: Job, handle: Handle | None) -> Tracked:
         telemetry = job.telemetry or {}
         started = (handle.pid_ctime if handle else None) or job.started_at or self.clock()
@@ -109,7 +117,7 @@ class ResourceSampler(AttemptHooks):
         points = self.store.metric_points(job.id, job.attempt) if resumed else 0
         stats = AttemptStats.from_telemetry(job.attempt, started, telemetry.get("resources"),
                                             points)
-        marks = eff.attempt_marks(self.store.state_events(job.id))
+        marks = eff.marks_from_job(job) or eff.attempt_marks(self.store.state_events(job.id))
         rate, currency = attempt_rate(job, self.prices)
         if handle is None:  # not to be sampled: only its run directory is of use
             handle = Handle.from_dict(job.runtime) if job.runtime else Handle("", 0, 0.0)
