@@ -98,7 +98,8 @@ class ResourceSampler(AttemptHooks):
         end = status.ended_at or self.clock()
         if tracked is None or tracked.stats.attempt != job.attempt:  # ended while unwatched
             tracked = await asyncio.to_thread(self._track, job, None)
-        return await asyncio.to_thread(self._final, tracked, job, status, end)
+        # A few small file reads (its log's first line, its outputs): not worth a thread.
+        return self._final(tracked, job, status, end)
 
     async def ended(self, job: Job) -> None:
         self._settled.pop(("user", job.user_id), None)

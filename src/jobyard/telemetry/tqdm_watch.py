@@ -66,7 +66,9 @@ class TqdmWatcher(AttemptHooks):
                 log.exception("tqdm progress sweep failed")
 
     async def _check(self, watched: dict[int, _Watched]) -> None:
-        bars = await asyncio.to_thread(_read_changed, watched)
+        # One job (an attempt's end): a stat is cheaper than a thread hand-off.
+        bars = (_read_changed(watched) if len(watched) == 1
+                else await asyncio.to_thread(_read_changed, watched))
         for job_id, bar in bars:
             attempt = watched[job_id].attempt
             with contextlib.suppress(JobyardError):  # gone or ended meanwhile
