@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psutil
 
 T = TypeVar("T")
 
@@ -122,3 +123,16 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose environment carries ``JOBYARD_JOB_MARKER=marker``:
+    what is left of a job attempt (the marker is ``<job id>.<attempt>``)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("JOBYARD_JOB_MARKER") == marker and proc.status() != "zombie":
+                found.append(proc)
+        except (psutil.Error, OSError):
+            pass
+    return found

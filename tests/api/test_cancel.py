@@ -2,7 +2,7 @@
 
 import psutil
 
-from jobyard.testing import wait_until
+from jobyard.testing import marked_processes, wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
 
 
@@ -52,7 +52,7 @@ def test_cancel_kills_a_job_that_ignores_sigterm_and_its_escaped_children(api):
     line = wait_until(lambda: [x for x in log_text(api, job["id"]) if x.startswith("pids")],
                       timeout=20)[0]
     marker = f"{job['id']}.1"
-    tree = [p for p in psutil.process_iter() if _has_marker(p, marker)]
+    tree = marked_processes(marker)
     assert len(tree) >= 4, tree  # main, two children, the double-forked orphan
     assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
     done = wait_state(api, job["id"], timeout=30)
@@ -63,13 +63,6 @@ def test_cancel_kills_a_job_that_ignores_sigterm_and_its_escaped_children(api):
     # `canceled` is written only once no process of the job is left.
     for pid in [int(x) for x in line.split()[1:]] + [p.pid for p in tree]:
         assert not _alive(pid), pid
-
-
-def _has_marker(proc: psutil.Process, marker: str) -> bool:
-    try:
-        return proc.environ().get("JOBYARD_JOB_MARKER") == marker
-    except (psutil.Error, OSError):
-        return False
 
 
 def _alive(pid: int) -> bool:

@@ -2,11 +2,10 @@
 
 import time
 
-import psutil
 import pytest
 
 from jobyard import ids
-from jobyard.testing import ServerProcess, wait_until
+from jobyard.testing import ServerProcess, marked_processes, wait_until
 from tests.api.helpers import submit, wait_state
 
 CPU_HOUR = 36.0  # a one-CPU job costs 0.01 a second
@@ -35,14 +34,7 @@ def metrics(api, ref: str) -> dict:
 
 
 def alive(marker: str) -> list[int]:
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get("JOBYARD_JOB_MARKER") == marker and p.status() != "zombie":
-                found.append(p.pid)
-        except (psutil.Error, OSError):
-            pass
-    return found
+    return [p.pid for p in marked_processes(marker)]
 
 
 def test_metrics_show_the_jobs_cpu_and_memory(api, tmp_path):

@@ -3,8 +3,6 @@
 import asyncio
 import time
 
-import psutil
-
 from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.inputs import SubmitJob
@@ -12,6 +10,7 @@ from jobyard.core.models import Resources
 from jobyard.core.states import JobState
 from jobyard.executors.local import LocalExecutor
 from jobyard.runtime import build_runtime
+from jobyard.testing import marked_processes
 
 
 class GatedExecutor(LocalExecutor):
@@ -35,14 +34,7 @@ async def wait_for(predicate, timeout=15.0):
 
 
 def marked(marker: str) -> list[int]:
-    pids = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get("JOBYARD_JOB_MARKER") == marker and p.status() != "zombie":
-                pids.append(p.pid)
-        except (psutil.Error, OSError):
-            pass
-    return pids
+    return [p.pid for p in marked_processes(marker)]
 
 
 async def test_cancel_while_launching_stops_the_process_that_starts(tmp_path):

@@ -7,22 +7,14 @@ import psutil
 import pytest
 
 from jobyard.store.logfiles import run_dir
-from jobyard.testing import ServerProcess, wait_until
+from jobyard.testing import ServerProcess, marked_processes, wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
 
 IGNORES_TERM = ["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, "
                 "signal.SIG_IGN); print('up', flush=True); time.sleep(300)"]
 
 
-def marked(marker: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.environ().get("JOBYARD_JOB_MARKER") == marker and p.status() != "zombie":
-                found.append(p)
-        except (psutil.Error, OSError):
-            pass
-    return found
+marked = marked_processes
 
 
 @pytest.fixture

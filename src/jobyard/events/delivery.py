@@ -28,6 +28,7 @@ import orjson
 from jobyard import __version__
 from jobyard.config import Config
 from jobyard.events import webhooks as wh
+from jobyard.events.notify import call_in_loop
 from jobyard.store.webhooks import Delivery, WebhookStore
 
 log = logging.getLogger(__name__)
@@ -111,17 +112,8 @@ class DeliveryWorker:
 
     def nudge(self) -> None:
         """Look at the outbox now (thread-safe)."""
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            wake.set()
-        else:
-            loop.call_soon_threadsafe(wake.set)
+        if self._wake is not None:
+            call_in_loop(self._loop, self._wake.set)
 
     def retry_at(self, attempts: int, now: float) -> float | None:
         """When to try again after ``attempts`` failed attempts; None once the schedule is spent."""

@@ -13,7 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+
+
+def call_in_loop(
+    loop: asyncio.AbstractEventLoop | None, fn: Callable[..., object], *args: object
+) -> None:
+    """Run ``fn(*args)`` on ``loop``: now if we are on it, else soon (from any thread)."""
+    if loop is None or loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)
 
 
 class Subscription:
@@ -70,18 +86,8 @@ class Notifier:
                 if not waiters:
                     self._waiters.pop(job_id, None)
 
-    def _call(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            fn(*args)
-        else:
-            loop.call_soon_threadsafe(fn, *args)
+    def _call(self, fn: Callable[..., object], *args: object) -> None:
+        call_in_loop(self._loop, fn, *args)
 
     def _set_daemon(self) -> None:
         if self._daemon is not None:
