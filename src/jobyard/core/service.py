@@ -40,14 +40,14 @@ class JobService:
         capacity: Resources,
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
-        on_intent: Callable[[], None] = lambda: None,
+        on_intent: Callable[[str], None] = lambda _kind: None,
         check_webhook: Callable[[str], str | None] | None = None,
     ):
         self.store = store
         self.capacity = capacity
         self.limits = limits
         self.clock = clock
-        # Called after a submit or cancel is committed: the daemon has something to do.
+        # Called with "submit" or "cancel" once that intent is committed: the daemon acts on it.
         self.on_intent = on_intent
         # Why a webhook URL is refused (scheme, private ranges per config), or None.
         self.check_webhook = check_webhook or _webhook_scheme
@@ -81,7 +81,7 @@ class JobService:
         )
         job, created = self.store.create_job(NewJob(job, idempotency))
         if created:
-            self.on_intent()
+            self.on_intent("submit")
         return job, created
 
     def _validate(self, cmd: SubmitJob) -> None:
@@ -198,7 +198,7 @@ class JobService:
                 return self.cancel(who, job.id)
             raise Conflict(f"job {job.uid} already ended ({fresh.state})",
                            {"state": str(fresh.state)})
-        self.on_intent()
+        self.on_intent("cancel")
         return result, True
 
 

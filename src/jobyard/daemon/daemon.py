@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GPU_POLL_S = 0.05
-QUEUE_SCAN = 200  # queued jobs looked at per tick (the head of the queue)
+QUEUE_SCAN = 200
+COALESCE_S = 0.002  # queued jobs looked at per tick (the head of the queue)
 # Server settings that must never leak into a job's environment.
 _PRIVATE_ENV_PREFIXES = ("JOBYARD_",)
 
@@ -104,12 +105,17 @@ class Daemon:
             log.info("another daemon leads; standing by")
             await asyncio.sleep(2.0)
         await reconcile(self)
+        periodic = True
         while not self._stopping:
             try:
-                await self.tick()
+                # Cancels are looked for when one was asked here, and on every periodic tick
+                # (another replica's API may have recorded one).
+                await self.tick(check_cancels=periodic or self.notifier.take_cancels())
             except Exception:  # a bad tick must not kill the daemon; the next one retries
                 log.exception("scheduler tick failed")
-            await self.notifier.daemon_wait(self.config.tick_interval_s)
+            periodic = not await self.notifier.daemon_wait(self.config.tick_interval_s)
+            if not periodic:
+                await asyncio.sleep(COALESCE_S)  # one tick for a burst of submits, not one each
 
     async def shutdown(self) -> None:
         """Stop scheduling. Running jobs keep running and are adopted by the next start."""
@@ -125,9 +131,10 @@ class Daemon:
             await self.db(self.leadership.release)
         self.writer.close()
 
-    async def tick(self) -> None:
+    async def tick(self, check_cancels: bool = True) -> None:
         """One look at the world: honour cancels, admit what fits, publish free resources."""
-        await self._honour_cancels()
+        if check_cancels:
+            await self._honour_cancels()
         free = self.allocator.free()
         if free.cpus > 0 or free.gpus > 0:
             queued = await self.db(self.store.queued, QUEUE_SCAN)

@@ -50,14 +50,22 @@ class Notifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int, set[asyncio.Future[None]]] = defaultdict(set)
         self._daemon: asyncio.Event | None = None
+        self._cancels = False  # a cancel was asked for since the daemon last looked
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._daemon = asyncio.Event()
 
-    def wake_daemon(self) -> None:
+    def wake_daemon(self, kind: str = "") -> None:
         """There is something for the daemon to do (a submit, a cancel, freed resources)."""
+        if kind == "cancel":
+            self._cancels = True
         self._call(self._set_daemon)
+
+    def take_cancels(self) -> bool:
+        """Whether a cancel was asked for since the last call (the daemon's to ask)."""
+        pending, self._cancels = self._cancels, False
+        return pending
 
     def notify(self, job_ids: Iterable[int]) -> None:
         """These jobs changed (called after the commit)."""
@@ -65,11 +73,16 @@ class Notifier:
         if ids:
             self._call(self._wake, ids)
 
-    async def daemon_wait(self, timeout: float) -> None:
+    async def daemon_wait(self, timeout: float) -> bool:
+        """Wait for a wake-up; False if the timeout came first."""
         assert self._daemon is not None, "bind() first"
-        with contextlib.suppress(TimeoutError):
+        woken = True
+        try:
             await asyncio.wait_for(self._daemon.wait(), timeout)
+        except TimeoutError:
+            woken = False
         self._daemon.clear()
+        return woken
 
     @contextlib.contextmanager
     def listen(self, job_id: int) -> Iterator[Subscription]:
