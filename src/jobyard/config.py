@@ -46,6 +46,9 @@ class Config(BaseSettings):
     # Scheduler: how often the daemon looks even without a wake-up (other replicas, retries).
     tick_interval_s: float = 0.5
 
+    # Seconds between SSE heartbeat comments on idle streams (keeps proxies from closing them).
+    sse_heartbeat_s: float = 15.0
+
     # Limits on what a request may carry.
     max_request_bytes: int = 1024 * 1024
     max_command_chars: int = 65536

@@ -71,6 +71,7 @@ class ServerProcess:
             JOBYARD_VIRTUAL_GPUS="4",
             JOBYARD_KILL_GRACE_S="2",
             JOBYARD_TICK_INTERVAL_S="0.2",
+            JOBYARD_SSE_HEARTBEAT_S="0.5",
         )
         if self.database_url:
             env["JOBYARD_DATABASE_URL"] = self.database_url

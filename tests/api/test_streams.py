@@ -7,7 +7,7 @@ import httpx
 from tests.api.helpers import submit, wait_state
 
 
-def sse(client: httpx.Client, url: str, headers=None, timeout=20):
+def sse(client: httpx.Client, url: str, headers=None, timeout=20, comments=None):
     events, current = [], {}
     with client.stream("GET", url, headers=headers or {}, timeout=timeout) as r:
         assert r.status_code == 200, r.read()
@@ -19,6 +19,8 @@ def sse(client: httpx.Client, url: str, headers=None, timeout=20):
                 current = {}
                 continue
             if line.startswith(":"):
+                if comments is not None:
+                    comments.append(line)
                 continue
             field, _, value = line.partition(":")
             current[field] = value.lstrip(" ")
@@ -48,3 +50,11 @@ def test_events_stream_is_resumable_and_closes_after_the_end(api):
     wait_state(api, job["id"])
     last = {"Last-Event-ID": str(all_ids[-1])}
     assert sse(api, f"/v1/jobs/{job['id']}/events", headers=last) == []
+
+
+def test_idle_streams_get_heartbeat_comments(api):
+    job = submit(api, "sleep 1.5")  # the test server beats every 0.5 s
+    comments: list[str] = []
+    events = sse(api, f"/v1/jobs/{job['id']}/events", comments=comments)
+    assert json.loads(events[-1]["data"])["state"] == "completed"
+    assert comments and all(c.startswith(": ping") for c in comments), comments

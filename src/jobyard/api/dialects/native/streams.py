@@ -21,7 +21,6 @@ from jobyard.core.models import JobEvent, Principal
 from jobyard.store import logfiles
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-HEARTBEAT_S = 15
 LOG_POLL_S = 0.1
 EVENTS_POLL_S = 1.0
 
@@ -45,7 +44,8 @@ def logs(
     job = rt.service.get(who, job_ref(ref))
     path = logfiles.log_path(rt.config.data_dir, job.uid, attempt or job.attempt)
     if follow:
-        return EventSourceResponse(_follow(request, job.id, path, offset), ping=HEARTBEAT_S)
+        return EventSourceResponse(_follow(request, job.id, path, offset),
+                                   ping=rt.config.sse_heartbeat_s)
     lines = logfiles.tail(path, tail) if tail else logfiles.read_lines(path, offset, limit)
     next_offset = lines[-1].n + 1 if lines else offset
     eof = job.is_terminal and len(logfiles.read_lines(path, next_offset, 1)) == 0
@@ -100,7 +100,8 @@ async def events(
     rt = runtime(request)
     job = await asyncio.to_thread(rt.service.get, who, job_ref(ref))
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return EventSourceResponse(_events(request, job.id, job.uid, after), ping=HEARTBEAT_S)
+    return EventSourceResponse(_events(request, job.id, job.uid, after),
+                               ping=rt.config.sse_heartbeat_s)
 
 
 async def _events(request: Request, job_id: int, uid: str, after: int) -> AsyncIterator[Any]:
