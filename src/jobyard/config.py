@@ -86,6 +86,19 @@ class Config(BaseSettings):
     idle_gpu_percent: float = Field(10.0, ge=0, le=100)
     idle_gpu_share: float = Field(0.5, ge=0, le=1)
 
+    # Async requests (jobyard.requests.processor). A transiently failed request waits
+    # request_retry_base_s·2^(n-1) seconds (at most request_retry_max_s) after its n-th attempt
+    # and fails for good after request_max_attempts. request_processing_delay_s holds every
+    # request in PROCESSING that long first: a test knob, keep it 0.
+    request_poll_interval_s: float = Field(1.0, gt=0)  # for requests other replicas recorded
+    request_concurrency: int = Field(4, ge=1)
+    request_retry_base_s: float = Field(1.0, gt=0)
+    request_retry_max_s: float = Field(300.0, gt=0)
+    request_max_attempts: int = Field(8, ge=1)
+    request_processing_delay_s: float = Field(0.0, ge=0)
+    # Storage volumes: how often their usage is measured (over_quota).
+    storage_usage_interval_s: float = Field(60.0, gt=0)
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'jobyard.db'}"

@@ -19,6 +19,16 @@ def job_uid() -> str:
     return "job_" + random_token(12)
 
 
+def request_uid() -> str:
+    """A new async request id, e.g. ``req_k3n9x2m4p7q8``."""
+    return "req_" + random_token(12)
+
+
+def volume_uid() -> str:
+    """A new storage volume id, e.g. ``vol_k3n9x2m4p7q8``."""
+    return "vol_" + random_token(12)
+
+
 def api_key() -> str:
     """A new API key secret (shown once, stored only as a hash)."""
     return "jy_" + secrets.token_urlsafe(32)

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.service import JobService, Limits
+from jobyard.core.storage import StorageService
 from jobyard.daemon.daemon import Daemon
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
@@ -22,6 +23,8 @@ from jobyard.events.hub import EventHub
 from jobyard.events.notify import Notifier
 from jobyard.events.webhooks import url_checker
 from jobyard.executors.base import Executor
+from jobyard.requests.processor import RequestProcessor
+from jobyard.requests.volumes import VolumeHandlers
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
 from jobyard.store.sql import SqlStore
@@ -47,12 +50,23 @@ class Runtime:
     new_admin_key: str | None = None  # set on first start only, to print once
     _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _webhook_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _requests_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    storage: StorageService = field(init=False, repr=False)
+    requests: RequestProcessor | None = field(init=False, repr=False, default=None)
     hub: EventHub = field(init=False, repr=False)
     prices: Prices = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.hub = EventHub(self.store, self.notifier, self.read)
         self.prices = Prices.from_config(self.config)
+        if self.daemon is not None:
+            lead = self.daemon.leadership
+            self.requests = RequestProcessor(self.store, self.config,
+                                             lambda: lead is None or lead.held)
+            VolumeHandlers(self.store, self.config.data_dir).register(
+                self.requests, self.config.storage_usage_interval_s)
+        self.storage = StorageService(
+            self.store, self.requests.nudge if self.requests else lambda: None)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
@@ -70,12 +84,17 @@ class Runtime:
             worker = DeliveryWorker.from_config(self.config, self.store,
                                                 lambda: lead is None or lead.held)
             self._webhook_task = asyncio.create_task(worker.run(), name="jobyard-webhooks")
+        if self.requests is not None:  # async requests: on the leader too
+            self._requests_task = asyncio.create_task(self.requests.run(),
+                                                      name="jobyard-requests")
 
     async def stop(self) -> None:
-        if self._webhook_task is not None:  # in-flight deliveries stay pending: sent again
-            self._webhook_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._webhook_task
+        # In-flight deliveries stay pending and requests PROCESSING: both are taken up again.
+        for task in (self._webhook_task, self._requests_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.hub.close()
         if self.daemon is not None:
             await self.daemon.shutdown()

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from jobyard import __version__
-from jobyard.cli import Globals, admin, jobs, render, report
+from jobyard.cli import Globals, admin, jobs, render, report, storage
 from jobyard.cli import client as make_client
 from jobyard.cli.server import serve
 from jobyard.errors import JobyardError
@@ -98,3 +98,4 @@ app.command("serve")(serve)
 jobs.register(app)
 admin.register(app)
 report.register(app)
+storage.register(app)

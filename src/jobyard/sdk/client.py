@@ -11,7 +11,8 @@ Every request is built and its answer parsed once, as a :class:`~jobyard.sdk.cal
 (:mod:`jobyard.sdk.calls`); the two clients only run calls over their own httpx client.
 Resumable SSE streams are driven by the shared plans of :mod:`jobyard.sdk.sse`; the
 ``jobs``/``users``/``orgs``/``keys`` namespaces live in :mod:`jobyard.sdk.resources` and
-:mod:`jobyard.sdk.async_resources`. Errors are the classes of :mod:`jobyard.errors`; a server
+:mod:`jobyard.sdk.async_resources`; ``storage``/``requests`` in :mod:`jobyard.sdk.storage`.
+Errors are the classes of :mod:`jobyard.errors`; a server
 that cannot be reached raises :class:`~jobyard.errors.ConnectionFailed`, naming the URL.
 """
 
@@ -33,6 +34,7 @@ from jobyard.sdk.models import Me
 from jobyard.sdk.resources import Jobs, Keys, Orgs, Users
 from jobyard.sdk.settings import resolve
 from jobyard.sdk.sse import SSEPlan
+from jobyard.sdk.storage import AsyncRequests, AsyncStorage, Requests, Storage
 
 # ConnectionFailed, JobRef and SubmitOptions are re-exported for older imports from here.
 __all__ = ["AsyncClient", "Client", "ConnectionFailed", "JobRef", "SubmitOptions"]
@@ -81,6 +83,8 @@ class Client(_Base):
         self.users = Users(self)
         self.orgs = Orgs(self)
         self.keys = Keys(self)
+        self.storage = Storage(self)
+        self.requests = Requests(self)
 
     def _send(self, call: Call[T]) -> T:
         try:
@@ -148,6 +152,8 @@ class AsyncClient(_Base):
         self.users = AsyncUsers(self)
         self.orgs = AsyncOrgs(self)
         self.keys = AsyncKeys(self)
+        self.storage = AsyncStorage(self)
+        self.requests = AsyncRequests(self)
 
     async def _send(self, call: Call[T]) -> T:
         try:

@@ -16,6 +16,7 @@ from jobyard.errors import Conflict, JobyardError, NotFound, ValidationFailed
 from jobyard.store import tables as t
 from jobyard.store.engine import Engines, Prepared
 from jobyard.store.outputs import OutputsStore
+from jobyard.store.requests import RequestStore
 from jobyard.store.rows import WRITABLE, event_from_row, job_from_row, job_to_row
 from jobyard.store.telemetry import TelemetryStore
 from jobyard.store.webhooks import WebhookStore
@@ -48,7 +49,7 @@ class SqlBase:
         ).inserted_primary_key[0]
 
 
-class SqlStore(WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store):
+class SqlStore(RequestStore, WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store):
     """The store: jobs and principals here; telemetry and webhooks in their own modules."""
 
     # jobs ------------------------------------------------------------------------------------

@@ -183,3 +183,55 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_webhook_deliveries_job", "job_id", "id"),
 )
+
+# Async requests (jobyard.core.requests): intent recorded by the API, carried out by the
+# leading daemon's request processor. ``object_id`` is the string id of what it acts on.
+requests = sa.Table(
+    "requests",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(40), nullable=False, unique=True),
+    sa.Column("type", sa.String(30), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("object_id", sa.String(40), nullable=True),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("external_message", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Double, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("finished_at", sa.Double, nullable=True),
+    sa.Index("ix_requests_due", "status", "next_attempt_at"),
+    sa.Index("ix_requests_org_id", "org_id", "id"),
+    sa.Index("ix_requests_object_id", "object_id"),
+)
+
+# Storage volumes: a directory under data_dir/volumes/<uid>/ (jobyard.core.volumes).
+volumes = sa.Table(
+    "volumes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(40), nullable=False, unique=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("used_bytes", sa.BigInteger, nullable=True),
+    sa.Column("used_checked_at", sa.Double, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("org_id", "name"),
+)
+
+# Which cluster a volume is attached to. Clusters arrive in a later revision, which adds the
+# foreign key from cluster_id; a volume with a row here cannot be destroyed.
+volume_attachments = sa.Table(
+    "volume_attachments",
+    metadata,
+    sa.Column("volume_id", sa.Integer, sa.ForeignKey("volumes.id"), primary_key=True),
+    sa.Column("cluster_id", sa.String(40), primary_key=True),
+    sa.Column("attached_at", sa.Double, nullable=False),
+)

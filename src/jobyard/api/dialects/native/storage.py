@@ -1,0 +1,107 @@
+"""/v1/storage (volumes) and /v1/requests (the async requests that change them).
+
+Mutations answer 202 with the request to poll; ``GET /v1/requests/{id}`` carries
+``Retry-After`` (whole seconds) until the request is COMPLETED or FAILED.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobyard.api.auth import principal, read, runtime
+from jobyard.api.dialects.native.render import iso
+from jobyard.api.responses import JSON
+from jobyard.core.models import Principal
+from jobyard.core.requests import Request as AsyncRequest
+from jobyard.core.volumes import Volume
+
+router = APIRouter(prefix="/v1", tags=["storage"])
+
+
+class VolumeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=100, description="unique in your org")
+    size_gb: int = Field(description="decimal gigabytes (10^9 bytes)")
+
+
+class VolumeEditIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=100, description="a new name")
+    size_gb: int | None = Field(None, description="a larger size; volumes never shrink")
+
+
+def render_volume(v: Volume) -> dict[str, Any]:
+    return {
+        "id": v.uid, "name": v.name, "state": str(v.state), "size_gb": v.size_gb,
+        "size_bytes": v.size_bytes, "used_bytes": v.used_bytes, "over_quota": v.over_quota,
+        "used_checked_at": iso(v.used_checked_at), "attachments": list(v.attachments),
+        "created_at": iso(v.created_at), "updated_at": iso(v.updated_at),
+    }
+
+
+def render_request(r: AsyncRequest) -> dict[str, Any]:
+    return {
+        "id": r.uid, "type": str(r.type), "status": str(r.status), "object_id": r.object_id,
+        "external_message": r.external_message, "attempts": r.attempts,
+        "created_at": iso(r.created_at), "updated_at": iso(r.updated_at),
+        "next_attempt_at": None if r.terminal else iso(r.next_attempt_at),
+        "finished_at": iso(r.finished_at),
+    }
+
+
+def request_response(rt: Any, r: AsyncRequest) -> JSON:
+    after = r.retry_after(rt.store.clock())
+    headers = {"Retry-After": str(after)} if after is not None else None
+    return JSON(render_request(r), headers=headers)
+
+
+def accepted(r: AsyncRequest, v: Volume) -> JSON:
+    body = {"request_id": r.uid, "storage_id": v.uid, "message": r.external_message,
+            "request": render_request(r)}
+    return JSON(body, status_code=202, headers={"Location": f"/v1/requests/{r.uid}"})
+
+
+@router.post("/storage", status_code=202, summary="Create a storage volume (async)")
+def create(body: VolumeIn, request: Request, who: Principal = Depends(principal)) -> JSON:
+    return accepted(*runtime(request).storage.create(who, body.name, body.size_gb))
+
+
+@router.get("/storage", summary="Your org's storage volumes")
+async def list_volumes(request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    vols = await read(rt, rt.storage.list_volumes, who)
+    return JSON({"items": [render_volume(v) for v in vols]})
+
+
+@router.get("/storage/{uid}", summary="Get a storage volume")
+async def get_volume(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    return JSON(render_volume(await read(rt, rt.storage.get_volume, who, uid)))
+
+
+@router.patch("/storage/{uid}", status_code=202, summary="Rename or grow a volume (async)")
+def edit(uid: str, body: VolumeEditIn, request: Request,
+         who: Principal = Depends(principal)) -> JSON:
+    return accepted(*runtime(request).storage.edit(who, uid, body.name, body.size_gb))
+
+
+@router.delete("/storage/{uid}", status_code=202, summary="Destroy a volume (async)")
+def destroy(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    return accepted(*runtime(request).storage.destroy(who, uid))
+
+
+@router.get("/requests", summary="Your org's async requests, newest first")
+async def list_requests(request: Request, who: Principal = Depends(principal),
+                        limit: int = Query(50, ge=1, le=500)) -> JSON:
+    rt = runtime(request)
+    reqs = await read(rt, rt.storage.list_requests, who, limit)
+    return JSON({"items": [render_request(r) for r in reqs]})
+
+
+@router.get("/requests/{uid}", summary="An async request; Retry-After while not terminal")
+async def get_request(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    return request_response(rt, await read(rt, rt.storage.get_request, who, uid))

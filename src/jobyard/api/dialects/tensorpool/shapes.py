@@ -1,0 +1,65 @@
+"""TensorPool's bodies and error envelopes.
+
+The TensorPool CLI reads only ``message`` (then ``error``, then ``external_message``) from an
+error body, so every error carries ``message``; a 422 is FastAPI's ``HTTPValidationError``
+(``{"detail": [{"loc", "msg", "type"}]}``) with ``message`` beside it. Routes of this dialect
+use :class:`TensorPoolRoute`, so these envelopes apply to them only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+
+from jobyard.api.dialects.native.render import iso
+from jobyard.api.responses import JSON
+from jobyard.core.requests import Request as AsyncRequest
+from jobyard.errors import JobyardError, ValidationFailed
+
+
+def request_info(r: AsyncRequest) -> dict[str, Any]:
+    """The seed's ``RequestInfoResponse``, field for field."""
+    return {
+        "request_id": r.uid,
+        "request_type": str(r.type),
+        "status": str(r.status),
+        "created_at": iso(r.created_at),
+        "object_id": r.object_id,
+        "external_message": r.external_message,
+    }
+
+
+def validation_error(detail: list[dict[str, Any]]) -> JSON:
+    first = detail[0] if detail else {}
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    message = f"invalid request: {loc}: {first.get('msg', 'invalid')}" if first else "invalid"
+    return JSON({"detail": detail, "message": message}, status_code=422)
+
+
+def error_response(exc: JobyardError) -> JSON:
+    if isinstance(exc, ValidationFailed):
+        return validation_error([{"loc": exc.details.get("loc", ["body"]), "msg": exc.message,
+                                  "type": exc.details.get("type", "value_error")}])
+    return JSON({"message": exc.message, "error": exc.code}, status_code=exc.status)
+
+
+class TensorPoolRoute(APIRoute):
+    """An APIRoute whose errors use TensorPool's envelopes instead of the native ones."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return validation_error(jsonable_encoder(exc.errors()))
+            except JobyardError as exc:
+                return error_response(exc)
+
+        return route

@@ -1,0 +1,1 @@
+"""Carrying out async requests: the processor loop and the handlers of each request type."""

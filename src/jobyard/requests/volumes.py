@@ -1,0 +1,106 @@
+"""Handlers of the storage requests, and the usage chore. Each is idempotent: a request a
+crashed leader left PROCESSING is simply run again.
+
+How strict the size is: usage is measured (the sum of the apparent sizes of the volume's
+files) every ``storage_usage_interval_s`` and after each create/edit; a volume above its size
+shows ``over_quota``. Writes are not stopped as they happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from jobyard.core.requests import Request, RequestType
+from jobyard.core.volumes import VolumeState
+from jobyard.errors import Conflict, NotFound
+from jobyard.requests.processor import Handler, RequestProcessor
+
+
+def volume_dir(data_dir: Path, uid: str) -> Path:
+    """Where a volume's files live."""
+    return data_dir / "volumes" / uid
+
+
+def usage_bytes(path: Path) -> int:
+    """Apparent size of every file under ``path`` (symlinks are not followed)."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files + dirs:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
+                continue
+            if not os.path.isdir(os.path.join(root, name)):
+                total += st.st_size
+    return total
+
+
+class VolumeHandlers:
+    def __init__(self, store: Any, data_dir: Path):
+        self.store = store
+        self.data_dir = data_dir
+
+    def register(self, processor: RequestProcessor, usage_every_s: float) -> None:
+        processor.handle(RequestType.STORAGE_CREATE, Handler(self.create, self.create_failed))
+        processor.handle(RequestType.STORAGE_EDIT, Handler(self.edit))
+        processor.handle(RequestType.STORAGE_DESTROY, Handler(self.destroy,
+                                                              self.destroy_failed))
+        processor.every(usage_every_s, self.measure_all)
+
+    async def create(self, req: Request) -> str:
+        uid = str(req.object_id)
+        if await asyncio.to_thread(self.store.get_volume, uid) is None:
+            raise NotFound(f"storage volume {uid} no longer exists")
+        await asyncio.to_thread(volume_dir(self.data_dir, uid).mkdir, parents=True,
+                                exist_ok=True)
+        await asyncio.to_thread(self.store.update_volume, uid, state=str(VolumeState.READY))
+        await self.measure([uid])
+        return f"Storage volume {uid} created"
+
+    async def create_failed(self, req: Request) -> None:
+        uid = str(req.object_id)
+        await asyncio.to_thread(shutil.rmtree, volume_dir(self.data_dir, uid), True)
+        await asyncio.to_thread(self.store.delete_volume, uid)  # frees the name
+
+    async def edit(self, req: Request) -> str:
+        uid = str(req.object_id)
+        if await asyncio.to_thread(self.store.get_volume, uid) is None:
+            raise NotFound(f"storage volume {uid} no longer exists")
+        await asyncio.to_thread(self.store.rename_volume, uid, req.params["name"],
+                                req.params.get("size_bytes"))
+        await self.measure([uid])
+        return f"Storage volume {uid} edited"
+
+    async def destroy(self, req: Request) -> str:
+        uid = str(req.object_id)
+        vol = await asyncio.to_thread(self.store.get_volume, uid)
+        if vol is not None and vol.attachments:  # checked before any file is touched
+            raise Conflict(f"storage volume {uid} is attached to {', '.join(vol.attachments)}")
+        await asyncio.to_thread(shutil.rmtree, volume_dir(self.data_dir, uid), True)
+        await asyncio.to_thread(self.store.delete_volume, uid)
+        return f"Storage volume {uid} destroyed"
+
+    async def destroy_failed(self, req: Request) -> None:
+        uid = str(req.object_id)
+        if await asyncio.to_thread(self.store.get_volume, uid) is not None:
+            await asyncio.to_thread(self.store.update_volume, uid, state=str(VolumeState.READY))
+
+    async def measure_all(self) -> None:
+        vols = await asyncio.to_thread(self.store.list_volumes, None)
+        await self.measure([v.uid for v in vols if v.state is VolumeState.READY])
+
+    async def measure(self, uids: list[str]) -> None:
+        def scan() -> dict[str, int]:
+            found = {}
+            for uid in uids:
+                path = volume_dir(self.data_dir, uid)
+                if path.is_dir():
+                    found[uid] = usage_bytes(path)
+            return found
+
+        usage = await asyncio.to_thread(scan)
+        await asyncio.to_thread(self.store.set_volume_usage, usage, self.store.clock())

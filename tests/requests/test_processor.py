@@ -1,0 +1,122 @@
+"""The request processor against a real store: moves, backoff on transient errors, resume."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from jobyard.config import load_config
+from jobyard.core.models import Principal
+from jobyard.core.requests import RequestStatus, RequestType, backoff_s
+from jobyard.errors import Conflict, ValidationFailed
+from jobyard.requests.processor import Handler, RequestProcessor, Transient
+from jobyard.store import migrate
+from jobyard.store.sql import SqlStore
+
+
+@pytest.fixture
+def store(engines):
+    migrate.upgrade(engines.write)
+    store = SqlStore(engines)
+    store.create_org("o")
+    user = store.create_user("u", "o")
+    store.who = Principal(user_id=user["id"], org_id=user["org_id"], username="u")
+    return store
+
+
+def run_until(proc: RequestProcessor, done: Callable[[], bool]) -> None:
+    async def main() -> None:
+        task = asyncio.create_task(proc.run())
+        for _ in range(1000):
+            if await asyncio.to_thread(done):
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert done()
+
+    asyncio.run(main())
+
+
+def processor(store: SqlStore, tmp_path, **knobs: Any) -> RequestProcessor:
+    config = load_config(data_dir=tmp_path, request_retry_base_s=0.01, **knobs)
+    return RequestProcessor(store, config)
+
+
+def new_request(store: SqlStore) -> Any:
+    req, _vol = store.create_volume(store.who, "v", 10)
+    return req
+
+
+def status(store: SqlStore, uid: str) -> RequestStatus:
+    return store.get_request(uid).status
+
+
+def test_backoff_doubles_up_to_the_cap():
+    assert [backoff_s(n, 1, 5) for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
+
+
+def test_transient_failures_retry_then_complete(store, tmp_path):
+    seen: list[str] = []
+
+    async def flaky(req: Any) -> str:
+        seen.append(str(store.get_request(req.uid).status))
+        if len(seen) < 3:
+            raise Transient("disk busy") if len(seen) == 1 else OSError("EIO")
+        return "done"
+
+    proc = processor(store, tmp_path)
+    proc.handle(RequestType.STORAGE_CREATE, Handler(flaky))
+    req = new_request(store)
+    run_until(proc, lambda: status(store, req.uid) == RequestStatus.COMPLETED)
+    final = store.get_request(req.uid)
+    assert seen == ["PROCESSING"] * 3 and final.attempts == 3
+    assert final.external_message == "done" and final.finished_at is not None
+
+
+def test_permanent_errors_and_spent_attempts_fail_and_undo(store, tmp_path):
+    undone: list[str] = []
+
+    async def undo(req: Any) -> None:
+        undone.append(req.uid)
+
+    async def refuse(req: Any) -> str:
+        raise ValidationFailed("no such thing")
+
+    async def always(req: Any) -> str:
+        raise OSError("still broken")
+
+    handlers: dict[str, Callable[[Any], Awaitable[str]]] = {"refuse": refuse, "always": always}
+    for name, fn in handlers.items():
+        proc = processor(store, tmp_path, request_max_attempts=2)
+        proc.handle(RequestType.STORAGE_CREATE, Handler(fn, undo))
+        req = new_request(store)
+        run_until(proc, lambda uid=req.uid: status(store, uid) == RequestStatus.FAILED)
+        msg = store.get_request(req.uid).external_message
+        assert ("no such thing" if name == "refuse" else "gave up after 2 attempts") in msg
+        store.delete_volume(req.object_id)
+    assert len(undone) == 2
+
+
+def test_processing_requests_are_resumed_when_leadership_starts(store, tmp_path):
+    req = store.move_request(new_request(store), RequestStatus.PROCESSING, attempts=1)
+
+    async def ok(r: Any) -> str:
+        return "resumed"
+
+    proc = processor(store, tmp_path)
+    proc.handle(RequestType.STORAGE_CREATE, Handler(ok))
+    run_until(proc, lambda: status(store, req.uid) == RequestStatus.COMPLETED)
+    assert store.get_request(req.uid).attempts == 2
+
+
+def test_terminal_requests_do_not_move_and_unknown_types_fail(store, tmp_path):
+    req = new_request(store)
+    proc = processor(store, tmp_path)  # no handler registered
+    run_until(proc, lambda: status(store, req.uid) == RequestStatus.FAILED)
+    assert "not supported" in store.get_request(req.uid).external_message
+    with pytest.raises(Conflict):
+        store.move_request(req, RequestStatus.PROCESSING)
