@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -34,6 +35,18 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s: {predicate}")
         time.sleep(interval)
+
+
+async def async_wait_until(
+    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.01
+) -> T:
+    """:func:`wait_until` for async tests: polls without blocking the event loop."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s: {predicate}")
+        await asyncio.sleep(interval)
+    return value
 
 
 def free_port() -> int:

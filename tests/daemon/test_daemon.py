@@ -1,7 +1,6 @@
 """The daemon in-process, with the real local executor and a gate on its launches."""
 
 import asyncio
-import time
 
 from jobyard import ids
 from jobyard.config import Config
@@ -10,7 +9,7 @@ from jobyard.core.models import Resources
 from jobyard.core.states import JobState
 from jobyard.executors.local import LocalExecutor
 from jobyard.runtime import build_runtime
-from jobyard.testing import marked_processes
+from jobyard.testing import async_wait_until, marked_processes
 
 
 class GatedExecutor(LocalExecutor):
@@ -26,11 +25,7 @@ class GatedExecutor(LocalExecutor):
 
 
 async def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-    return value
+    return await async_wait_until(predicate, timeout)
 
 
 def marked(marker: str) -> list[int]:

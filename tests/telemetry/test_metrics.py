@@ -1,7 +1,6 @@
 """Resource metrics: process trees with psutil, the NVML seam, downsampling, cold start and the
 efficiency report (the daemon in-process, with the real local executor)."""
 
-import asyncio
 import itertools
 import os
 import signal
@@ -27,7 +26,7 @@ from jobyard.telemetry.efficiency import attempt_marks
 from jobyard.telemetry.gpu import gpu_stats
 from jobyard.telemetry.metrics import AttemptStats, TreeSample, process_table, sample_tree
 from jobyard.telemetry.sampler import ResourceSampler
-from jobyard.testing import wait_until
+from jobyard.testing import async_wait_until, wait_until
 
 PY = sys.executable
 BURN = "import time\nt = time.time()\nwhile time.time() - t < 60: pass"
@@ -223,11 +222,7 @@ def sampler_of(rt) -> ResourceSampler:
 
 
 async def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-    return value
+    return await async_wait_until(predicate, timeout)
 
 
 async def run_job(rt, tmp_path, gpus: int, before: str = ""):
