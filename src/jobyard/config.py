@@ -99,6 +99,15 @@ class Config(BaseSettings):
     # Storage volumes: how often their usage is measured (over_quota).
     storage_usage_interval_s: float = Field(60.0, gt=0)
 
+    # Clusters (jobyard.core.clusters): instance types the local provider carves out of this
+    # machine's inventory, by name, e.g. JOBYARD_INSTANCE_TYPES='{"1xH100": {"gpus": 1,
+    # "cpus": 8, "memory_mb": 65536, "price_hour": 2.5}}'. Empty: derived from the inventory
+    # (cpu-1, cpu-2, and 1xGPU when there are GPUs; see clusters.default_catalog). Every type
+    # must fit in the machine. org_max_gpus is the default quota of GPUs an org may hold in
+    # clusters (None: no limit); an admin sets one org's with PUT /v1/orgs/{name}/quota.
+    instance_types: dict[str, dict[str, float]] = {}
+    org_max_gpus: int | None = Field(None, ge=0)
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'jobyard.db'}"

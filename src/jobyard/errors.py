@@ -129,3 +129,10 @@ BY_CODE: dict[str, type[JobyardError]] = {
         LaunchError,
     )
 }
+
+
+class QuotaExceeded(JobyardError):
+    """The org's quota does not allow this."""
+
+    code = "QUOTA_EXCEEDED"
+    status = 409

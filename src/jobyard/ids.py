@@ -37,3 +37,8 @@ def api_key() -> str:
 def hash_key(secret: str) -> str:
     """What the store keeps of an API key: its SHA-256, hex."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def cluster_uid() -> str:
+    """A new cluster id, e.g. ``clu_k3n9x2m4p7q8``."""
+    return "clu_" + random_token(12)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from jobyard import ids
 from jobyard.config import Config
+from jobyard.core.cluster_service import ClusterService
+from jobyard.core.clusters import build_catalog
 from jobyard.core.service import JobService, Limits
 from jobyard.core.storage import StorageService
 from jobyard.daemon.daemon import Daemon
@@ -23,6 +25,7 @@ from jobyard.events.hub import EventHub
 from jobyard.events.notify import Notifier
 from jobyard.events.webhooks import url_checker
 from jobyard.executors.base import Executor
+from jobyard.requests.clusters import ClusterHandlers
 from jobyard.requests.processor import RequestProcessor
 from jobyard.requests.volumes import VolumeHandlers
 from jobyard.store import migrate
@@ -52,6 +55,7 @@ class Runtime:
     _webhook_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _requests_task: asyncio.Task[None] | None = field(default=None, repr=False)
     storage: StorageService = field(init=False, repr=False)
+    clusters: ClusterService = field(init=False, repr=False)
     requests: RequestProcessor | None = field(init=False, repr=False, default=None)
     hub: EventHub = field(init=False, repr=False)
     prices: Prices = field(init=False, repr=False)
@@ -59,14 +63,20 @@ class Runtime:
     def __post_init__(self) -> None:
         self.hub = EventHub(self.store, self.notifier, self.read)
         self.prices = Prices.from_config(self.config)
+        # Checked against the inventory: a type that does not fit stops the start.
+        catalog = build_catalog(self.config.instance_types, self.inventory.capacity)
         if self.daemon is not None:
-            lead = self.daemon.leadership
-            self.requests = RequestProcessor(self.store, self.config,
-                                             lambda: lead is None or lead.held)
+            daemon, lead = self.daemon, self.daemon.leadership
+            # Requests wait for reconcile: cluster handlers need the rebuilt allocator.
+            self.requests = RequestProcessor(
+                self.store, self.config, lambda: (lead is None or lead.held) and daemon.ready)
             VolumeHandlers(self.store, self.config.data_dir).register(
                 self.requests, self.config.storage_usage_interval_s)
-        self.storage = StorageService(
-            self.store, self.requests.nudge if self.requests else lambda: None)
+            ClusterHandlers(self.store, daemon, catalog).register(self.requests)
+        nudge = self.requests.nudge if self.requests else lambda: None
+        self.storage = StorageService(self.store, nudge)
+        self.clusters = ClusterService(self.store, catalog, self.storage,
+                                       self.config.org_max_gpus, nudge)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store read on the loop where that is cheaper than a thread (see Engines)."""

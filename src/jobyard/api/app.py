@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from jobyard import __version__
 from jobyard.api import errors, health
 from jobyard.api.dialects.native import admin, jobs, metrics, outputs, reports, streams, webhooks
+from jobyard.api.dialects.native import clusters as native_clusters
 from jobyard.api.dialects.native import storage as native_storage
 from jobyard.api.dialects.tensorpool import routes as tensorpool_routes
 from jobyard.api.limits import BodySizeLimit
@@ -21,7 +22,7 @@ from jobyard.runtime import Runtime
 
 ROUTERS = [health.router, jobs.router, streams.router, admin.router, outputs.router,
            webhooks.router, reports.router, metrics.router,
-           native_storage.router,
+           native_storage.router, native_clusters.router,
            tensorpool_routes.router]
 
 

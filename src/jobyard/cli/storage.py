@@ -14,6 +14,7 @@ from rich.table import Table
 from jobyard.cli import client, render
 from jobyard.errors import JobyardError
 from jobyard.sdk.client import Client
+from jobyard.sdk.clusters import ClusterAccepted
 from jobyard.sdk.storage import Accepted, Request, Volume
 
 storage_app = typer.Typer(help="Storage volumes: create, list, edit, destroy.",
@@ -45,9 +46,12 @@ def request_line(r: Request) -> str:
                                               if r.external_message else "")
 
 
-def _finish(c: Client, accepted: Accepted, wait: bool, timeout: float | None) -> None:
+def finish(c: Client, accepted: Accepted | ClusterAccepted, wait: bool,
+           timeout: float | None) -> None:
+    """Print the request, or with ``wait`` wait for it (exit 1 if it did not complete)."""
     if not wait:
-        typer.echo(f"{accepted.request_id} {accepted.request.type} for {accepted.storage_id}")
+        typer.echo(f"{accepted.request_id} {accepted.request.type} for "
+                   f"{accepted.request.object_id}")
         render.hint(f"follow it: jobyard request wait {accepted.request_id}")
         return
     done = c.requests.wait(accepted.request_id, timeout=timeout)
@@ -65,7 +69,7 @@ def create(
 ) -> None:
     """Create a volume (a directory on the server, of at most SIZE GB)."""
     with client(ctx) as c:
-        _finish(c, c.storage.create(name, size_gb), wait, timeout)
+        finish(c, c.storage.create(name, size_gb), wait, timeout)
 
 
 @storage_app.command("ls")
@@ -100,7 +104,7 @@ def edit(
 ) -> None:
     """Rename a volume and/or grow it (volumes never shrink)."""
     with client(ctx) as c:
-        _finish(c, c.storage.edit(volume_id, name=name, size_gb=size_gb), wait, timeout)
+        finish(c, c.storage.edit(volume_id, name=name, size_gb=size_gb), wait, timeout)
 
 
 @storage_app.command("destroy")
@@ -110,7 +114,29 @@ def destroy(
 ) -> None:
     """Destroy a volume and its files (refused while it is attached to a cluster)."""
     with client(ctx) as c:
-        _finish(c, c.storage.destroy(volume_id), wait, timeout)
+        finish(c, c.storage.destroy(volume_id), wait, timeout)
+
+
+@storage_app.command("attach")
+def attach(
+    ctx: typer.Context, volume_id: str = typer.Argument(..., metavar="ID"),
+    cluster_id: str = typer.Argument(..., metavar="CLUSTER_ID"),
+    wait: bool = WAIT_OPTION, timeout: float | None = TIMEOUT_OPTION,
+) -> None:
+    """Attach a volume to a ready cluster of your org."""
+    with client(ctx) as c:
+        finish(c, c.storage.attach(volume_id, cluster_id), wait, timeout)
+
+
+@storage_app.command("detach")
+def detach(
+    ctx: typer.Context, volume_id: str = typer.Argument(..., metavar="ID"),
+    cluster_id: str = typer.Argument(..., metavar="CLUSTER_ID"),
+    wait: bool = WAIT_OPTION, timeout: float | None = TIMEOUT_OPTION,
+) -> None:
+    """Detach a volume from a cluster."""
+    with client(ctx) as c:
+        finish(c, c.storage.detach(volume_id, cluster_id), wait, timeout)
 
 
 @request_app.command("show")

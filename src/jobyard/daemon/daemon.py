@@ -88,6 +88,7 @@ class Daemon:
             k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)
         }
         self._last_snapshot: Any = None
+        self.ready = False  # set once reconcile rebuilt the allocator (requests wait for it)
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.writer.call(fn, *args)
@@ -105,6 +106,7 @@ class Daemon:
             log.info("another daemon leads; standing by")
             await asyncio.sleep(2.0)
         await reconcile(self)
+        self.ready = True
         periodic = True
         while not self._stopping:
             try:

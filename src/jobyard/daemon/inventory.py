@@ -56,28 +56,38 @@ def detect_inventory(config: Config) -> Inventory:
 
 @dataclass
 class Allocator:
-    """Hands out the inventory to jobs. Lives in the daemon; rebuilt from the store on start."""
+    """Hands out the inventory to jobs and to clusters. Lives in the daemon; rebuilt from the
+    store on start (``daemon/reconcile.py``): jobs' ``assigned``, clusters' ``instances``.
+
+    ``held`` maps a job id to what it runs on; ``reserved`` maps a cluster id to its instances
+    (``{"gpus", "cpus", "memory_mb"}`` each). Ordinary jobs only get what neither holds.
+    """
 
     inventory: Inventory
     held: dict[int, dict[str, Any]] = field(default_factory=dict)
+    reserved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def _parts(self) -> list[dict[str, Any]]:
+        return [*self.held.values(), *(i for insts in self.reserved.values() for i in insts)]
 
     def free(self) -> Resources:
-        used_gpus = sum(len(a["gpus"]) for a in self.held.values())
-        used_cpus = sum(a["cpus"] for a in self.held.values())
-        used_mem = sum(a["memory_mb"] for a in self.held.values())
+        parts = self._parts()
         inv = self.inventory
         return Resources(
-            gpus=len(inv.gpus) - used_gpus,
-            cpus=round(inv.cpus - used_cpus, 6),
-            memory_mb=inv.memory_mb - used_mem,
+            gpus=len(inv.gpus) - sum(len(a["gpus"]) for a in parts),
+            cpus=round(inv.cpus - sum(a["cpus"] for a in parts), 6),
+            memory_mb=inv.memory_mb - sum(a["memory_mb"] for a in parts),
         )
+
+    def _pick_gpus(self, n: int) -> list[int]:
+        taken = {g for a in self._parts() for g in a["gpus"]}
+        return [g for g in self.inventory.gpus if g not in taken][:n]
 
     def try_allocate(self, job_id: int, want: Resources, free: Resources) -> dict[str, Any] | None:
         if not want.fits_in(free):
             return None
-        taken = {g for a in self.held.values() for g in a["gpus"]}
-        gpus = [g for g in self.inventory.gpus if g not in taken][: want.gpus]
-        assigned = {"gpus": gpus, "cpus": want.cpus, "memory_mb": want.memory_mb}
+        assigned = {"gpus": self._pick_gpus(want.gpus), "cpus": want.cpus,
+                    "memory_mb": want.memory_mb}
         self.held[job_id] = assigned
         return assigned
 
@@ -87,3 +97,30 @@ class Allocator:
 
     def release(self, job_id: int) -> None:
         self.held.pop(job_id, None)
+
+    # clusters --------------------------------------------------------------------------------
+    def reservation(self, cluster: str) -> list[dict[str, Any]]:
+        return list(self.reserved.get(cluster, []))
+
+    def reserve(self, cluster: str, each: Resources, count: int) -> list[dict[str, Any]] | None:
+        """Grow ``cluster`` to ``count`` instances of ``each`` out of what is free; None (and
+        nothing changed) when that does not fit. Returns all its instances."""
+        have = self.reservation(cluster)
+        extra = max(0, count - len(have))
+        need = Resources(gpus=each.gpus * extra, cpus=each.cpus * extra,
+                         memory_mb=each.memory_mb * extra)
+        if not need.fits_in(self.free()):
+            return None
+        gpus = self._pick_gpus(need.gpus)
+        for i in range(extra):
+            have.append({"gpus": gpus[i * each.gpus:(i + 1) * each.gpus], "cpus": each.cpus,
+                         "memory_mb": each.memory_mb})
+        self.reserved[cluster] = have
+        return have
+
+    def set_reservation(self, cluster: str, instances: list[dict[str, Any]]) -> None:
+        """What the store records for ``cluster`` (restore at start, shrink, release)."""
+        if instances:
+            self.reserved[cluster] = list(instances)
+        else:
+            self.reserved.pop(cluster, None)

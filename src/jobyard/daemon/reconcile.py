@@ -6,12 +6,15 @@
   supervisor left next to it;
 * an attempt whose supervisor vanished without one is marked failed with a message;
 * a job admitted but never started goes back to the queue.
+
+Clusters' reservations are restored first, from the store's record (``clusters.instances``),
+which is the only truth after a crash: what a claim reserved but did not record is not held.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobyard.core.ports import Transition
 from jobyard.core.states import ACTIVE, JobState
@@ -25,6 +28,9 @@ log = logging.getLogger(__name__)
 
 
 async def reconcile(daemon: Daemon) -> None:
+    store: Any = daemon.store
+    for cluster in await daemon.db(store.list_clusters, None, True):
+        daemon.allocator.set_reservation(cluster.uid, cluster.instances)
     jobs = await daemon.db(daemon.store.jobs_in_states, list(ACTIVE), 100_000)
     for job in jobs:
         daemon.allocator.restore(job.id, job.assigned)

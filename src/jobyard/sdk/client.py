@@ -30,6 +30,7 @@ from jobyard import __version__
 from jobyard.errors import ConnectionFailed
 from jobyard.sdk.async_resources import AsyncJobs, AsyncKeys, AsyncOrgs, AsyncUsers
 from jobyard.sdk.calls import Call, Calls, JobRef, SubmitOptions, raise_for_response
+from jobyard.sdk.clusters import AsyncClusters, Clusters
 from jobyard.sdk.models import Me
 from jobyard.sdk.resources import Jobs, Keys, Orgs, Users
 from jobyard.sdk.settings import resolve
@@ -84,6 +85,7 @@ class Client(_Base):
         self.orgs = Orgs(self)
         self.keys = Keys(self)
         self.storage = Storage(self)
+        self.clusters = Clusters(self)
         self.requests = Requests(self)
 
     def _send(self, call: Call[T]) -> T:
@@ -153,6 +155,7 @@ class AsyncClient(_Base):
         self.orgs = AsyncOrgs(self)
         self.keys = AsyncKeys(self)
         self.storage = AsyncStorage(self)
+        self.clusters = AsyncClusters(self)
         self.requests = AsyncRequests(self)
 
     async def _send(self, call: Call[T]) -> T:

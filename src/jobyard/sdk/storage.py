@@ -122,6 +122,12 @@ class StorageCalls:
         return Call("DELETE", _volume_path(uid), _parse_accepted)
 
     @staticmethod
+    def attach(uid: str, cluster_id: str, detach: bool = False) -> Call[Accepted]:
+        verb = "detach" if detach else "attach"
+        return Call("POST", f"{_volume_path(uid)}/{verb}", _parse_accepted,
+                    json={"cluster_id": cluster_id})
+
+    @staticmethod
     def get_request(uid: str) -> Call[Request]:
         return Call("GET", f"/v1/requests/{quote(uid, safe='')}", _parse_request)
 
@@ -164,6 +170,12 @@ class Storage:
     def destroy(self, uid: str) -> Accepted:
         return self._c._send(StorageCalls.destroy(uid))
 
+    def attach(self, uid: str, cluster_id: str) -> Accepted:
+        return self._c._send(StorageCalls.attach(uid, cluster_id))
+
+    def detach(self, uid: str, cluster_id: str) -> Accepted:
+        return self._c._send(StorageCalls.attach(uid, cluster_id, detach=True))
+
 
 class Requests:
     """``client.requests``: async requests."""
@@ -204,6 +216,12 @@ class AsyncStorage:
 
     async def destroy(self, uid: str) -> Accepted:
         return await self._c._send(StorageCalls.destroy(uid))
+
+    async def attach(self, uid: str, cluster_id: str) -> Accepted:
+        return await self._c._send(StorageCalls.attach(uid, cluster_id))
+
+    async def detach(self, uid: str, cluster_id: str) -> Accepted:
+        return await self._c._send(StorageCalls.attach(uid, cluster_id, detach=True))
 
 
 class AsyncRequests:

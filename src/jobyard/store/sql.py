@@ -14,6 +14,7 @@ from jobyard.core.ports import NewJob, QueuedJob, Store, Transition
 from jobyard.core.states import JobState, check_transition
 from jobyard.errors import Conflict, JobyardError, NotFound, ValidationFailed
 from jobyard.store import tables as t
+from jobyard.store.clusters import ClusterStore
 from jobyard.store.engine import Engines, Prepared
 from jobyard.store.outputs import OutputsStore
 from jobyard.store.requests import RequestStore
@@ -49,7 +50,9 @@ class SqlBase:
         ).inserted_primary_key[0]
 
 
-class SqlStore(RequestStore, WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store):
+class SqlStore(
+    ClusterStore, RequestStore, WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store
+):
     """The store: jobs and principals here; telemetry and webhooks in their own modules."""
 
     # jobs ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ orgs = sa.Table(
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("budget", sa.Double, nullable=True),
+    sa.Column("max_gpus", sa.Integer, nullable=True),  # cluster quota; None: config default
 )
 
 users = sa.Table(
@@ -226,12 +227,32 @@ volumes = sa.Table(
     sa.UniqueConstraint("org_id", "name"),
 )
 
-# Which cluster a volume is attached to. Clusters arrive in a later revision, which adds the
-# foreign key from cluster_id; a volume with a row here cannot be destroyed.
+# Clusters (jobyard.core.clusters): ``instances`` is the reservation, one entry per instance
+# ({"gpus": [indices], "cpus", "memory_mb"}); the daemon's Allocator is rebuilt from it.
+clusters = sa.Table(
+    "clusters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(40), nullable=False, unique=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("instance_type", sa.String(50), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("gpus_per_instance", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("instances", sa.JSON, nullable=False),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Index("ix_clusters_org_id", "org_id", "state"),
+)
+
+# Which cluster a volume is attached to; a volume with a row here cannot be destroyed.
 volume_attachments = sa.Table(
     "volume_attachments",
     metadata,
     sa.Column("volume_id", sa.Integer, sa.ForeignKey("volumes.id"), primary_key=True),
-    sa.Column("cluster_id", sa.String(40), primary_key=True),
+    sa.Column("cluster_id", sa.String(40), sa.ForeignKey("clusters.uid"), primary_key=True),
     sa.Column("attached_at", sa.Double, nullable=False),
 )

@@ -1,0 +1,135 @@
+"""/v1/clusters (reservations of the inventory), volume attach/detach, and org GPU quotas.
+
+Mutations answer 202 with the request to poll (``GET /v1/requests/{id}``), like storage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobyard.api.auth import admin, principal, read, runtime
+from jobyard.api.dialects.native.render import iso
+from jobyard.api.dialects.native.storage import accepted, render_request
+from jobyard.api.responses import JSON
+from jobyard.core.clusters import Cluster
+from jobyard.core.models import Principal
+from jobyard.core.requests import Request as AsyncRequest
+from jobyard.errors import NotFound
+
+router = APIRouter(prefix="/v1", tags=["clusters"])
+
+
+class ClusterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instance_type: str = Field(max_length=50, description="a name from the catalog")
+    instance_count: int = Field(1, description="how many instances")
+    name: str | None = Field(None, max_length=100)
+
+
+class ClusterEditIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, max_length=100)
+    instance_count: int | None = Field(None, description="grow (if free) or shrink")
+
+
+class AttachIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cluster_id: str = Field(max_length=40)
+
+
+class QuotaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_gpus: int | None = Field(None, ge=0, description="null: the server default")
+
+
+def render_cluster(c: Cluster) -> dict[str, Any]:
+    return {
+        "id": c.uid, "name": c.name, "state": str(c.state), "instance_type": c.instance_type,
+        "instance_count": c.count, "gpus": c.count * c.gpus_per_instance,
+        "instances": [{"index": i, **inst} for i, inst in enumerate(c.instances)],
+        "attachments": list(c.attachments), "message": c.message,
+        "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
+    }
+
+
+def cluster_accepted(r: AsyncRequest, c: Cluster) -> JSON:
+    body = {"request_id": r.uid, "cluster_id": c.uid, "message": r.external_message,
+            "request": render_request(r)}
+    return JSON(body, status_code=202, headers={"Location": f"/v1/requests/{r.uid}"})
+
+
+@router.get("/instance-types", summary="The instance type catalog")
+def instance_types(request: Request, _: Principal = Depends(principal)) -> JSON:
+    items = [{"name": t.name, "gpus": t.gpus, "cpus": t.cpus, "memory_mb": t.memory_mb,
+              "price_hour": t.price_hour} for t in runtime(request).clusters.catalog.values()]
+    return JSON({"items": items})
+
+
+@router.post("/clusters", status_code=202, summary="Claim a cluster (async)")
+def claim(body: ClusterIn, request: Request, who: Principal = Depends(principal)) -> JSON:
+    return cluster_accepted(*runtime(request).clusters.claim(
+        who, body.instance_type, body.instance_count, body.name))
+
+
+@router.get("/clusters", summary="Your org's clusters")
+async def list_clusters(request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    return JSON({"items": [render_cluster(c) for c in await read(rt, rt.clusters.list, who)]})
+
+
+@router.get("/clusters/{uid}", summary="Get a cluster")
+async def get_cluster(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    return JSON(render_cluster(await read(rt, rt.clusters.get, who, uid)))
+
+
+@router.patch("/clusters/{uid}", status_code=202, summary="Rename or resize a cluster (async)")
+def edit(uid: str, body: ClusterEditIn, request: Request,
+         who: Principal = Depends(principal)) -> JSON:
+    return cluster_accepted(*runtime(request).clusters.edit(who, uid, body.name,
+                                                           body.instance_count))
+
+
+@router.delete("/clusters/{uid}", status_code=202, summary="Release a cluster (async)")
+def release(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    return cluster_accepted(*runtime(request).clusters.release(who, uid))
+
+
+@router.post("/storage/{uid}/attach", status_code=202, summary="Attach to a cluster (async)")
+def attach(uid: str, body: AttachIn, request: Request,
+           who: Principal = Depends(principal)) -> JSON:
+    return accepted(*runtime(request).clusters.attach(who, uid, body.cluster_id))
+
+
+@router.post("/storage/{uid}/detach", status_code=202, summary="Detach from a cluster (async)")
+def detach(uid: str, body: AttachIn, request: Request,
+           who: Principal = Depends(principal)) -> JSON:
+    return accepted(*runtime(request).clusters.attach(who, uid, body.cluster_id, detach=True))
+
+
+@router.put("/orgs/{name}/quota", summary="Set an org's GPU quota for clusters (admin)")
+def put_quota(name: str, body: QuotaIn, request: Request, _: Principal = Depends(admin)) -> JSON:
+    rt = runtime(request)
+    rt.store.set_org_max_gpus(name, body.max_gpus)
+    view = _quota(rt, name)
+    view.pop("org_id")
+    return JSON(view)
+
+
+@router.get("/orgs/{name}/quota", summary="An org's GPU quota and what its clusters hold")
+def get_quota(name: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    view = _quota(rt, name)
+    if not (who.is_admin or view["org_id"] == who.org_id):
+        raise NotFound(f"org '{name}' not found")
+    view.pop("org_id")
+    return JSON(view)
+
+
+def _quota(rt: Any, name: str) -> dict[str, Any]:
+    org_id, own, used = rt.store.org_gpu_usage(name)
+    limit = own if own is not None else rt.config.org_max_gpus
+    return {"org": name, "org_id": org_id, "max_gpus": limit, "claimed_gpus": used}

@@ -1,0 +1,116 @@
+"""Clusters as the API sees them: visibility, and the rules checked when a request is made
+(catalog, quota, state). The work is done later by ``requests/clusters.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from jobyard.core.clusters import Cluster, ClusterState, InstanceType, check_count
+from jobyard.core.models import Principal
+from jobyard.core.requests import Request, RequestType
+from jobyard.core.storage import StorageService, check_name
+from jobyard.core.volumes import Volume, VolumeState
+from jobyard.errors import Conflict, NotFound, ValidationFailed
+
+
+class ClusterService:
+    def __init__(self, store: Any, catalog: dict[str, InstanceType], storage: StorageService,
+                 default_quota: int | None = None,
+                 on_intent: Callable[[], None] = lambda: None):
+        self.store = store
+        self.catalog = catalog
+        self.storage = storage
+        self.default_quota = default_quota
+        self.on_intent = on_intent
+
+    def instance_type(self, name: str) -> InstanceType:
+        if name not in self.catalog:
+            raise ValidationFailed(
+                f"unknown instance_type '{name}'; known: {', '.join(sorted(self.catalog))}",
+                {"loc": ["body", "instance_type"], "type": "value_error"})
+        return self.catalog[name]
+
+    def get(self, who: Principal, uid: str) -> Cluster:
+        cluster = self.store.get_cluster(uid)
+        if cluster is None or not StorageService.can_see(who, cluster.org_id):
+            raise NotFound(f"cluster {uid} not found")
+        return cluster
+
+    def list(self, who: Principal) -> list[Cluster]:
+        return self.store.list_clusters(who.org_id)
+
+    def claim(self, who: Principal, instance_type: str, count: int,
+              name: str | None) -> tuple[Request, Cluster]:
+        """Refused at once (409 QUOTA_EXCEEDED) beyond the org's GPU quota."""
+        it = self.instance_type(instance_type)
+        req, cluster = self.store.create_cluster(
+            who, check_name(name or f"{it.name}-cluster"), it.name, check_count(count), it.gpus,
+            self.default_quota)
+        self.on_intent()
+        return req, cluster
+
+    def edit(self, who: Principal, uid: str, name: str | None,
+             count: int | None) -> tuple[Request, Cluster]:
+        """Rename and/or resize; a grow is checked against the quota now, against free
+        resources when it is processed."""
+        cluster = self.get(who, uid)
+        if name is None and count is None:
+            raise ValidationFailed("nothing to change: give name and/or instance_count",
+                                   {"loc": ["body"], "type": "value_error"})
+        params: dict[str, Any] = {"name": check_name(name) if name else cluster.name}
+        if count is not None:
+            params["count"] = check_count(count)
+        gpus_after = count * cluster.gpus_per_instance if count is not None else None
+        req = self.store.request_on_cluster(
+            who, cluster, RequestType.CLUSTER_EDIT, params, _ready("edited"),
+            "Cluster edit queued", gpus_after, self.default_quota)
+        self.on_intent()
+        return req, cluster
+
+    def release(self, who: Principal, uid: str) -> tuple[Request, Cluster]:
+        cluster = self.get(who, uid)
+
+        def check(fresh: Cluster) -> dict[str, Any]:
+            if fresh.state is not ClusterState.READY:
+                raise Conflict(f"cluster {uid} is {fresh.state}; it cannot be released now")
+            return {"state": str(ClusterState.RELEASING)}
+
+        req = self.store.request_on_cluster(who, cluster, RequestType.CLUSTER_RELEASE, {},
+                                            check, "Cluster release queued")
+        self.on_intent()
+        return req, cluster
+
+    def attach(self, who: Principal, volume_uid: str, cluster_uid: str,
+               detach: bool = False) -> tuple[Request, Volume]:
+        """STORAGE_ATTACH (or _DETACH) of a ready volume and a ready cluster of one org."""
+        vol = self.storage.get_volume(who, volume_uid)
+        cluster = self.get(who, cluster_uid)
+        if cluster.org_id != vol.org_id:
+            raise NotFound(f"cluster {cluster_uid} not found")
+        kind = RequestType.STORAGE_DETACH if detach else RequestType.STORAGE_ATTACH
+
+        def check(fresh: Volume) -> None:
+            if fresh.state is not VolumeState.READY:
+                raise Conflict(f"storage volume {vol.uid} is {fresh.state}")
+            attached = cluster_uid in fresh.attachments
+            if detach and not attached:
+                raise Conflict(f"storage volume {vol.uid} is not attached to {cluster_uid}")
+            if not detach:
+                if attached:
+                    raise Conflict(f"storage volume {vol.uid} is already attached to "
+                                   f"{cluster_uid}")
+                _ready("attached to")(cluster)
+
+        word = "detach" if detach else "attach"
+        req = self.store.request_on_volume(who, vol, kind, {"cluster_id": cluster_uid}, check,
+                                           f"Storage volume {word} queued")
+        self.on_intent()
+        return req, vol
+
+
+def _ready(what: str) -> Callable[[Cluster], None]:
+    def check(cluster: Cluster) -> None:
+        if cluster.state is not ClusterState.READY:
+            raise Conflict(f"cluster {cluster.uid} is {cluster.state}; it cannot be {what} now")
+    return check

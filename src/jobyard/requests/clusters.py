@@ -1,0 +1,126 @@
+"""Handlers of the cluster requests (claim, edit, release) and of volume attach/detach.
+
+They run in the leading daemon's process and reserve through its Allocator. The rule that
+keeps the inventory consistent across crashes: **the allocator never holds less than the
+store records** — a reservation grows in memory before it is written (undone if the write
+fails) and shrinks only after. At start, reconcile rebuilds the allocator from the store, so a
+claim cut short by a crash simply reserves again when it is resumed. Each step is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from jobyard.core.clusters import Cluster, ClusterState, InstanceType
+from jobyard.core.requests import Request, RequestType
+from jobyard.errors import Conflict, NotFound
+from jobyard.requests.processor import Handler, RequestProcessor
+
+if TYPE_CHECKING:
+    from jobyard.daemon.daemon import Daemon
+
+
+class ClusterHandlers:
+    def __init__(self, store: Any, daemon: Daemon, catalog: dict[str, InstanceType]):
+        self.store = store
+        self.daemon = daemon
+        self.catalog = catalog
+
+    def register(self, processor: RequestProcessor) -> None:
+        processor.handle(RequestType.CLUSTER_CLAIM, Handler(self.claim, self.claim_failed))
+        processor.handle(RequestType.CLUSTER_EDIT, Handler(self.edit))
+        processor.handle(RequestType.CLUSTER_RELEASE, Handler(self.release))
+        processor.handle(RequestType.STORAGE_ATTACH, Handler(self.attach))
+        processor.handle(RequestType.STORAGE_DETACH, Handler(self.detach))
+
+    async def _get(self, uid: str) -> Cluster:
+        cluster = await asyncio.to_thread(self.store.get_cluster, uid)
+        if cluster is None:
+            raise NotFound(f"cluster {uid} no longer exists")
+        return cluster
+
+    async def _grow(self, cluster: Cluster, count: int, **changes: Any) -> None:
+        """Reserve up to ``count`` instances, then record them (undone if that fails)."""
+        alloc = self.daemon.allocator
+        before = alloc.reservation(cluster.uid)
+        each = self.catalog[cluster.instance_type].resources
+        instances = alloc.reserve(cluster.uid, each, count)
+        if instances is None:
+            free = alloc.free()
+            raise Conflict(f"not enough free resources for {count} x {cluster.instance_type} "
+                           f"(free now: {free.gpus} GPUs, {free.cpus:g} CPUs, "
+                           f"{free.memory_mb} MB)")
+        try:
+            await asyncio.to_thread(self.store.update_cluster, cluster.uid,
+                                    instances=instances, count=count, **changes)
+        except BaseException:
+            alloc.set_reservation(cluster.uid, before)
+            raise
+        self.daemon.notifier.wake_daemon()
+
+    async def _shrink(self, cluster: Cluster, instances: list[dict[str, Any]],
+                      **changes: Any) -> None:
+        """Record the smaller reservation, then free the rest."""
+        await asyncio.to_thread(self.store.update_cluster, cluster.uid, instances=instances,
+                                **changes)
+        self.daemon.allocator.set_reservation(cluster.uid, instances)
+        self.daemon.notifier.wake_daemon()
+
+    async def claim(self, req: Request) -> str:
+        cluster = await self._get(str(req.object_id))
+        if cluster.state is ClusterState.PENDING:
+            await self._grow(cluster, cluster.count, state=str(ClusterState.READY),
+                             message=None)
+        elif cluster.state is not ClusterState.READY:
+            raise Conflict(f"cluster {cluster.uid} is {cluster.state}")
+        return f"Cluster {cluster.uid} is ready ({cluster.count} x {cluster.instance_type})"
+
+    async def claim_failed(self, req: Request) -> None:
+        uid = str(req.object_id)
+        cluster = await asyncio.to_thread(self.store.get_cluster, uid)
+        if cluster is not None and cluster.state is ClusterState.PENDING:
+            await asyncio.to_thread(self.store.end_cluster, uid, ClusterState.FAILED,
+                                    "the claim failed")
+        self.daemon.allocator.set_reservation(uid, [])
+
+    async def edit(self, req: Request) -> str:
+        cluster = await self._get(str(req.object_id))
+        name = req.params.get("name", cluster.name)
+        count = req.params.get("count", cluster.count)
+        if count > len(cluster.instances):
+            await self._grow(cluster, count, name=name)
+        else:
+            # Every instance is idle until jobs run on clusters; the seam: pick idle ones.
+            await self._shrink(cluster, cluster.instances[:count], name=name, count=count)
+        return f"Cluster {cluster.uid} edited ({count} x {cluster.instance_type})"
+
+    async def release(self, req: Request) -> str:
+        uid = str(req.object_id)
+        cluster = await self._get(uid)
+        if cluster.state is not ClusterState.RELEASED:
+            await self.stop_jobs_on_cluster(cluster)
+            await asyncio.to_thread(self.store.end_cluster, uid, ClusterState.RELEASED,
+                                    "released")
+        self.daemon.allocator.set_reservation(uid, [])  # after the record, never before
+        self.daemon.notifier.wake_daemon()
+        return f"Cluster {uid} released"
+
+    async def stop_jobs_on_cluster(self, cluster: Cluster) -> None:
+        """Seam: cancel the cluster's jobs before its resources go (jobs on clusters: later)."""
+
+    async def attach(self, req: Request) -> str:
+        vol, cluster_uid = await self._volume(req)
+        await asyncio.to_thread(self.store.attach_volume, vol.id, cluster_uid)
+        return f"Storage volume {vol.uid} attached to {cluster_uid}"
+
+    async def detach(self, req: Request) -> str:
+        vol, cluster_uid = await self._volume(req)
+        await asyncio.to_thread(self.store.detach_volume, vol.id, cluster_uid)
+        return f"Storage volume {vol.uid} detached from {cluster_uid}"
+
+    async def _volume(self, req: Request) -> tuple[Any, str]:
+        vol = await asyncio.to_thread(self.store.get_volume, str(req.object_id))
+        if vol is None:
+            raise NotFound(f"storage volume {req.object_id} no longer exists")
+        return vol, str(req.params["cluster_id"])
