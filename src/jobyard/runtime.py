@@ -77,6 +77,7 @@ class Runtime:
         self.storage = StorageService(self.store, nudge)
         self.clusters = ClusterService(self.store, catalog, self.storage,
                                        self.config.org_max_gpus, nudge)
+        self.service.check_cluster = self.clusters.check_job
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
@@ -156,12 +157,14 @@ def attempt_hooks(
 ) -> list[AttemptHooks]:
     """The daemon's attempt hooks, in the order they run (one line each)."""
     from jobyard.outputs.collector import OutputCollector
+    from jobyard.requests.mounts import VolumeMounts
     from jobyard.telemetry.sampler import ResourceSampler
     from jobyard.telemetry.tqdm_watch import TqdmWatcher
 
     hooks: list[AttemptHooks] = [OutputCollector(config, store)]
     hooks.append(ResourceSampler(config, store, inventory))  # metrics, cost, budgets
     hooks.append(TqdmWatcher(store))  # progress read off tqdm bars
+    hooks.append(VolumeMounts(store, config.data_dir))  # attached volumes, quota at job end
     return hooks
 
 

@@ -1,11 +1,13 @@
 """The daemon in-process, with the real local executor and a gate on its launches."""
 
 import asyncio
+import time
 
 from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.inputs import SubmitJob
-from jobyard.core.models import Resources
+from jobyard.core.models import Job, Resources, RetryPolicy
+from jobyard.core.ports import NewJob
 from jobyard.core.states import JobState
 from jobyard.executors.local import LocalExecutor
 from jobyard.runtime import build_runtime
@@ -88,5 +90,26 @@ async def test_canceled_waits_until_nvml_shows_its_gpus_free(tmp_path):
         assert done.state is JobState.CANCELED
         assert done.cancel_receipt["gpu_processes_left"] == []
         await wait_for(lambda: rt.daemon.allocator.free().gpus == 2)  # given back right after
+    finally:
+        await rt.stop()
+
+
+async def test_a_queued_job_whose_cluster_is_gone_fails_clearly(tmp_path):
+    config = Config(data_dir=tmp_path, virtual_gpus=1, bootstrap_admin_key="jy_t",
+                    tick_interval_s=0.05)
+    rt = build_runtime(config)
+    await rt.start()
+    try:
+        admin = rt.store.principal_for_key(ids.hash_key("jy_t"))
+        # As if submitted while its cluster was being released (the service refuses it later).
+        job = Job(id=0, uid="job_orphan", user_id=admin.user_id, org_id=admin.org_id,
+                  name="o", command="true", env={}, workdir=None, resources=Resources(),
+                  instance_type=None, priority=0, time_limit_s=None, retry=RetryPolicy(),
+                  tags=[], state=JobState.QUEUED, created_at=time.time(),
+                  cluster_id="cl_released")
+        job, _ = rt.store.create_job(NewJob(job))
+        rt.notifier.wake_daemon()
+        done = await wait_for(lambda: (j := rt.store.get_job(job.id)).is_terminal and j)
+        assert done.state is JobState.FAILED and done.error["code"] == "CLUSTER_GONE"
     finally:
         await rt.stop()

@@ -106,6 +106,8 @@ def run(
     env: list[str] | None = typer.Option(None, "--env", "-e", help="K=V (repeatable)."),
     workdir: str | None = typer.Option(None, "--workdir", help="Working directory of the job."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Print the job id and return."),
+    cluster: str | None = typer.Option(None, "--cluster",
+                                       help="Run on one instance of this claimed cluster."),
 ) -> None:
     """Submit a job, stream its output, and exit with its exit code.
 
@@ -118,6 +120,7 @@ def run(
         job = c.jobs.submit(
             cmd, name=name, env=_parse_env(env or []), workdir=workdir, gpus=gpus, cpus=cpus,
             memory_mb=memory_mb, priority=priority, time_limit_s=time_limit, tags=tag or [],
+            cluster_id=cluster,
         )
         if detach:
             typer.echo(job.id)

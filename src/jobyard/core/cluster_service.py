@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from jobyard.core.clusters import Cluster, ClusterState, InstanceType, check_count
-from jobyard.core.models import Principal
+from jobyard.core.models import Principal, Resources
 from jobyard.core.requests import Request, RequestType
 from jobyard.core.storage import StorageService, check_name
 from jobyard.core.volumes import Volume, VolumeState
-from jobyard.errors import Conflict, NotFound, ValidationFailed
+from jobyard.errors import Conflict, NotFound, Unschedulable, ValidationFailed
 
 
 class ClusterService:
@@ -36,6 +36,23 @@ class ClusterService:
         if cluster is None or not StorageService.can_see(who, cluster.org_id):
             raise NotFound(f"cluster {uid} not found")
         return cluster
+
+    def check_job(self, who: Principal, uid: str, want: Resources) -> dict[str, Any]:
+        """A job for cluster ``uid``: the cluster is the caller's (404), ``ready`` (409), and the
+        job fits one instance of it (422). Returns what the job records: the cluster's name."""
+        cluster = self.store.get_cluster(uid)
+        if cluster is None or cluster.org_id != who.org_id:
+            raise NotFound(f"cluster {uid} not found")
+        if cluster.state is not ClusterState.READY:
+            raise Conflict(f"cluster {uid} is {cluster.state}; jobs need a ready cluster",
+                           {"state": str(cluster.state)})
+        each = self.catalog[cluster.instance_type].resources
+        if not want.fits_in(each):
+            raise Unschedulable(
+                f"the job does not fit one instance of {uid} ({cluster.instance_type}: "
+                f"{each.gpus} GPUs, {each.cpus:g} CPUs, {each.memory_mb} MB)",
+                {"instance_type": cluster.instance_type})
+        return {"name": cluster.name}
 
     def list(self, who: Principal) -> list[Cluster]:
         return self.store.list_clusters(who.org_id)

@@ -103,3 +103,8 @@ def check_count(count: int) -> int:
         raise ValidationFailed(f"instance_count must be between 1 and {MAX_INSTANCES}",
                                {"loc": ["body", "instance_count"], "type": "value_error"})
     return count
+
+
+def numbered(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Instances with their stable number ``n`` (records from before numbers: their index)."""
+    return [{**inst, "n": inst.get("n", i)} for i, inst in enumerate(instances)]

@@ -22,6 +22,7 @@ class SubmitJob:
     tags: tuple[str, ...] = ()
     # {"url": ..., "events": ["job.completed", ...]}; None: the owner's default webhook.
     webhook: dict[str, Any] | None = None
+    cluster_id: str | None = None  # run on one instance of this (ready) cluster
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,8 @@ class Job:
     telemetry: dict[str, Any] = field(default_factory=dict)
     # {"url": ..., "events": [...]} or None for the owner's default.
     webhook: dict[str, Any] | None = None
+    # The cluster it runs on (its uid); None: an ephemeral one, its own allocation.
+    cluster_id: str | None = None
 
     @property
     def is_terminal(self) -> bool:

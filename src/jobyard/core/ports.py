@@ -40,6 +40,7 @@ class QueuedJob:
     resources: Resources
     priority: int
     next_retry_at: float | None
+    cluster_id: str | None = None  # runs on one free instance of this cluster
 
 
 class Store(abc.ABC):

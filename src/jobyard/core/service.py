@@ -51,6 +51,9 @@ class JobService:
         self.on_intent = on_intent
         # Why a webhook URL is refused (scheme, private ranges per config), or None.
         self.check_webhook = check_webhook or _webhook_scheme
+        # Checks a job for a cluster (raises to refuse) and returns what the job records of it
+        # (``ClusterService.check_job``); only called for jobs that name a cluster.
+        self.check_cluster: Callable[[Principal, str, Resources], dict[str, Any]] | None = None
 
     # submit ----------------------------------------------------------------------------------
     def submit(
@@ -58,6 +61,11 @@ class JobService:
     ) -> tuple[Job, bool]:
         """Queue a job; returns ``(job, created)`` (``created`` is False for a replay)."""
         self._validate(cmd)
+        extra: dict[str, Any] = {}
+        if cmd.cluster_id is not None:
+            if self.check_cluster is None:
+                raise Unschedulable("this server runs no clusters", {})
+            extra["cluster"] = self.check_cluster(who, cmd.cluster_id, cmd.resources)
         now = self.clock()
         job = Job(
             id=0,
@@ -78,6 +86,8 @@ class JobService:
             substate=str(Substate.WAITING_RESOURCES),
             created_at=now,
             webhook=dict(cmd.webhook) if cmd.webhook else None,
+            cluster_id=cmd.cluster_id,
+            extra=extra,
         )
         job, created = self.store.create_job(NewJob(job, idempotency))
         if created:
@@ -149,6 +159,11 @@ class JobService:
             info["reason"] = "retry_backoff"
             info["estimated_start"] = job.next_retry_at
             return info
+        if job.cluster_id is not None:  # its resources are the cluster's, not the free ones
+            info["reason"] = "cluster_instance"
+            info["waiting_for"] = {"cluster": {
+                "id": job.cluster_id, "message": "a free instance of the cluster"}}
+            return info
         snapshot = self.store.get_kv(SCHEDULER_SNAPSHOT) or {}
         free = snapshot.get("free")
         if free is not None:
@@ -181,14 +196,7 @@ class JobService:
                 " canceled",
                 {"state": str(job.state)},
             )
-        now = self.clock()
-        target = JobState.CANCELED if job.state is JobState.QUEUED else JobState.CANCELING
-        fields: dict[str, Any] = {"cancel_requested_at": now}
-        if target is JobState.CANCELED:
-            fields |= {"substate": None, "message": "canceled before it started"}
-        else:
-            fields["substate"] = str(Substate.STOPPING)
-        [result] = self.store.apply([Transition(job.id, target, fields, {"by": who.username})])
+        [result] = self.store.apply([cancel_transition(job, self.clock(), who.username)])
         if isinstance(result, Exception):
             # The daemon moved it meanwhile (e.g. it just ended); answer from the fresh state.
             fresh = self.get(who, job.id)
@@ -200,6 +208,18 @@ class JobService:
                            {"state": str(fresh.state)})
         self.on_intent("cancel")
         return result, True
+
+
+def cancel_transition(job: Job, now: float, by: str) -> Transition:
+    """The one cancel rule: a queued job (no process) ends ``canceled`` at once, an active one
+    becomes ``canceling`` and the daemon stops it."""
+    target = JobState.CANCELED if job.state is JobState.QUEUED else JobState.CANCELING
+    fields: dict[str, Any] = {"cancel_requested_at": now}
+    if target is JobState.CANCELED:
+        fields |= {"substate": None, "message": "canceled before it started"}
+    else:
+        fields["substate"] = str(Substate.STOPPING)
+    return Transition(job.id, target, fields, {"by": by})
 
 
 def _default_name(command: str | list[str]) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from jobyard.config import Config
+from jobyard.core.clusters import HOLDING
 from jobyard.core.models import Job
 from jobyard.core.ports import QueuedJob, Store, Transition
 from jobyard.core.service import SCHEDULER_SNAPSHOT
@@ -138,12 +139,13 @@ class Daemon:
         if check_cancels:
             await self._honour_cancels()
         free = self.allocator.free()
-        if free.cpus > 0 or free.gpus > 0:
+        if free.cpus > 0 or free.gpus > 0 or self.allocator.reserved:  # clusters' jobs too
             queued = await self.db(self.store.queued, QUEUE_SCAN)
             await self._admit(queued)
         await self._write_snapshot()
 
     async def _admit(self, queued: list[QueuedJob]) -> None:
+        await self._fail_orphans(queued)
         admitted = scheduler.admit(queued, self.allocator, self.clock())
         if admitted:
             now = self.clock()
@@ -162,6 +164,23 @@ class Daemon:
                     self.allocator.release(job.id)
                     continue
                 self.start_attempt(result)
+
+    async def _fail_orphans(self, queued: list[QueuedJob]) -> None:
+        """Fail queued jobs whose cluster is gone (released while they were being submitted):
+        nothing will ever run them. Only clusters the allocator no longer holds are looked up."""
+        orphans = [j for j in queued
+                   if j.cluster_id is not None and j.cluster_id not in self.allocator.reserved]
+        for job in orphans:
+            cluster = await self.db(self.store.get_cluster, job.cluster_id)  # type: ignore[attr-defined]
+            if cluster is not None and cluster.state in HOLDING:
+                continue
+            message = f"its cluster {job.cluster_id} was released before the job could start"
+            await self.apply(Transition(job.id, JobState.FAILED, {
+                "substate": None, "message": message,
+                "error": {"code": "CLUSTER_GONE", "message": message,
+                          "details": {"cluster_id": job.cluster_id}},
+            }))
+            queued.remove(job)
 
     async def _honour_cancels(self) -> None:
         canceling = await self.db(self.store.jobs_in_states, [JobState.CANCELING], 1000)

@@ -10,6 +10,7 @@ from typing import Any
 import psutil
 
 from jobyard.config import Config
+from jobyard.core.clusters import numbered
 from jobyard.core.models import Resources
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class Allocator:
     store on start (``daemon/reconcile.py``): jobs' ``assigned``, clusters' ``instances``.
 
     ``held`` maps a job id to what it runs on; ``reserved`` maps a cluster id to its instances
-    (``{"gpus", "cpus", "memory_mb"}`` each). Ordinary jobs only get what neither holds.
+    (``{"n", "gpus", "cpus", "memory_mb"}`` each, ``n`` a stable instance number). Ordinary jobs
+    only get what neither holds. A job on a cluster holds one instance of it (its ``assigned``
+    has ``"cluster": {"id", "instance": n}``): inside the reservation, never counted again.
     """
 
     inventory: Inventory
@@ -68,7 +71,8 @@ class Allocator:
     reserved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def _parts(self) -> list[dict[str, Any]]:
-        return [*self.held.values(), *(i for insts in self.reserved.values() for i in insts)]
+        own = (a for a in self.held.values() if "cluster" not in a)
+        return [*own, *(i for insts in self.reserved.values() for i in insts)]
 
     def free(self) -> Resources:
         parts = self._parts()
@@ -91,6 +95,23 @@ class Allocator:
         self.held[job_id] = assigned
         return assigned
 
+    def busy_instances(self, cluster: str) -> set[int]:
+        """Instance numbers of ``cluster`` that a job holds."""
+        return {a["cluster"]["instance"] for a in self.held.values()
+                if a.get("cluster", {}).get("id") == cluster}
+
+    def try_allocate_on(self, job_id: int, cluster: str) -> dict[str, Any] | None:
+        """One idle instance of ``cluster`` for the job (all of it); None when none is idle."""
+        busy = self.busy_instances(cluster)
+        for inst in self.reserved.get(cluster, []):
+            if inst["n"] not in busy:
+                assigned = {"gpus": list(inst["gpus"]), "cpus": inst["cpus"],
+                            "memory_mb": inst["memory_mb"],
+                            "cluster": {"id": cluster, "instance": inst["n"]}}
+                self.held[job_id] = assigned
+                return assigned
+        return None
+
     def restore(self, job_id: int, assigned: dict[str, Any] | None) -> None:
         if assigned is not None:
             self.held[job_id] = assigned
@@ -100,7 +121,7 @@ class Allocator:
 
     # clusters --------------------------------------------------------------------------------
     def reservation(self, cluster: str) -> list[dict[str, Any]]:
-        return list(self.reserved.get(cluster, []))
+        return numbered(self.reserved.get(cluster, []))
 
     def reserve(self, cluster: str, each: Resources, count: int) -> list[dict[str, Any]] | None:
         """Grow ``cluster`` to ``count`` instances of ``each`` out of what is free; None (and
@@ -112,15 +133,16 @@ class Allocator:
         if not need.fits_in(self.free()):
             return None
         gpus = self._pick_gpus(need.gpus)
+        first = max((inst["n"] for inst in have), default=-1) + 1
         for i in range(extra):
-            have.append({"gpus": gpus[i * each.gpus:(i + 1) * each.gpus], "cpus": each.cpus,
-                         "memory_mb": each.memory_mb})
+            have.append({"n": first + i, "gpus": gpus[i * each.gpus:(i + 1) * each.gpus],
+                         "cpus": each.cpus, "memory_mb": each.memory_mb})
         self.reserved[cluster] = have
         return have
 
     def set_reservation(self, cluster: str, instances: list[dict[str, Any]]) -> None:
         """What the store records for ``cluster`` (restore at start, shrink, release)."""
         if instances:
-            self.reserved[cluster] = list(instances)
+            self.reserved[cluster] = numbered(instances)
         else:
             self.reserved.pop(cluster, None)

@@ -2,6 +2,7 @@
 
 Jobs are considered by priority (high first), then age. A job that does not fit reserves what it
 is waiting for, so later jobs only take what is left over (backfill without starving a big job).
+A job on a cluster takes one idle instance of it, or waits; it never touches what is free.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ def admit(
     free = allocator.free()
     for job in queued:
         if job.next_retry_at and job.next_retry_at > now:
+            continue
+        if job.cluster_id is not None:  # inside its cluster's reservation: not from ``free``
+            on = allocator.try_allocate_on(job.id, job.cluster_id)
+            if on is not None:
+                admitted.append((job, on))
             continue
         assigned = allocator.try_allocate(job.id, job.resources, free)
         if assigned is not None:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from jobyard.core.clusters import Cluster, ClusterState, InstanceType
+from jobyard.core.clusters import Cluster, ClusterState, InstanceType, numbered
 from jobyard.core.requests import Request, RequestType
+from jobyard.core.service import cancel_transition
+from jobyard.core.states import ACTIVE, JobState
 from jobyard.errors import Conflict, NotFound
 from jobyard.requests.processor import Handler, RequestProcessor
 
 if TYPE_CHECKING:
     from jobyard.daemon.daemon import Daemon
+
+STOP_POLL_S = 0.05  # how often a release looks whether its jobs are gone
 
 
 class ClusterHandlers:
@@ -67,6 +71,20 @@ class ClusterHandlers:
         self.daemon.allocator.set_reservation(cluster.uid, instances)
         self.daemon.notifier.wake_daemon()
 
+    def _keep(self, cluster: Cluster, count: int) -> list[dict[str, Any]]:
+        """The instances left after shrinking to ``count``: only idle ones go (the highest
+        numbers first); refused, nothing changed, when too few are idle."""
+        instances = numbered(cluster.instances)
+        busy = self.daemon.allocator.busy_instances(cluster.uid)
+        idle = [i["n"] for i in instances if i["n"] not in busy]
+        drop = len(instances) - count
+        if drop > len(idle):
+            raise Conflict(f"cannot shrink {cluster.uid} to {count} instances: "
+                           f"{len(busy)} of {len(instances)} run jobs and only idle instances "
+                           "are removed; wait for jobs to end, or cancel some")
+        gone = set(idle[len(idle) - drop:]) if drop else set()
+        return [i for i in instances if i["n"] not in gone]
+
     async def claim(self, req: Request) -> str:
         cluster = await self._get(str(req.object_id))
         if cluster.state is ClusterState.PENDING:
@@ -91,8 +109,7 @@ class ClusterHandlers:
         if count > len(cluster.instances):
             await self._grow(cluster, count, name=name)
         else:
-            # Every instance is idle until jobs run on clusters; the seam: pick idle ones.
-            await self._shrink(cluster, cluster.instances[:count], name=name, count=count)
+            await self._shrink(cluster, self._keep(cluster, count), name=name, count=count)
         return f"Cluster {cluster.uid} edited ({count} x {cluster.instance_type})"
 
     async def release(self, req: Request) -> str:
@@ -107,7 +124,17 @@ class ClusterHandlers:
         return f"Cluster {uid} released"
 
     async def stop_jobs_on_cluster(self, cluster: Cluster) -> None:
-        """Seam: cancel the cluster's jobs before its resources go (jobs on clusters: later)."""
+        """Cancel the cluster's queued and active jobs as a cancel does (the daemon stops
+        them), and return once none is left: no process of theirs, their instances idle."""
+        live = [str(JobState.QUEUED), *(str(s) for s in ACTIVE)]
+        while jobs := await asyncio.to_thread(self.store.jobs_on_cluster, cluster.uid, live):
+            now = self.store.clock()
+            moves = [cancel_transition(j, now, f"release of {cluster.uid}") for j in jobs
+                     if j.state is not JobState.CANCELING]
+            if moves:
+                await asyncio.to_thread(self.store.apply, moves)  # a lost race: next round
+                self.daemon.notifier.wake_daemon("cancel")
+            await asyncio.sleep(STOP_POLL_S)
 
     async def attach(self, req: Request) -> str:
         vol, cluster_uid = await self._volume(req)

@@ -2,8 +2,11 @@
 crashed leader left PROCESSING is simply run again.
 
 How strict the size is: usage is measured (the sum of the apparent sizes of the volume's
-files) every ``storage_usage_interval_s`` and after each create/edit; a volume above its size
-shows ``over_quota``. Writes are not stopped as they happen.
+files) every ``storage_usage_interval_s``, after each create/edit and when a job on a cluster
+it is attached to ends; a volume above its size shows ``over_quota`` and its tree is made
+read-only (write permission removed) until a measure finds it back under (grown, or files
+deleted). Writes are not stopped as they happen: a job can overshoot until the next check, and
+a process running as root ignores the permissions.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,23 @@ def usage_bytes(path: Path) -> int:
             if not os.path.isdir(os.path.join(root, name)):
                 total += st.st_size
     return total
+
+
+def set_writable(path: Path, writable: bool) -> None:
+    """Give (owner) or take (everyone) write permission on ``path``'s tree; no-op when the
+    root already is that way. Symlinks are not followed."""
+    if not path.is_dir() or bool(path.stat().st_mode & stat.S_IWUSR) == writable:
+        return
+    for root, dirs, files in os.walk(path):
+        for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
+            try:
+                st = os.lstat(name)
+                if stat.S_ISLNK(st.st_mode):
+                    continue
+                mode = st.st_mode | stat.S_IWUSR if writable else st.st_mode & ~0o222
+                os.chmod(name, stat.S_IMODE(mode))
+            except FileNotFoundError:
+                continue
 
 
 class VolumeHandlers:
@@ -94,12 +115,15 @@ class VolumeHandlers:
         await self.measure([v.uid for v in vols if v.state is VolumeState.READY])
 
     async def measure(self, uids: list[str]) -> None:
+        """Record the volumes' usage; read-only while over their size, writable once under."""
         def scan() -> dict[str, int]:
             found = {}
             for uid in uids:
                 path = volume_dir(self.data_dir, uid)
-                if path.is_dir():
+                vol = self.store.get_volume(uid)
+                if path.is_dir() and vol is not None:
                     found[uid] = usage_bytes(path)
+                    set_writable(path, found[uid] <= vol.size_bytes)
             return found
 
         usage = await asyncio.to_thread(scan)

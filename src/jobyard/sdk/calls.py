@@ -42,6 +42,7 @@ class SubmitOptions(TypedDict, total=False):
     tags: list[str] | None
     webhook: str | dict[str, Any] | None
     idempotency_key: str | None
+    cluster_id: str | None
 
 
 # --------------------------------------------------------------------------- errors
@@ -178,6 +179,7 @@ class Calls:
             "retry": {"max_retries": retry} if isinstance(retry, int) else retry,
             "tags": list(o.get("tags") or []),
             "webhook": {"url": hook} if isinstance(hook := o.get("webhook"), str) else hook,
+            "cluster_id": o.get("cluster_id"),
         })
         key = o.get("idempotency_key")
         headers = {"Idempotency-Key": key} if key else None

@@ -78,6 +78,7 @@ class Job(_Model):
     waiting: dict[str, Any] | None = None
     owner: dict[str, Any] | None = None
     webhook: dict[str, Any] | None = None
+    cluster: dict[str, Any] | None = None  # {"id", "ephemeral", ...}: which cluster runs it
     # What the job reported of its current attempt, and what it costs.
     progress: float | None = None
     current_step: str | None = None

@@ -14,11 +14,12 @@ import sqlalchemy as sa
 
 from jobyard import ids
 from jobyard.core.clusters import HOLDING, Cluster, ClusterState
-from jobyard.core.models import Principal
+from jobyard.core.models import Job, Principal
 from jobyard.core.requests import Request, RequestType
 from jobyard.errors import Conflict, NotFound, QuotaExceeded
 from jobyard.store import tables as t
 from jobyard.store.requests import _OPEN, _R
+from jobyard.store.rows import job_from_row
 
 _C = t.clusters
 _A = t.volume_attachments
@@ -110,6 +111,12 @@ class ClusterStore:
                 state=str(state), instances=[], message=message, updated_at=self.clock()))
 
         self.engines.write_tx(update)
+
+    def jobs_on_cluster(self, uid: str, states: list[str]) -> list[Job]:
+        """The cluster's jobs in ``states`` (e.g. the active ones, at a release)."""
+        stmt = sa.select(t.jobs).where(t.jobs.c.cluster_id == uid, t.jobs.c.state.in_(states))
+        with self.engines.read.connect() as conn:
+            return [job_from_row(r) for r in conn.execute(stmt)]
 
     # attachments -----------------------------------------------------------------------------
     def attach_volume(self, volume_id: int, cluster_uid: str) -> None:

@@ -68,6 +68,7 @@ def job_from_row(r: Any) -> Job:
         extra=r.extra or {},
         telemetry=r.telemetry or {},
         webhook=r.webhook,
+        cluster_id=r.cluster_id,
     )
 
 
@@ -100,6 +101,7 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "extra": job.extra,
         "telemetry": job.telemetry or None,
         "webhook": job.webhook,
+        "cluster_id": job.cluster_id,
     }
 
 

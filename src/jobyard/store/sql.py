@@ -237,14 +237,16 @@ class SqlStore(
     def queued(self, limit: int) -> list[QueuedJob]:
         c = t.jobs.c
         stmt = (
-            sa.select(c.id, c.gpus, c.cpus, c.memory_mb, c.priority, c.next_retry_at)
+            sa.select(c.id, c.gpus, c.cpus, c.memory_mb, c.priority, c.next_retry_at,
+                      c.cluster_id)
             .where(c.state == str(JobState.QUEUED))
             .order_by(c.priority.desc(), c.created_at, c.id)
             .limit(limit)
         )
         with self.engines.read.connect() as conn:
             return [
-                QueuedJob(r.id, Resources(r.gpus, r.cpus, r.memory_mb), r.priority, r.next_retry_at)
+                QueuedJob(r.id, Resources(r.gpus, r.cpus, r.memory_mb), r.priority,
+                          r.next_retry_at, r.cluster_id)
                 for r in conn.execute(stmt)
             ]
 

@@ -89,9 +89,12 @@ jobs = sa.Table(
     sa.Column("telemetry", sa.JSON, nullable=True),
     # Per-job webhook: {"url": ..., "events": [...]}; the owner's default applies when null.
     sa.Column("webhook", sa.JSON, nullable=True),
+    # The cluster (uid) it runs on; null: an ephemeral cluster, i.e. its own allocation.
+    sa.Column("cluster_id", sa.String(40), nullable=True),
     sa.Index("ix_jobs_queue", "state", "priority", "created_at"),
     sa.Index("ix_jobs_org_id", "org_id", "id"),
     sa.Index("ix_jobs_finished_at", "finished_at"),
+    sa.Index("ix_jobs_cluster_id", "cluster_id", "state"),
 )
 
 job_tags = sa.Table(

@@ -14,7 +14,7 @@ from jobyard.api.auth import admin, principal, read, runtime
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.storage import accepted, render_request
 from jobyard.api.responses import JSON
-from jobyard.core.clusters import Cluster
+from jobyard.core.clusters import Cluster, numbered
 from jobyard.core.models import Principal
 from jobyard.core.requests import Request as AsyncRequest
 from jobyard.errors import NotFound
@@ -49,7 +49,8 @@ def render_cluster(c: Cluster) -> dict[str, Any]:
     return {
         "id": c.uid, "name": c.name, "state": str(c.state), "instance_type": c.instance_type,
         "instance_count": c.count, "gpus": c.count * c.gpus_per_instance,
-        "instances": [{"index": i, **inst} for i, inst in enumerate(c.instances)],
+        # ``index``: the instance's stable number (what a job's ``cluster.instance`` names).
+        "instances": [{"index": inst.pop("n"), **inst} for inst in numbered(c.instances)],
         "attachments": list(c.attachments), "message": c.message,
         "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
     }

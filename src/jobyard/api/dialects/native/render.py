@@ -54,6 +54,7 @@ def job(
         "next_retry_at": iso(j.next_retry_at),
         "cancel_requested_at": iso(j.cancel_requested_at),
         "assigned": j.assigned,
+        "cluster": cluster(j),
         "cancel_receipt": j.cancel_receipt,
         "waiting": waiting,
         "owner": {"user_id": j.user_id, "org_id": j.org_id},
@@ -64,6 +65,17 @@ def job(
         "efficiency": telemetry.get("efficiency"),
         "outputs": telemetry.get("outputs"),
     }
+
+
+def cluster(j: Job) -> dict[str, Any]:
+    """Which cluster runs (or will run) the job: a claimed one, or its own ephemeral one."""
+    assigned = j.assigned or {}
+    if j.cluster_id is None:
+        return {"id": f"ephemeral-{j.uid}", "ephemeral": True, "instance_type": j.instance_type,
+                "gpus": assigned.get("gpus")}
+    return {"id": j.cluster_id, "ephemeral": False,
+            "instance": (assigned.get("cluster") or {}).get("instance"),
+            "name": (j.extra.get("cluster") or {}).get("name")}
 
 
 def _progress(j: Job) -> dict[str, Any]:

@@ -55,6 +55,8 @@ class JobIn(BaseModel):
     retry: RetryIn = RetryIn()
     tags: list[str] = Field([], max_length=50)
     webhook: WebhookIn | None = Field(None, description="overrides the owner's default webhook")
+    cluster_id: str | None = Field(None, max_length=40,
+                                   description="run on one instance of this ready cluster")
 
     def to_input(self) -> SubmitJob:
         return SubmitJob(
@@ -73,6 +75,7 @@ class JobIn(BaseModel):
             ),
             tags=tuple(self.tags),
             webhook=self.webhook.to_dict() if self.webhook else None,
+            cluster_id=self.cluster_id,
         )
 
 

@@ -1,0 +1,60 @@
+"""Volumes inside jobs: what a job on a cluster sees of the volumes attached to it.
+
+For each attached volume the job gets ``JOBYARD_VOLUME_<NAME>=<path>`` (the name upper-cased,
+anything not a letter or digit as ``_``), and, when it runs in its run directory (no
+``workdir`` of its own), a symlink ``mnt/<name>`` there. Both point at the volume's own
+directory (``data_dir/volumes/<id>/``), so what a job writes survives the job and the cluster.
+When such a job ends its volumes are measured (``VolumeHandlers.measure``: over-size volumes
+become read-only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from jobyard.core.models import Job
+from jobyard.daemon.hooks import AttemptHooks
+from jobyard.requests.volumes import VolumeHandlers, volume_dir
+
+log = logging.getLogger(__name__)
+
+
+def env_name(volume_name: str) -> str:
+    return "JOBYARD_VOLUME_" + re.sub(r"[^A-Za-z0-9]", "_", volume_name).upper()
+
+
+class VolumeMounts(AttemptHooks):
+    def __init__(self, store: Any, data_dir: Path):
+        self.store = store
+        self.data_dir = data_dir
+        self.volumes = VolumeHandlers(store, data_dir)
+
+    def _attached(self, job: Job) -> list[Any]:
+        cluster = self.store.get_cluster(job.cluster_id) if job.cluster_id else None
+        if cluster is None:
+            return []
+        found = (self.store.get_volume(uid) for uid in cluster.attachments)
+        return [v for v in found if v is not None]
+
+    def env(self, job: Job, run_dir: Path) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for vol in self._attached(job):  # a read only for jobs on a cluster
+            path = volume_dir(self.data_dir, vol.uid)
+            env[env_name(vol.name)] = str(path)
+            if job.workdir is None:
+                link = run_dir / "mnt" / vol.name
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if not link.is_symlink():
+                    link.symlink_to(path, target_is_directory=True)
+        return env
+
+    async def ended(self, job: Job) -> None:
+        if job.cluster_id is None:
+            return
+        cluster = await asyncio.to_thread(self.store.get_cluster, job.cluster_id)
+        if cluster is not None and cluster.attachments:
+            await self.volumes.measure(list(cluster.attachments))
