@@ -36,3 +36,14 @@ def test_cluster_commands_with_wait(cli: CliRunner) -> None:  # noqa: F811
     assert result.exit_code == 0 and "CLUSTER_RELEASE COMPLETED" in result.stdout
     result = cli.invoke(app, ["cluster", "claim", "nope"])
     assert result.exit_code == 1 and "unknown instance_type" in result.stderr
+
+
+def test_run_on_an_unknown_cluster_says_so(server, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from jobyard.cli.main import app
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    result = CliRunner().invoke(app, ["--url", server.url, "--api-key", server.admin_key,
+                                      "run", "--cluster", "cl_nope", "--", "true"])
+    assert result.exit_code == 1 and "cl_nope" in result.output

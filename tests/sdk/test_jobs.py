@@ -155,3 +155,12 @@ def test_typed_jobs_carry_progress_cost_and_webhook(server):
     assert done.progress == 40 and done.current_step == "half" and done.metadata == {"n": 4}
     assert done.cost is not None and done.cost["total"] == done.cost["accrued"]
     assert done.webhook == {"url": "https://hooks.example.com/x", "events": ["job.completed"]}
+
+
+def test_submit_on_a_cluster_that_does_not_exist_is_not_found(server):
+    import pytest
+
+    from jobyard import Client, NotFound
+
+    with Client(server.url, server.admin_key) as client, pytest.raises(NotFound):
+        client.jobs.submit("true", cluster_id="cl_nope")
