@@ -36,10 +36,7 @@ def keys_ls(
     """List API keys: your own (an admin sees all)."""
     with client(ctx) as c:
         keys = c.keys.list(username=user)
-    if as_json:
-        render.print_json([k.raw for k in keys])
-    else:
-        render.out().print(render.keys_table(keys))
+    render.show(keys, render.keys_table, as_json)
 
 
 @keys_app.command("revoke")
@@ -72,10 +69,7 @@ def users_ls(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List users."""
     with client(ctx) as c:
         users = c.users.list()
-    if as_json:
-        render.print_json([u.raw for u in users])
-    else:
-        render.out().print(render.users_table(users))
+    render.show(users, render.users_table, as_json)
 
 
 @orgs_app.command("create")
@@ -92,10 +86,7 @@ def orgs_ls(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List organizations."""
     with client(ctx) as c:
         orgs = c.orgs.list()
-    if as_json:
-        render.print_json([o.raw for o in orgs])
-    else:
-        render.out().print(render.orgs_table(orgs))
+    render.show(orgs, render.orgs_table, as_json)
 
 
 def register(app: typer.Typer) -> None:

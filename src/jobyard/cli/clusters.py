@@ -43,10 +43,7 @@ def ls(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List your org's clusters."""
     with client(ctx) as c:
         clusters = c.clusters.list()
-    if as_json:
-        render.print_json([x.raw for x in clusters])
-    else:
-        render.out().print(clusters_table(clusters))
+    render.show(clusters, clusters_table, as_json)
 
 
 @cluster_app.command("show")
@@ -55,10 +52,7 @@ def show(ctx: typer.Context, cluster_id: str = typer.Argument(..., metavar="ID")
     """Show one cluster and its reserved instances."""
     with client(ctx) as c:
         cluster = c.clusters.get(cluster_id)
-    if as_json:
-        render.print_json(cluster.raw)
-    else:
-        render.out().print(clusters_table([cluster]))
+    render.show_one(cluster, clusters_table, as_json)
 
 
 @cluster_app.command("edit")

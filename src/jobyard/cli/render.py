@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,22 @@ def hint(message: str) -> None:
 
 def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def show(items: list[Any], table: Callable[[list[Any]], Any], as_json: bool) -> None:
+    """Items as the API's JSON (``--json``) or as a table."""
+    if as_json:
+        print_json([item.raw for item in items])
+    else:
+        out().print(table(items))
+
+
+def show_one(item: Any, table: Callable[[list[Any]], Any], as_json: bool) -> None:
+    """One item as the API's JSON (``--json``) or as a one-row table."""
+    if as_json:
+        print_json(item.raw)
+    else:
+        out().print(table([item]))
 
 
 def duration(seconds: float | None) -> str:

@@ -77,10 +77,7 @@ def ls(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """List your org's volumes."""
     with client(ctx) as c:
         vols = c.storage.list()
-    if as_json:
-        render.print_json([v.raw for v in vols])
-    else:
-        render.out().print(volumes_table(vols))
+    render.show(vols, volumes_table, as_json)
 
 
 @storage_app.command("show")
@@ -89,10 +86,7 @@ def show(ctx: typer.Context, volume_id: str = typer.Argument(..., metavar="ID"),
     """Show one volume, with its usage."""
     with client(ctx) as c:
         vol = c.storage.get(volume_id)
-    if as_json:
-        render.print_json(vol.raw)
-    else:
-        render.out().print(volumes_table([vol]))
+    render.show_one(vol, volumes_table, as_json)
 
 
 @storage_app.command("edit")
