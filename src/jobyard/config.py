@@ -108,6 +108,17 @@ class Config(BaseSettings):
     instance_types: dict[str, dict[str, float]] = {}
     org_max_gpus: int | None = Field(None, ge=0)
 
+    # TensorPool dialect (jobyard.api.dialects.tensorpool). `tp` clients older than
+    # tensorpool_min_cli_version are refused by POST /health with an upgrade message.
+    # A pushed project may be at most tensorpool_max_upload_bytes once packed (tar.gz); it is
+    # uploaded in chunks sized to take about tensorpool_upload_chunk_s each, so no single
+    # command the CLI runs keeps it from answering pings. Download links of `tp job pull`
+    # expire after tensorpool_link_ttl_s.
+    tensorpool_min_cli_version: str = "0.0.9"
+    tensorpool_max_upload_bytes: int = Field(2 * 1024**3, gt=0)
+    tensorpool_upload_chunk_s: float = Field(2.0, gt=0)
+    tensorpool_link_ttl_s: float = Field(3600.0, gt=0)
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'jobyard.db'}"

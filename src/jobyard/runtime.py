@@ -27,6 +27,7 @@ from jobyard.events.webhooks import url_checker
 from jobyard.executors.base import Executor
 from jobyard.requests.clusters import ClusterHandlers
 from jobyard.requests.processor import RequestProcessor
+from jobyard.requests.teardown import ClusterTeardown
 from jobyard.requests.volumes import VolumeHandlers
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
@@ -78,6 +79,8 @@ class Runtime:
         self.clusters = ClusterService(self.store, catalog, self.storage,
                                        self.config.org_max_gpus, nudge)
         self.service.check_cluster = self.clusters.check_job
+        if self.daemon is not None:  # needs the cluster service, so not in attempt_hooks()
+            self.daemon.hooks.append(ClusterTeardown(self.clusters))
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store read on the loop where that is cheaper than a thread (see Engines)."""

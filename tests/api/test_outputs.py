@@ -44,3 +44,18 @@ def test_a_failed_job_lists_partial_results(api):
     assert wait_state(api, job["id"])["state"] == "error"
     [item] = api.get(f"/v1/jobs/{job['id']}/outputs").json()["items"]
     assert item["name"] == "part-0.txt" and item["partial"] is True and item["records"] == 1
+
+
+def test_output_patterns_keep_files_from_the_working_directory(api, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    job = submit(api, "mkdir -p ckpt && echo 1 > ckpt/a.pt && echo m > model_7.bin"
+                      " && echo no > other.txt && exit 2",
+                 workdir=str(work), outputs=["ckpt/", "model_*.bin"])
+    assert wait_state(api, job["id"])["state"] == "error"
+    items = api.get(f"/v1/jobs/{job['id']}/outputs").json()["items"]
+    assert sorted(i["name"] for i in items) == ["ckpt/a.pt", "model_7.bin"]
+    assert all(i["partial"] for i in items)  # the job failed: partial results
+    assert api.get(next(i["url"] for i in items if i["name"] == "model_7.bin")).text == "m\n"
+    refused = api.post("/v1/jobs", json={"command": "true", "outputs": ["../x"]})
+    assert refused.status_code == 422 and "outputs" in str(refused.json())

@@ -17,6 +17,7 @@ from jobyard.api.dialects.native import admin, jobs, metrics, outputs, reports, 
 from jobyard.api.dialects.native import clusters as native_clusters
 from jobyard.api.dialects.native import storage as native_storage
 from jobyard.api.dialects.tensorpool import routes as tensorpool_routes
+from jobyard.api.dialects.tensorpool import upload as tensorpool_upload
 from jobyard.api.limits import BodySizeLimit
 from jobyard.runtime import Runtime
 
@@ -50,5 +51,6 @@ def create_app(rt: Runtime) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=rt.config.max_request_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=rt.config.max_request_bytes,
+                       overrides=tensorpool_upload.BODY_LIMITS)
     return app

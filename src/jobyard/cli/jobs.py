@@ -108,6 +108,8 @@ def run(
     detach: bool = typer.Option(False, "--detach", "-d", help="Print the job id and return."),
     cluster: str | None = typer.Option(None, "--cluster",
                                        help="Run on one instance of this claimed cluster."),
+    output: list[str] | None = typer.Option(
+        None, "--output", help="A file, glob or dir/ to keep when it ends (repeatable)."),
 ) -> None:
     """Submit a job, stream its output, and exit with its exit code.
 
@@ -120,7 +122,7 @@ def run(
         job = c.jobs.submit(
             cmd, name=name, env=_parse_env(env or []), workdir=workdir, gpus=gpus, cpus=cpus,
             memory_mb=memory_mb, priority=priority, time_limit_s=time_limit, tags=tag or [],
-            cluster_id=cluster,
+            cluster_id=cluster, outputs=output or [],
         )
         if detach:
             typer.echo(job.id)

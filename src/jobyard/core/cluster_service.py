@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from jobyard.core.clusters import Cluster, ClusterState, InstanceType, check_count
+from jobyard.core.clusters import HOLDING, Cluster, ClusterState, InstanceType, check_count
 from jobyard.core.models import Principal, Resources
 from jobyard.core.requests import Request, RequestType
-from jobyard.core.storage import StorageService, check_name
+from jobyard.core.storage import StorageService, check_name, refuse_if_protected
 from jobyard.core.volumes import Volume, VolumeState
 from jobyard.errors import Conflict, NotFound, Unschedulable, ValidationFailed
+
+# Clusters whose deletion protection may change: those that hold (or will hold) resources.
+PROTECTABLE = tuple(sorted(str(s) for s in HOLDING))
 
 
 class ClusterService:
@@ -54,43 +57,74 @@ class ClusterService:
                 {"instance_type": cluster.instance_type})
         return {"name": cluster.name}
 
-    def list(self, who: Principal) -> list[Cluster]:
-        return self.store.list_clusters(who.org_id)
+    def list(self, who: Principal, mine: bool = False) -> list[Cluster]:
+        """The org's clusters; with ``mine``, only those the caller claimed."""
+        clusters = self.store.list_clusters(who.org_id)
+        return [c for c in clusters if c.user_id == who.user_id] if mine else clusters
 
-    def claim(self, who: Principal, instance_type: str, count: int,
-              name: str | None) -> tuple[Request, Cluster]:
+    def claim(self, who: Principal, instance_type: str, count: int, name: str | None,
+              deletion_protection: bool = False) -> tuple[Request, Cluster]:
         """Refused at once (409 QUOTA_EXCEEDED) beyond the org's GPU quota."""
         it = self.instance_type(instance_type)
         req, cluster = self.store.create_cluster(
             who, check_name(name or f"{it.name}-cluster"), it.name, check_count(count), it.gpus,
             self.default_quota)
+        if deletion_protection:  # before anyone was told its id
+            self.store.set_protection("clusters", cluster.uid, True, PROTECTABLE)
+            cluster.deletion_protection = True
         self.on_intent()
         return req, cluster
 
-    def edit(self, who: Principal, uid: str, name: str | None,
-             count: int | None) -> tuple[Request, Cluster]:
-        """Rename and/or resize; a grow is checked against the quota now, against free
-        resources when it is processed."""
+    def protect(self, who: Principal, uid: str, on: bool) -> Cluster:
+        """Turn deletion protection on or off, at once (no request)."""
+        cluster = self.get(who, uid)
+        state = self.store.set_protection("clusters", cluster.uid, on, PROTECTABLE)
+        if state is None:
+            raise NotFound(f"cluster {uid} not found")
+        if state not in PROTECTABLE:
+            raise Conflict(f"cluster {uid} is {state}; its deletion protection cannot change "
+                           "now")
+        return self.get(who, uid)
+
+    def edit(self, who: Principal, uid: str, name: str | None, count: int | None,
+             deletion_protection: bool | None = None) -> tuple[Request | None, Cluster]:
+        """Rename and/or resize (a request: a grow is checked against the quota now, against
+        free resources when it is processed), and/or set deletion protection (at once, with
+        the request if there is one; no request when it is the only change)."""
         cluster = self.get(who, uid)
         if name is None and count is None:
-            raise ValidationFailed("nothing to change: give name and/or instance_count",
-                                   {"loc": ["body"], "type": "value_error"})
+            if deletion_protection is None:
+                raise ValidationFailed(
+                    "nothing to change: give name, instance_count and/or deletion_protection",
+                    {"loc": ["body"], "type": "value_error"})
+            return None, self.protect(who, uid, deletion_protection)
         params: dict[str, Any] = {"name": check_name(name) if name else cluster.name}
         if count is not None:
             params["count"] = check_count(count)
         gpus_after = count * cluster.gpus_per_instance if count is not None else None
+
+        def check(fresh: Cluster) -> dict[str, Any] | None:
+            _ready("edited")(fresh)
+            if deletion_protection is None:
+                return None
+            return {"deletion_protection": deletion_protection}
+
         req = self.store.request_on_cluster(
-            who, cluster, RequestType.CLUSTER_EDIT, params, _ready("edited"),
+            who, cluster, RequestType.CLUSTER_EDIT, params, check,
             "Cluster edit queued", gpus_after, self.default_quota)
         self.on_intent()
+        if deletion_protection is not None:
+            cluster.deletion_protection = deletion_protection
         return req, cluster
 
     def release(self, who: Principal, uid: str) -> tuple[Request, Cluster]:
+        """Refused (409 DELETION_PROTECTED) while deletion protection is on."""
         cluster = self.get(who, uid)
 
         def check(fresh: Cluster) -> dict[str, Any]:
             if fresh.state is not ClusterState.READY:
                 raise Conflict(f"cluster {uid} is {fresh.state}; it cannot be released now")
+            refuse_if_protected("cluster", uid, fresh.deletion_protection)
             return {"state": str(ClusterState.RELEASING)}
 
         req = self.store.request_on_cluster(who, cluster, RequestType.CLUSTER_RELEASE, {},

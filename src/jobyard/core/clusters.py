@@ -91,6 +91,7 @@ class Cluster:
     instances: list[dict[str, Any]] = field(default_factory=list)
     message: str | None = None
     attachments: tuple[str, ...] = ()  # volume ids
+    deletion_protection: bool = False  # while on, the cluster cannot be released
 
     @property
     def gpus(self) -> int:

@@ -23,6 +23,11 @@ class SubmitJob:
     # {"url": ..., "events": ["job.completed", ...]}; None: the owner's default webhook.
     webhook: dict[str, Any] | None = None
     cluster_id: str | None = None  # run on one instance of this (ready) cluster
+    # Files to keep from the working directory when an attempt ends: paths or globs relative
+    # to ``workdir`` ("model.pth", "ckpt_*.pt", "checkpoints/" for a whole directory).
+    outputs: tuple[str, ...] = ()
+    # Dialect-specific facts kept with the job (e.g. the TensorPool project's commands).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +37,4 @@ class ListJobs:
     name: str | None = None
     limit: int = 50
     before_id: int | None = None  # cursor: jobs with a smaller id (newest first)
+    user_id: int | None = None  # only this user's jobs

@@ -106,6 +106,10 @@ class Store(abc.ABC):
     def finished_since(self, since: float) -> int: ...
 
     @abc.abstractmethod
+    def delete_jobs(self, job_ids: list[int]) -> list[int]:
+        """Delete those of these jobs that are terminal; returns their ids."""
+
+    @abc.abstractmethod
     def count_by_state(self) -> dict[str, int]: ...
 
     # principals ------------------------------------------------------------------------------

@@ -61,7 +61,9 @@ class JobService:
     ) -> tuple[Job, bool]:
         """Queue a job; returns ``(job, created)`` (``created`` is False for a replay)."""
         self._validate(cmd)
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(cmd.extra)
+        if cmd.outputs:
+            extra["outputs"] = list(cmd.outputs)
         if cmd.cluster_id is not None:
             if self.check_cluster is None:
                 raise Unschedulable("this server runs no clusters", {})
@@ -109,6 +111,10 @@ class JobService:
         for key in cmd.env:
             if not key or "=" in key or "\0" in key or key.startswith("JOBYARD_"):
                 _invalid(("env", key), "env names must be non-empty, without '=' and not JOBYARD_*")
+        for n, pattern in enumerate(cmd.outputs):
+            problem = output_pattern_problem(pattern)
+            if problem:
+                _invalid(("outputs", str(n)), problem)
         if cmd.webhook is not None:
             problem = self.check_webhook(str(cmd.webhook.get("url") or ""))
             if problem:
@@ -210,6 +216,18 @@ class JobService:
         return result, True
 
 
+    # delete ----------------------------------------------------------------------------------
+    def delete(self, who: Principal, ref: int | str) -> Job:
+        """Forget a finished job (its rows; the caller removes its files). Refused (409) while
+        it is not terminal."""
+        job = self.get(who, ref)
+        if not job.is_terminal or not self.store.delete_jobs([job.id]):
+            state = job.state if not job.is_terminal else self.get(who, job.id).state
+            raise Conflict(f"job {job.uid} is {state}; only a finished job can be deleted",
+                           {"state": str(state)})
+        return job
+
+
 def cancel_transition(job: Job, now: float, by: str) -> Transition:
     """The one cancel rule: a queued job (no process) ends ``canceled`` at once, an active one
     becomes ``canceling`` and the daemon stops it."""
@@ -220,6 +238,15 @@ def cancel_transition(job: Job, now: float, by: str) -> Transition:
     else:
         fields["substate"] = str(Substate.STOPPING)
     return Transition(job.id, target, fields, {"by": by})
+
+
+def output_pattern_problem(pattern: str) -> str | None:
+    """Why an output pattern is refused: it must stay inside the working directory."""
+    if not pattern or len(pattern) > 1024 or "\0" in pattern:
+        return "an output pattern must be 1 to 1024 characters"
+    if pattern.startswith(("/", "\\")) or ".." in pattern.replace("\\", "/").split("/"):
+        return f"output pattern '{pattern}' must be relative to the working directory, without '..'"
+    return None
 
 
 def _default_name(command: str | list[str]) -> str:

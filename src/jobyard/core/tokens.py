@@ -1,4 +1,6 @@
-"""Job tokens: a running attempt's credential to report about itself, and nothing else.
+"""Signed tokens: job tokens and expiring links.
+
+A job token is a running attempt's credential to report about itself, and nothing else:
 
 ``jyt_<job uid>.<attempt>.<hmac>``: stateless (an HMAC with the server's secret), valid only for
 that job and attempt, and only while the job is active — the API checks the state on use, so
@@ -7,8 +9,10 @@ the token stops working the moment the job ends.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 
 PREFIX = "jyt_"
 
@@ -31,3 +35,26 @@ def parse_job_token(secret: bytes, token: str) -> tuple[str, int] | None:
 
 def _mac(secret: bytes, body: str) -> str:
     return hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def signed_link(secret: bytes, purpose: str, parts: tuple[str, ...], expires: int) -> str:
+    """A URL-safe token that carries ``parts`` and an expiry (UNIX seconds), for links that
+    must work without an API key (downloads, uploads). ``purpose`` keeps one kind of link from
+    being replayed as another."""
+    payload = base64.urlsafe_b64encode(json.dumps([*parts, expires]).encode()).decode()
+    return f"{payload.rstrip('=')}.{_mac(secret, purpose + '.' + payload)}"
+
+
+def read_link(secret: bytes, purpose: str, token: str, now: float) -> tuple[str, ...] | None:
+    """The ``parts`` of a genuine, unexpired link token, else None."""
+    payload, _, mac = token.partition(".")
+    padded = payload + "=" * (-len(payload) % 4)
+    if not hmac.compare_digest(mac, _mac(secret, purpose + "." + padded)):
+        return None
+    try:
+        *parts, expires = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(expires, int) or expires < now or not all(isinstance(p, str) for p in parts):
+        return None
+    return tuple(parts)

@@ -34,6 +34,7 @@ class Volume:
     used_bytes: int | None = None
     used_checked_at: float | None = None
     attachments: tuple[str, ...] = ()  # cluster ids (clusters come with their own requests)
+    deletion_protection: bool = False  # while on, the volume cannot be destroyed
 
     @property
     def size_gb(self) -> int:

@@ -1,9 +1,10 @@
 """Collects an attempt's outputs when its processes are gone, before its end is recorded.
 
 Files under ``JOBYARD_OUTPUT_DIR`` are listed (name, size, records for line-based files);
-outputs a job declared with ``jobyard.job.output(name, path)`` that live elsewhere are linked
-(or copied) in first. While it works the job shows substate ``uploading``. An attempt that did
-not complete lists what exists as partial results.
+outputs a job declared with ``jobyard.job.output(name, path)``, and files matching the job's
+``outputs`` patterns (relative to its working directory), are linked (or copied) in first.
+While it works the job shows substate ``uploading``. An attempt that did not complete lists
+what exists as partial results.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from jobyard.core.states import Substate
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.errors import JobyardError
 from jobyard.executors.base import ExitStatus
-from jobyard.outputs.files import resolve_inside, scan
+from jobyard.outputs.files import MAX_FILES, resolve_inside, scan
 from jobyard.store.logfiles import run_dir
 from jobyard.store.sql import SqlStore
 
@@ -42,6 +43,11 @@ class OutputCollector(AttemptHooks):
         root = output_dir(self.config.data_dir, job.uid, job.attempt)
         declared = [d for d in job.telemetry.get("declared_outputs") or []
                     if d.get("attempt", job.attempt) == job.attempt]  # not a past attempt's
+        patterns = job.extra.get("outputs") or []
+        if patterns:
+            workdir = Path(job.workdir) if job.workdir else run_dir(
+                self.config.data_dir, job.uid, job.attempt)
+            await asyncio.to_thread(gather, workdir, patterns, root)
         if not declared and not _has_entries(root):
             return {}
         with contextlib.suppress(JobyardError):  # it may have ended meanwhile: just collect
@@ -71,6 +77,44 @@ class OutputCollector(AttemptHooks):
             if source and not target.exists():
                 _bring_in(Path(source), target)
         return scan(root, records)
+
+
+def gather(workdir: Path, patterns: list[str], root: Path) -> int:
+    """Bring the files matching ``patterns`` (relative to ``workdir``; a directory brings all
+    its files) into ``root`` under the same relative paths. Links and anything that resolves
+    outside ``workdir`` are skipped. Returns how many files were brought in."""
+    base = workdir.resolve()
+    out = root.resolve()
+    count = 0
+    for pattern in patterns:
+        clean = pattern.strip().rstrip("/")
+        if not clean or clean.startswith("/") or ".." in clean.split("/"):
+            continue
+        matches = sorted(base.glob(clean)) if any(c in clean for c in "*?[") else [base / clean]
+        for match in matches:
+            for path in _files_under(match):
+                real = path.resolve()
+                if base not in real.parents or out == real or out in real.parents:
+                    continue
+                target = out / real.relative_to(base)
+                if not target.exists():
+                    _bring_in(real, target)
+                    count += 1
+                if count >= MAX_FILES:
+                    return count
+    return count
+
+
+def _files_under(path: Path) -> list[Path]:
+    if path.is_symlink() or not path.exists():
+        return []
+    if path.is_file():
+        return [path]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        dirnames.sort()
+        found.extend(Path(dirpath) / f for f in sorted(filenames))
+    return [f for f in found if not f.is_symlink()]
 
 
 def _has_entries(root: Path) -> bool:

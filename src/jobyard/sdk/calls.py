@@ -43,6 +43,7 @@ class SubmitOptions(TypedDict, total=False):
     webhook: str | dict[str, Any] | None
     idempotency_key: str | None
     cluster_id: str | None
+    outputs: list[str] | None  # files to keep, relative to workdir ("ckpt/", "*.pt")
 
 
 # --------------------------------------------------------------------------- errors
@@ -180,6 +181,7 @@ class Calls:
             "tags": list(o.get("tags") or []),
             "webhook": {"url": hook} if isinstance(hook := o.get("webhook"), str) else hook,
             "cluster_id": o.get("cluster_id"),
+            "outputs": list(o.get("outputs") or []),
         })
         key = o.get("idempotency_key")
         headers = {"Idempotency-Key": key} if key else None

@@ -17,8 +17,10 @@ from jobyard.store import tables as t
 from jobyard.store.clusters import ClusterStore
 from jobyard.store.engine import Engines, Prepared
 from jobyard.store.outputs import OutputsStore
+from jobyard.store.purge import PurgeStore
 from jobyard.store.requests import RequestStore
 from jobyard.store.rows import WRITABLE, event_from_row, job_from_row, job_to_row
+from jobyard.store.sshkeys import SshKeyStore
 from jobyard.store.telemetry import TelemetryStore
 from jobyard.store.webhooks import WebhookStore
 
@@ -51,7 +53,8 @@ class SqlBase:
 
 
 class SqlStore(
-    ClusterStore, RequestStore, WebhookStore, TelemetryStore, OutputsStore, SqlBase, Store
+    ClusterStore, RequestStore, WebhookStore, TelemetryStore, OutputsStore, PurgeStore,
+    SshKeyStore, SqlBase, Store,
 ):
     """The store: jobs and principals here; telemetry and webhooks in their own modules."""
 
@@ -114,6 +117,8 @@ class SqlStore(
             stmt = stmt.where(t.jobs.c.org_id == org_id)
         if query.state:
             stmt = stmt.where(t.jobs.c.state == query.state)
+        if query.user_id is not None:
+            stmt = stmt.where(t.jobs.c.user_id == query.user_id)
         if query.name:
             stmt = stmt.where(t.jobs.c.name == query.name)
         if query.before_id:

@@ -227,6 +227,9 @@ volumes = sa.Table(
     sa.Column("used_checked_at", sa.Double, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    # While true, the volume cannot be destroyed (jobyard.core.storage.refuse_if_protected).
+    sa.Column("deletion_protection", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
     sa.UniqueConstraint("org_id", "name"),
 )
 
@@ -248,6 +251,9 @@ clusters = sa.Table(
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    # While true, the cluster cannot be released (jobyard.core.storage.refuse_if_protected).
+    sa.Column("deletion_protection", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
     sa.Index("ix_clusters_org_id", "org_id", "state"),
 )
 
@@ -258,4 +264,22 @@ volume_attachments = sa.Table(
     sa.Column("volume_id", sa.Integer, sa.ForeignKey("volumes.id"), primary_key=True),
     sa.Column("cluster_id", sa.String(40), sa.ForeignKey("clusters.uid"), primary_key=True),
     sa.Column("attached_at", sa.Double, nullable=False),
+)
+
+# Users' SSH public keys (OpenSSH one-line format), as the TensorPool CLI manages them
+# (``tp me sshkey``). ``uid`` is the id users see; a user registers a key only once.
+ssh_keys = sa.Table(
+    "ssh_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(40), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("key_type", sa.String(60), nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(100), nullable=False),  # SHA256:<base64>, as ssh-keygen
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("user_id", "fingerprint"),
+    sa.Index("ix_ssh_keys_org_id", "org_id", "id"),
 )

@@ -27,12 +27,15 @@ class ClusterIn(BaseModel):
     instance_type: str = Field(max_length=50, description="a name from the catalog")
     instance_count: int = Field(1, description="how many instances")
     name: str | None = Field(None, max_length=100)
+    deletion_protection: bool = Field(False, description="refuse releasing it while on")
 
 
 class ClusterEditIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=100)
     instance_count: int | None = Field(None, description="grow (if free) or shrink")
+    deletion_protection: bool | None = Field(
+        None, description="on/off at once; alone, it answers 200 with the cluster")
 
 
 class AttachIn(BaseModel):
@@ -52,6 +55,7 @@ def render_cluster(c: Cluster) -> dict[str, Any]:
         # ``index``: the instance's stable number (what a job's ``cluster.instance`` names).
         "instances": [{"index": inst.pop("n"), **inst} for inst in numbered(c.instances)],
         "attachments": list(c.attachments), "message": c.message,
+        "deletion_protection": c.deletion_protection,
         "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
     }
 
@@ -72,7 +76,7 @@ def instance_types(request: Request, _: Principal = Depends(principal)) -> JSON:
 @router.post("/clusters", status_code=202, summary="Claim a cluster (async)")
 def claim(body: ClusterIn, request: Request, who: Principal = Depends(principal)) -> JSON:
     return cluster_accepted(*runtime(request).clusters.claim(
-        who, body.instance_type, body.instance_count, body.name))
+        who, body.instance_type, body.instance_count, body.name, body.deletion_protection))
 
 
 @router.get("/clusters", summary="Your org's clusters")
@@ -87,14 +91,17 @@ async def get_cluster(uid: str, request: Request, who: Principal = Depends(princ
     return JSON(render_cluster(await read(rt, rt.clusters.get, who, uid)))
 
 
-@router.patch("/clusters/{uid}", status_code=202, summary="Rename or resize a cluster (async)")
+@router.patch("/clusters/{uid}", status_code=202,
+              summary="Rename or resize a cluster (async), or set its deletion protection")
 def edit(uid: str, body: ClusterEditIn, request: Request,
          who: Principal = Depends(principal)) -> JSON:
-    return cluster_accepted(*runtime(request).clusters.edit(who, uid, body.name,
-                                                           body.instance_count))
+    req, cluster = runtime(request).clusters.edit(who, uid, body.name, body.instance_count,
+                                                  body.deletion_protection)
+    return JSON(render_cluster(cluster)) if req is None else cluster_accepted(req, cluster)
 
 
-@router.delete("/clusters/{uid}", status_code=202, summary="Release a cluster (async)")
+@router.delete("/clusters/{uid}", status_code=202,
+               summary="Release a cluster (async); 409 while deletion-protected")
 def release(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
     return cluster_accepted(*runtime(request).clusters.release(who, uid))
 

@@ -57,6 +57,9 @@ class JobIn(BaseModel):
     webhook: WebhookIn | None = Field(None, description="overrides the owner's default webhook")
     cluster_id: str | None = Field(None, max_length=40,
                                    description="run on one instance of this ready cluster")
+    outputs: list[str] = Field([], max_length=100, description=(
+        "files to keep when it ends: paths or globs relative to workdir ('model.pt', "
+        "'ckpt_*.pt', 'checkpoints/')"))
 
     def to_input(self) -> SubmitJob:
         return SubmitJob(
@@ -76,6 +79,7 @@ class JobIn(BaseModel):
             tags=tuple(self.tags),
             webhook=self.webhook.to_dict() if self.webhook else None,
             cluster_id=self.cluster_id,
+            outputs=tuple(self.outputs),
         )
 
 

@@ -25,12 +25,15 @@ class VolumeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=100, description="unique in your org")
     size_gb: int = Field(description="decimal gigabytes (10^9 bytes)")
+    deletion_protection: bool = Field(False, description="refuse destroying it while on")
 
 
 class VolumeEditIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(None, max_length=100, description="a new name")
     size_gb: int | None = Field(None, description="a larger size; volumes never shrink")
+    deletion_protection: bool | None = Field(
+        None, description="on/off at once; alone, it answers 200 with the volume")
 
 
 def render_volume(v: Volume) -> dict[str, Any]:
@@ -38,6 +41,7 @@ def render_volume(v: Volume) -> dict[str, Any]:
         "id": v.uid, "name": v.name, "state": str(v.state), "size_gb": v.size_gb,
         "size_bytes": v.size_bytes, "used_bytes": v.used_bytes, "over_quota": v.over_quota,
         "used_checked_at": iso(v.used_checked_at), "attachments": list(v.attachments),
+        "deletion_protection": v.deletion_protection,
         "created_at": iso(v.created_at), "updated_at": iso(v.updated_at),
     }
 
@@ -66,7 +70,8 @@ def accepted(r: AsyncRequest, v: Volume) -> JSON:
 
 @router.post("/storage", status_code=202, summary="Create a storage volume (async)")
 def create(body: VolumeIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return accepted(*runtime(request).storage.create(who, body.name, body.size_gb))
+    return accepted(*runtime(request).storage.create(who, body.name, body.size_gb,
+                                                     body.deletion_protection))
 
 
 @router.get("/storage", summary="Your org's storage volumes")
@@ -82,13 +87,17 @@ async def get_volume(uid: str, request: Request, who: Principal = Depends(princi
     return JSON(render_volume(await read(rt, rt.storage.get_volume, who, uid)))
 
 
-@router.patch("/storage/{uid}", status_code=202, summary="Rename or grow a volume (async)")
+@router.patch("/storage/{uid}", status_code=202,
+              summary="Rename or grow a volume (async), or set its deletion protection")
 def edit(uid: str, body: VolumeEditIn, request: Request,
          who: Principal = Depends(principal)) -> JSON:
-    return accepted(*runtime(request).storage.edit(who, uid, body.name, body.size_gb))
+    req, vol = runtime(request).storage.edit(who, uid, body.name, body.size_gb,
+                                             body.deletion_protection)
+    return JSON(render_volume(vol)) if req is None else accepted(req, vol)
 
 
-@router.delete("/storage/{uid}", status_code=202, summary="Destroy a volume (async)")
+@router.delete("/storage/{uid}", status_code=202,
+               summary="Destroy a volume (async); 409 while attached or deletion-protected")
 def destroy(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
     return accepted(*runtime(request).storage.destroy(who, uid))
 

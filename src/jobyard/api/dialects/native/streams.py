@@ -6,7 +6,6 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -15,13 +14,13 @@ from sse_starlette import ServerSentEvent
 from jobyard.api.auth import principal, runtime
 from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.dialects.native.render import iso
+from jobyard.api.follow import follow_log
 from jobyard.api.responses import JSON, dumps
 from jobyard.api.sse import EventSourceResponse
-from jobyard.core.models import JobEvent, Principal
+from jobyard.core.models import Job, JobEvent, Principal
 from jobyard.store import logfiles
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-LOG_POLL_S = 0.1
 EVENTS_POLL_S = 1.0
 
 
@@ -44,7 +43,7 @@ def logs(
     job = rt.service.get(who, job_ref(ref))
     path = logfiles.log_path(rt.config.data_dir, job.uid, attempt or job.attempt)
     if follow:
-        return EventSourceResponse(_follow(request, job.id, path, offset),
+        return EventSourceResponse(_follow(request, job, attempt or job.attempt, offset),
                                    ping=rt.config.sse_heartbeat_s)
     lines = logfiles.tail(path, tail) if tail else logfiles.read_lines(path, offset, limit)
     next_offset = lines[-1].n + 1 if lines else offset
@@ -52,42 +51,14 @@ def logs(
     return JSON({"lines": [_line(x) for x in lines], "next_offset": next_offset, "eof": eof})
 
 
-async def _follow(request: Request, job_id: int, path: Path, offset: int) -> AsyncIterator[Any]:
+async def _follow(request: Request, job: Job, attempt: int, offset: int) -> AsyncIterator[Any]:
     """Stream complete lines as they are written; end once the job ended and all was sent."""
-    rt = runtime(request)
-    n = 0
-    pos = 0
-    while True:
-        with rt.notifier.listen(job_id) as changed:
-            job = await asyncio.to_thread(rt.store.get_job, job_id)
-            ended = job is None or job.is_terminal
-            chunk, pos = await asyncio.to_thread(_read_from, path, pos)
-            for raw in chunk:
-                if n >= offset:
-                    line = logfiles.parse(n, raw)
-                    yield ServerSentEvent(dumps(_line(line)), event="line", id=str(n))
-                n += 1
-            if ended and not chunk:
-                state = str(job.state) if job else None
-                yield ServerSentEvent(dumps({"state": state}), event="end")
-                return
-            if not chunk:  # log lines are not notified: look again soon, or at the job's end
-                await changed.wait(LOG_POLL_S)
-
-
-def _read_from(path: Path, pos: int) -> tuple[list[str], int]:
-    """Complete lines after byte ``pos``, and the position after the last one."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(pos)
-            data = f.read(1 << 20)
-    except FileNotFoundError:
-        return [], pos
-    end = data.rfind(b"\n")
-    if end < 0:
-        return [], pos
-    text = data[: end + 1].decode("utf-8", errors="replace")
-    return text.splitlines(), pos + end + 1
+    async for batch in follow_log(runtime(request), job.id, job.uid, attempt, offset):
+        for line in batch.lines:
+            yield ServerSentEvent(dumps(_line(line)), event="line", id=str(line.n))
+        if batch.ended:
+            state = str(batch.end.state) if batch.end else None
+            yield ServerSentEvent(dumps({"state": state}), event="end")
 
 
 @router.get("/{ref}/events", summary="Stream a job's events (SSE), resumable")

@@ -1,29 +1,20 @@
-"""TensorPool's REST routes (bearer auth with Jobyard API keys).
-
-``GET /request/info/{request_id}``: the seed's ``RequestInfoResponse``; ``Retry-After``
-(integer seconds) only while the request is PENDING, PROCESSING or RETRYING. A request of
-another org is answered 404, like one that does not exist.
-"""
+"""All of TensorPool's routes, mounted at the root (they do not clash with ``/v1``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter
 
-from jobyard.api.auth import principal, read, runtime
-from jobyard.api.dialects.tensorpool.shapes import TensorPoolRoute, request_info
-from jobyard.api.responses import JSON
-from jobyard.core.models import Principal
+from jobyard.api.dialects.tensorpool import (
+    account,
+    clusters,
+    jobs,
+    listen,
+    push,
+    requests,
+    storage,
+    upload,
+)
 
-router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
-
-
-@router.get("/request/info/{request_id}", summary="Get request info (TensorPool)")
-async def get_request_info(
-    request: Request,
-    request_id: str = Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$"),
-    who: Principal = Depends(principal),
-) -> JSON:
-    rt = runtime(request)
-    req = await read(rt, rt.storage.get_request, who, request_id)
-    after = req.retry_after(rt.store.clock())
-    return JSON(request_info(req), headers={"Retry-After": str(after)} if after else None)
+router = APIRouter()
+for module in (requests, jobs, push, listen, upload, account, clusters, storage):
+    router.include_router(module.router)

@@ -8,18 +8,53 @@ use :class:`TensorPoolRoute`, so these envelopes apply to them only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON
 from jobyard.core.requests import Request as AsyncRequest
 from jobyard.errors import JobyardError, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+
+class BadRequest(JobyardError):
+    """The request cannot be served as asked."""
+
+    code = "BAD_REQUEST"
+    status = 400
+
+
+class NotSupported(JobyardError):
+    """This server does not offer that."""
+
+    code = "NOT_SUPPORTED"
+    status = 501
+
+
+def accepted(message: str, **ids: Any) -> JSON:
+    """A 202 (what the CLI requires of every create/destroy/edit/attach/detach), with the
+    ``message`` it prints and the ids it polls (``request_id`` or ``request_ids``)."""
+    return JSON({"message": message, **ids}, status_code=202)
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def when(ts: float | None) -> str | None:
+    """A time for a table cell: ``2026-11-24 10:12:40 UTC``."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime(
+        "%Y-%m-%d %H:%M:%S UTC")
 
 
 def request_info(r: AsyncRequest) -> dict[str, Any]:
@@ -61,5 +96,11 @@ class TensorPoolRoute(APIRoute):
                 return validation_error(jsonable_encoder(exc.errors()))
             except JobyardError as exc:
                 return error_response(exc)
+            except HTTPException:
+                raise
+            except Exception:  # the CLI prints only `message`: never answer without one
+                log.exception("TensorPool route %s failed", request.url.path)
+                return JSON({"message": "internal error on the server; see its log",
+                             "error": "INTERNAL_ERROR"}, status_code=500)
 
         return route

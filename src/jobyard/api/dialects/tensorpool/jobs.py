@@ -1,0 +1,203 @@
+"""TensorPool's job routes: info, cancel, list, delete, pull (+ its signed downloads), init.
+
+States are the seed's (``pending``, ``running``, ``completed``, ``error``, ``failed``,
+``canceling``, ``canceled``; see ``dialects/states.py``). Another org's job is 403, as the seed
+says; an unknown one 404. Every ``message`` is what the CLI prints: tables come formatted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse
+
+from jobyard.api.auth import principal, runtime
+from jobyard.api.dialects.native.render import iso
+from jobyard.api.dialects.states import dialect_status
+from jobyard.api.dialects.tensorpool.project import TEMPLATE
+from jobyard.api.dialects.tensorpool.shapes import BadRequest, TensorPoolRoute, when
+from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
+from jobyard.api.responses import JSON
+from jobyard.core.inputs import ListJobs
+from jobyard.core.models import Job, Principal
+from jobyard.core.states import JobState
+from jobyard.core.tokens import read_link, signed_link
+from jobyard.errors import Conflict, Forbidden, JobNotFound, NotFound
+from jobyard.executors.workspaces import workspaces_dir
+from jobyard.outputs.collector import output_dir
+from jobyard.outputs.files import resolve_inside
+from jobyard.runtime import Runtime
+from jobyard.store.purge import remove_job_files
+
+router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
+FILE_LINK = "tp-file"
+LIST_LIMIT = 200
+JobId = Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+def visible_job(rt: Runtime, who: Principal, job_id: str) -> Job:
+    """The job, 404 if unknown, 403 if it belongs to another org."""
+    job = rt.service.get_any(job_id)
+    if not rt.service.can_see(who, job):
+        raise Forbidden(f"job {job_id} belongs to another organization")
+    return job
+
+
+def status(job: Job) -> str:
+    return dialect_status("tensorpool", job.state, job.substate)
+
+
+def summary(job: Job) -> str:
+    """One line on how a job ended (the last frame of ``tp job listen``)."""
+    text = f"Job {job.uid} {status(job)}"
+    if job.exit_code is not None:
+        text += f" (exit code {job.exit_code})"
+    return text + (f": {job.message}" if job.message else "")
+
+
+def job_info(rt: Runtime, job: Job) -> dict[str, Any]:
+    tp = job.extra.get("tensorpool") or {}
+    cluster = rt.store.get_cluster(job.cluster_id) if job.cluster_id else None
+    telemetry = job.telemetry
+    info: dict[str, Any] = {
+        "job_id": job.uid,
+        "name": job.name,
+        "status": status(job),
+        "cluster_id": job.cluster_id,
+        "instance_type": cluster.instance_type if cluster else job.instance_type,
+        "exit_code": job.exit_code,
+        "public_message": job.message,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "attempt": job.attempt,
+        "commands": tp.get("commands"),
+        "outputs": job.extra.get("outputs") or [],
+        "teardown_cluster": bool(job.extra.get("teardown_cluster")),
+    }
+    if job.substate:
+        info["step"] = job.substate
+    if telemetry.get("progress") is not None:
+        info["progress"] = telemetry["progress"]
+    return info
+
+
+def info_table(job: Job, info: dict[str, Any]) -> str:
+    rows = [("JOB ID", info["job_id"]), ("NAME", info["name"]), ("STATUS", info["status"]),
+            ("STEP", info.get("step")), ("CLUSTER", info["cluster_id"]),
+            ("INSTANCE TYPE", info["instance_type"]), ("EXIT CODE", info["exit_code"]),
+            ("MESSAGE", info["public_message"]), ("CREATED", when(job.created_at)),
+            ("STARTED", when(job.started_at)), ("FINISHED", when(job.finished_at))]
+    if info.get("progress") is not None:
+        rows.insert(4, ("PROGRESS", f"{float(info['progress']) * 100:.0f}%"))
+    if info["commands"]:
+        rows += [(f"COMMAND {i}", c) for i, c in enumerate(info["commands"], 1)]
+    if info["outputs"]:
+        rows.append(("OUTPUTS", ", ".join(info["outputs"])))
+    return key_value_table(rows)
+
+
+def _base_url(request: Request, route_path: str) -> str:
+    url = str(request.url.replace(query=""))
+    return url[: url.rfind(route_path)] if route_path in url else str(request.base_url)
+
+
+@router.get("/job/info/{job_id}", summary="Get job information (TensorPool)")
+async def info(request: Request, job_id: str = JobId, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+
+    def answer() -> dict[str, Any]:
+        job = visible_job(rt, who, job_id)
+        data = job_info(rt, job)
+        return {"message": info_table(job, data), "job_info": data}
+
+    return JSON(await asyncio.to_thread(answer))
+
+
+@router.post("/job/cancel/{job_id}", summary="Cancel a job (TensorPool)")
+def cancel(request: Request, job_id: str = JobId, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    job = visible_job(rt, who, job_id)
+    if job.state is JobState.CANCELED:
+        return JSON({"job_id": job.uid, "message": f"Job {job.uid} is already canceled",
+                     "status": "canceled"})
+    try:
+        job, _ = rt.service.cancel(who, job.id)
+    except Conflict as exc:
+        raise BadRequest(f"Job {job.uid} already ended ({status(rt.service.get_any(job.id))})"
+                         "; it cannot be canceled", exc.details) from exc
+    word = "canceled" if job.state is JobState.CANCELED else "canceling"
+    text = (f"Job {job.uid} canceled" if word == "canceled"
+            else f"Job {job.uid} cancellation initiated")
+    return JSON({"job_id": job.uid, "message": text, "status": word}, status_code=202)
+
+
+@router.get("/job/list", summary="List jobs (TensorPool)")
+def list_jobs(request: Request, include_org: bool = False,
+              who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    query = ListJobs(limit=LIST_LIMIT, user_id=None if include_org else who.user_id)
+    jobs = rt.store.list_jobs(who.org_id, query)
+    if not jobs:
+        return JSON({"message": "No jobs found. Start one with: tp job push <job file> "
+                                "<cluster id>", "jobs": []})
+    rows = [(j.uid, j.name, status(j), j.cluster_id, j.exit_code, when(j.created_at))
+            for j in jobs]
+    table = tsv_table(("JOB ID", "NAME", "STATUS", "CLUSTER", "EXIT CODE", "CREATED"), rows)
+    return JSON({"message": table, "jobs": [
+        {"job_id": j.uid, "name": j.name, "status": status(j), "cluster_id": j.cluster_id,
+         "exit_code": j.exit_code, "created_at": iso(j.created_at)} for j in jobs]})
+
+
+@router.delete("/job/delete/{job_id}", summary="Delete a finished job (TensorPool)")
+def delete(request: Request, job_id: str = JobId, who: Principal = Depends(principal)) -> JSON:
+    rt = runtime(request)
+    job = visible_job(rt, who, job_id)
+    try:
+        rt.service.delete(who, job.id)
+    except Conflict as exc:
+        raise BadRequest(f"Job {job.uid} is {status(job)}; only a finished job can be "
+                         "deleted (cancel it first)", exc.details) from exc
+    remove_job_files(rt.config.data_dir, job, workspaces_dir(rt.config.data_dir))
+    return JSON({"job_id": job.uid, "message": f"Job {job.uid} deleted"})
+
+
+@router.get("/job/pull/{job_id}", summary="Download links for a job's outputs (TensorPool)")
+def pull(request: Request, job_id: str = JobId, who: Principal = Depends(principal),
+         dry_run: bool = False, system: str | None = Query(None, max_length=20)) -> JSON:
+    rt = runtime(request)
+    job = visible_job(rt, who, job_id)
+    files = rt.store.list_outputs(job.id, job.attempt)
+    if not files:
+        why = ("its outputs are collected when it ends" if not job.is_terminal else
+               "declare files to keep in 'outputs' of the job file")
+        return JSON({"download_map": {}, "message": f"No output files for job {job.uid}: {why}"})
+    base = _base_url(request, f"/job/pull/{job_id}")
+    expires = int(rt.store.clock() + rt.config.tensorpool_link_ttl_s)
+    links = {f["name"]: base + "/job/file/" + signed_link(
+        rt.secret, FILE_LINK, (job.uid, str(job.attempt), f["name"]), expires) for f in files}
+    partial = " (partial: the job did not complete)" if any(f["partial"] for f in files) else ""
+    return JSON({"download_map": links,
+                 "message": f"{len(links)} output file(s) of job {job.uid}{partial}"})
+
+
+@router.get("/job/file/{token}", summary="A signed download link of `tp job pull`")
+def download(request: Request, token: str) -> FileResponse:
+    rt = runtime(request)
+    parts = read_link(rt.secret, FILE_LINK, token, rt.store.clock())
+    if parts is None or len(parts) != 3:
+        raise Forbidden("this download link is not valid or has expired")
+    uid, attempt, name = parts
+    if rt.store.get_job(uid) is None:
+        raise JobNotFound(f"job {uid} not found")
+    path = resolve_inside(output_dir(rt.config.data_dir, uid, int(attempt)), name)
+    if path is None or not path.is_file():
+        raise NotFound(f"output {name} of job {uid} not found")
+    return FileResponse(path, media_type="application/octet-stream")
+
+
+@router.get("/job/init", summary="A job file template (TensorPool)")
+def init(_: Principal = Depends(principal)) -> JSON:
+    return JSON({"empty_tp_config": TEMPLATE})

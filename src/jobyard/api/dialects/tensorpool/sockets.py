@@ -1,0 +1,71 @@
+"""What TensorPool's WebSocket endpoints share: in-band auth, JSON frames, failing clearly.
+
+The first client frame is ``{"TENSORPOOL_KEY": "<key>"}`` (the upgrade carries no header).
+Every server frame is a JSON object. A failure sends ``{"message": ...}`` and then closes with
+``4000 + (HTTP status - 400)`` (4001 bad key, 4003, 4004, 4009, 4022 ...), never 1000, which
+the CLI reads as success; an unexpected error closes with 1011.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import WebSocket
+from starlette.websockets import WebSocketState
+
+from jobyard.api.auth import principal_for, read
+from jobyard.core.models import Principal
+from jobyard.errors import JobyardError, ValidationFailed
+from jobyard.runtime import Runtime
+
+log = logging.getLogger(__name__)
+FIRST_FRAME_TIMEOUT_S = 30.0
+
+
+def runtime_of(ws: WebSocket) -> Runtime:
+    return ws.app.state.runtime
+
+
+async def receive_object(ws: WebSocket, timeout: float, what: str) -> dict[str, Any]:
+    """The next frame as a JSON object; ValidationFailed if it is not one or does not come."""
+    try:
+        text = await asyncio.wait_for(ws.receive_text(), timeout)
+    except TimeoutError as exc:
+        raise ValidationFailed(f"no {what} received within {timeout:g} s") from exc
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ValidationFailed(f"the {what} must be a JSON object")
+    return data
+
+
+async def authenticate(ws: WebSocket) -> Principal:
+    """Accept the socket and read the key frame; raises Unauthorized (close 4001)."""
+    await ws.accept()
+    frame = await receive_object(ws, FIRST_FRAME_TIMEOUT_S, "key frame")
+    key = frame.get("TENSORPOOL_KEY")
+    rt = runtime_of(ws)
+    return await read(rt, principal_for, rt, key if isinstance(key, str) else None)
+
+
+def close_code(exc: JobyardError) -> int:
+    return 4000 + exc.status - 400 if 400 <= exc.status < 500 else 1011
+
+
+async def fail(ws: WebSocket, exc: Exception) -> None:
+    """Tell the client why, then close with a non-1000 code (if it is still there)."""
+    if isinstance(exc, JobyardError):
+        message, code = exc.message, close_code(exc)
+    else:
+        log.exception("TensorPool socket failed", exc_info=exc)
+        message, code = "internal error on the server; see its log", 1011
+    if ws.client_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await ws.send_json({"message": message})
+            await ws.close(code, reason=message.encode()[:120].decode(errors="ignore"))

@@ -1,0 +1,57 @@
+"""Deleting finished jobs for good: their rows (``delete_jobs``) and files (``remove_job_files``).
+
+Used by job deletion through the API and by retention. Only terminal jobs are deleted, checked
+again inside the transaction, so a job that came back to life (a retry) is left alone.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from jobyard.core.models import Job
+from jobyard.core.states import TERMINAL
+from jobyard.store import tables as t
+from jobyard.store.logfiles import run_dir
+
+# Tables whose rows belong to one job (all reference jobs.id).
+_CHILDREN = (t.job_tags, t.job_events, t.job_metrics, t.job_outputs, t.idempotency_keys)
+
+
+class PurgeStore:
+    engines: Any
+
+    def delete_jobs(self, job_ids: list[int]) -> list[int]:
+        """Delete these jobs if they are terminal; returns the ids deleted. Webhook deliveries
+        still in the outbox keep their payload and lose only the link to the job."""
+        if not job_ids:
+            return []
+        terminal = [str(s) for s in TERMINAL]
+
+        def write(conn: sa.Connection) -> list[int]:
+            ids = list(conn.execute(sa.select(t.jobs.c.id).where(
+                t.jobs.c.id.in_(job_ids), t.jobs.c.state.in_(terminal))).scalars())
+            if not ids:
+                return []
+            for table in _CHILDREN:
+                conn.execute(sa.delete(table).where(table.c.job_id.in_(ids)))
+            conn.execute(sa.update(t.webhook_deliveries)
+                         .where(t.webhook_deliveries.c.job_id.in_(ids)).values(job_id=None))
+            conn.execute(sa.delete(t.jobs).where(t.jobs.c.id.in_(ids)))
+            return ids
+
+        return self.engines.write_tx(write)
+
+
+def remove_job_files(data_dir: Path, job: Job, workspaces: Path | None = None) -> None:
+    """Remove every attempt's run directory (log, outputs) and, when the job's working
+    directory is a workspace the server made (under ``workspaces``), that too."""
+    for attempt in range(1, job.attempt + 1):
+        shutil.rmtree(run_dir(data_dir, job.uid, attempt), ignore_errors=True)
+    if workspaces is not None and job.workdir:
+        base, workdir = workspaces.resolve(), Path(job.workdir).resolve()
+        if base in workdir.parents:  # the whole workspace: project, venv, ...
+            shutil.rmtree(base / workdir.relative_to(base).parts[0], ignore_errors=True)
