@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from jobyard import ids
+from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
+from jobyard.store.sql import SqlStore
 from jobyard.testing import ServerProcess
 
 PG_ADMIN_URL = os.environ.get("JOBYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -75,3 +77,13 @@ def engines(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engines]:
     yield engines
     engines.dispose()
     drop_pg_database(admin, name)
+
+
+@pytest.fixture
+def store(engines: Engines) -> SqlStore:
+    """A migrated store on ``engines``; ``store.changed`` collects the job ids it notified."""
+    migrate.upgrade(engines.write)
+    changed: list[int] = []
+    s = SqlStore(engines, on_change=changed.extend)
+    s.changed = changed  # type: ignore[attr-defined]
+    return s

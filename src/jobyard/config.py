@@ -108,6 +108,13 @@ class Config(BaseSettings):
     instance_types: dict[str, dict[str, float]] = {}
     org_max_gpus: int | None = Field(None, ge=0)
 
+    # Retention (jobyard.daemon.retention): finished jobs, with their logs, outputs and
+    # workspaces, and done webhook deliveries are deleted retention_days after they ended
+    # (None: kept), checked every retention_interval_s, retention_batch jobs per transaction.
+    retention_days: float | None = Field(30.0, gt=0)
+    retention_interval_s: float = Field(60.0, gt=0)
+    retention_batch: int = Field(500, ge=1)
+
     # TensorPool dialect (jobyard.api.dialects.tensorpool). `tp` clients older than
     # tensorpool_min_cli_version are refused by POST /health with an upgrade message.
     # A pushed project may be at most tensorpool_max_upload_bytes once packed (tar.gz); it is
@@ -118,6 +125,16 @@ class Config(BaseSettings):
     tensorpool_max_upload_bytes: int = Field(2 * 1024**3, gt=0)
     tensorpool_upload_chunk_s: float = Field(2.0, gt=0)
     tensorpool_link_ttl_s: float = Field(3600.0, gt=0)
+
+    # TensorOne dialect (jobyard.api.dialects.tensorone): status checks per API key (a
+    # ``limits`` string); POST /v2/endpoints/{id}/runsync waits at most tensorone_runsync_max_s
+    # for the job to end before it answers with its current status.
+    tensorone_status_rate_limit: str = "100/minute"
+    tensorone_runsync_max_s: float = Field(90.0, gt=0)
+
+    # Integrate.io dialect (jobyard.api.dialects.xplenty): API credits per user (most calls
+    # cost one); past them, 429.
+    xplenty_rate_limit: str = "5000/hour"
 
     @property
     def resolved_database_url(self) -> str:

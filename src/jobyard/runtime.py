@@ -20,6 +20,8 @@ from jobyard.daemon.daemon import Daemon
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
 from jobyard.daemon.leader import Leadership
+from jobyard.daemon.periodic import Periodic
+from jobyard.daemon.retention import Retention
 from jobyard.events.delivery import DeliveryWorker
 from jobyard.events.hub import EventHub
 from jobyard.events.notify import Notifier
@@ -58,6 +60,9 @@ class Runtime:
     storage: StorageService = field(init=False, repr=False)
     clusters: ClusterService = field(init=False, repr=False)
     requests: RequestProcessor | None = field(init=False, repr=False, default=None)
+    # Leader-only housekeeping (retention, schedules); None without a daemon.
+    periodic: Periodic | None = field(init=False, repr=False, default=None)
+    _periodic_task: asyncio.Task[None] | None = field(default=None, repr=False)
     hub: EventHub = field(init=False, repr=False)
     prices: Prices = field(init=False, repr=False)
 
@@ -81,6 +86,10 @@ class Runtime:
         self.service.check_cluster = self.clusters.check_job
         if self.daemon is not None:  # needs the cluster service, so not in attempt_hooks()
             self.daemon.hooks.append(ClusterTeardown(self.clusters))
+            lead = self.daemon.leadership
+            self.periodic = Periodic(lambda: lead is None or lead.held)
+            self.periodic.every("retention", self.config.retention_interval_s,
+                                Retention(self.config, self.store).sweep)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
@@ -101,10 +110,13 @@ class Runtime:
         if self.requests is not None:  # async requests: on the leader too
             self._requests_task = asyncio.create_task(self.requests.run(),
                                                       name="jobyard-requests")
+        if self.periodic is not None:
+            self._periodic_task = asyncio.create_task(self.periodic.run(),
+                                                      name="jobyard-periodic")
 
     async def stop(self) -> None:
         # In-flight deliveries stay pending and requests PROCESSING: both are taken up again.
-        for task in (self._webhook_task, self._requests_task):
+        for task in (self._webhook_task, self._requests_task, self._periodic_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

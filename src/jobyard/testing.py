@@ -139,6 +139,26 @@ class ServerProcess:
         self.stop()
 
 
+def client_venv(requirements: Path, root: Path) -> Path:
+    """A virtual environment with a vendor's published client (``requirements``, pinned) under
+    ``root/.venv/compat/``, built once per machine and reused while the file is unchanged; a
+    file lock keeps parallel test workers from building it twice. Returns its directory."""
+    import fcntl
+    import hashlib
+
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    home = root / ".venv" / "compat" / f"{requirements.stem}-{digest}"
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with open(home.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / ".ready").exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
+            subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q",
+                            "--disable-pip-version-check", "-r", str(requirements)], check=True)
+            (home / ".ready").touch()
+    return home
+
+
 def marked_processes(marker: str) -> list[psutil.Process]:
     """Live (non-zombie) processes whose environment carries ``JOBYARD_JOB_MARKER=marker``:
     what is left of a job attempt (the marker is ``<job id>.<attempt>``)."""

@@ -1,4 +1,4 @@
-"""Deleting finished jobs for good: their rows (``delete_jobs``) and files (``remove_job_files``).
+"""Deleting finished jobs for good: rows (``delete_jobs``), files (``remove_job_files``).
 
 Used by job deletion through the API and by retention. Only terminal jobs are deleted, checked
 again inside the transaction, so a job that came back to life (a retry) is left alone.
@@ -16,6 +16,7 @@ from jobyard.core.models import Job
 from jobyard.core.states import TERMINAL
 from jobyard.store import tables as t
 from jobyard.store.logfiles import run_dir
+from jobyard.store.rows import job_from_row
 
 # Tables whose rows belong to one job (all reference jobs.id).
 _CHILDREN = (t.job_tags, t.job_events, t.job_metrics, t.job_outputs, t.idempotency_keys)
@@ -23,6 +24,25 @@ _CHILDREN = (t.job_tags, t.job_events, t.job_metrics, t.job_outputs, t.idempoten
 
 class PurgeStore:
     engines: Any
+
+    def ended_before(self, cutoff: float, limit: int) -> list[Job]:
+        """Terminal jobs that ended before ``cutoff``, oldest first."""
+        c = t.jobs.c
+        stmt = (sa.select(t.jobs).where(c.finished_at < cutoff,
+                                        c.state.in_([str(s) for s in TERMINAL]))
+                .order_by(c.finished_at).limit(limit))
+        with self.engines.read.connect() as conn:
+            return [job_from_row(r) for r in conn.execute(stmt)]
+
+    def purge_deliveries(self, cutoff: float) -> int:
+        """Delete webhook deliveries that are done and were made before ``cutoff``."""
+        d = t.webhook_deliveries.c
+
+        def write(conn: sa.Connection) -> int:
+            return conn.execute(sa.delete(t.webhook_deliveries).where(
+                d.status.in_(("delivered", "failed")), d.created_at < cutoff)).rowcount
+
+        return self.engines.write_tx(write)
 
     def delete_jobs(self, job_ids: list[int]) -> list[int]:
         """Delete these jobs if they are terminal; returns the ids deleted. Webhook deliveries

@@ -283,3 +283,66 @@ ssh_keys = sa.Table(
     sa.UniqueConstraint("user_id", "fingerprint"),
     sa.Index("ix_ssh_keys_org_id", "org_id", "id"),
 )
+
+# Job templates: a named command with its resources and environment that jobs run against
+# (TensorOne's endpoints, ``ep_<name>``; the job's input arrives as a file and an env var).
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uid", sa.String(110), nullable=False, unique=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("command", sa.JSON, nullable=False),  # a shell string or an argv list
+    sa.Column("env", sa.JSON, nullable=False),
+    sa.Column("resources", sa.JSON, nullable=False),  # {"gpus", "cpus", "memory_mb"}
+    sa.Column("time_limit_s", sa.Double, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Index("ix_endpoints_org_id", "org_id", "id"),
+)
+
+# Packages (Integrate.io): a named command with default variables (given to the job as env)
+# that jobs and schedules run; the integer id is what Integrate.io clients use.
+packages = sa.Table(
+    "packages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("command", sa.JSON, nullable=False),
+    sa.Column("variables", sa.JSON, nullable=False),
+    sa.Column("resources", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("org_id", "name"),
+)
+
+# Schedules (Integrate.io): run a package every interval_amount interval_unit from start_at;
+# the leading daemon submits a job when next_run_at is due.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("orgs.id"), nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("package_id", sa.Integer, sa.ForeignKey("packages.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("variables", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # enabled | disabled
+    sa.Column("interval_amount", sa.Integer, nullable=False),
+    sa.Column("interval_unit", sa.String(20), nullable=False),  # minutes|hours|days|weeks|months
+    sa.Column("start_at", sa.Double, nullable=False),
+    sa.Column("next_run_at", sa.Double, nullable=True),
+    sa.Column("last_run_at", sa.Double, nullable=True),
+    sa.Column("last_run_status", sa.String(20), nullable=True),
+    sa.Column("last_job_id", sa.Integer, nullable=True),
+    sa.Column("execution_count", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Index("ix_schedules_due", "status", "next_run_at"),
+)

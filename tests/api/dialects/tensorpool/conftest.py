@@ -1,22 +1,19 @@
 """The real ``tp`` CLI (tensorpool 0.0.9 from the package index) in its own virtual environment.
 
-The environment is built once per machine under ``.venv/compat/`` (a file lock keeps xdist
-workers from building it twice) and reused while ``tp-cli.txt`` is unchanged.
+The environment is built once per machine under ``.venv/compat/`` and reused while
+``tp-cli.txt`` is unchanged (``jobyard.testing.client_venv``).
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from jobyard.testing import ServerProcess
+from jobyard.testing import ServerProcess, client_venv
 
 REQUIREMENTS = Path(__file__).with_name("tp-cli.txt")
 ROOT = Path(__file__).resolve().parents[4]
@@ -24,23 +21,9 @@ ROOT = Path(__file__).resolve().parents[4]
 Tp = Callable[..., subprocess.CompletedProcess]
 
 
-def _tp_venv() -> Path:
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    home = ROOT / ".venv" / "compat" / f"tensorpool-{digest}"
-    home.parent.mkdir(parents=True, exist_ok=True)
-    with open(home.parent / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (home / ".ready").exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
-            subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q",
-                            "--disable-pip-version-check", "-r", str(REQUIREMENTS)], check=True)
-            (home / ".ready").touch()
-    return home
-
-
 @pytest.fixture(scope="session")
 def tp_bin() -> Path:
-    return _tp_venv() / "bin" / "tp"
+    return client_venv(REQUIREMENTS, ROOT) / "bin" / "tp"
 
 
 def tp_runner(tp_bin: Path, server: ServerProcess, key: str | None = None) -> Tp:

@@ -49,7 +49,8 @@ async def push(ws: WebSocket) -> None:
         rt = runtime_of(ws)
         await asyncio.to_thread(rt.clusters.check_job, who, cluster_id, Resources())
         await ws.send_json({"message": "Packing and uploading the current directory ..."})
-        up = upload.UPLOADS.open(rt.config.data_dir, rt.config.tensorpool_max_upload_bytes)
+        up = upload.UPLOADS.open(rt.config.data_dir, rt.config.tensorpool_max_upload_bytes,
+                                 rt.config.tensorpool_link_ttl_s)
         name = await _upload(ws, up, project, system)
         workspace = await asyncio.to_thread(new_workspace, rt.config.data_dir)
         files = await asyncio.to_thread(

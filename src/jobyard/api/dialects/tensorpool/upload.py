@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,14 +76,24 @@ class Uploads:
     def __init__(self) -> None:
         self._open: dict[str, Upload] = {}
 
-    def open(self, data_dir: Path, max_bytes: int) -> Upload:
+    def open(self, data_dir: Path, max_bytes: int, stale_after_s: float) -> Upload:
         folder = Path(data_dir) / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
+        self._sweep(folder, stale_after_s)
         uid = ids.random_token(20)
         up = Upload(uid, folder / f"{uid}.tar.gz", max_bytes)
         up.path.touch()
         self._open[uid] = up
         return up
+
+    def _sweep(self, folder: Path, stale_after_s: float) -> None:
+        """Delete what uploads cut short by a crash left behind (their links have expired)."""
+        limit = time.time() - stale_after_s
+        for path in folder.glob("*.tar.gz"):
+            with contextlib.suppress(OSError):
+                if path.stem.removesuffix(".tar") not in self._open and \
+                        path.stat().st_mtime < limit:
+                    path.unlink()
 
     def get(self, uid: str) -> Upload | None:
         return self._open.get(uid)

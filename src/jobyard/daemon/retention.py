@@ -1,0 +1,48 @@
+"""Retention: finished jobs, their logs, outputs and workspaces are deleted ``retention_days``
+after they ended, in batches of ``retention_batch`` (each its own transaction), at most
+``MAX_BATCHES`` per sweep so one sweep never holds the leader for long. Webhook deliveries that
+are done (delivered or failed for good) go after the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from jobyard.config import Config
+from jobyard.executors.workspaces import workspaces_dir
+from jobyard.store.purge import remove_job_files
+from jobyard.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+MAX_BATCHES = 20
+
+
+class Retention:
+    def __init__(self, config: Config, store: SqlStore):
+        self.config = config
+        self.store = store
+
+    async def sweep(self) -> int:
+        """Delete what is past retention; returns how many jobs went."""
+        days = self.config.retention_days
+        if days is None:
+            return 0
+        cutoff = self.store.clock() - days * 86400
+        deleted = 0
+        for _ in range(MAX_BATCHES):
+            batch = await asyncio.to_thread(self.store.ended_before, cutoff,
+                                            self.config.retention_batch)
+            if not batch:
+                break
+            gone = set(await asyncio.to_thread(self.store.delete_jobs, [j.id for j in batch]))
+            spaces = workspaces_dir(self.config.data_dir)
+            for job in batch:
+                if job.id in gone:
+                    await asyncio.to_thread(remove_job_files, self.config.data_dir, job, spaces)
+            deleted += len(gone)
+            if len(batch) < self.config.retention_batch:
+                break
+        await asyncio.to_thread(self.store.purge_deliveries, cutoff)
+        if deleted:
+            log.info("retention: deleted %d jobs that ended more than %g days ago", deleted, days)
+        return deleted

@@ -1,0 +1,48 @@
+import asyncio
+
+from jobyard.config import Config
+from jobyard.core.ports import NewJob, Transition
+from jobyard.core.states import JobState
+from jobyard.daemon.retention import Retention
+from jobyard.store.logfiles import run_dir
+from tests.store.test_sql import new_job, owner
+
+DAY = 86400.0
+
+
+def finish(store, job, at):
+    store.clock = lambda: at
+    for state in (JobState.LAUNCHING, JobState.RUNNING, JobState.COMPLETED):
+        store.apply([Transition(job.id, state, {})])
+
+
+def test_jobs_past_retention_go_in_bounded_batches_with_their_files(store, tmp_path):
+    user = owner(store)
+    now = 100 * DAY
+    old = []
+    for n in range(5):
+        job, _ = store.create_job(NewJob(new_job(user, uid=f"job_old{n}")))
+        finish(store, job, now - 31 * DAY)
+        run_dir(tmp_path, job.uid, 1).mkdir(parents=True)
+        old.append(job)
+    recent, _ = store.create_job(NewJob(new_job(user, uid="job_recent")))
+    finish(store, recent, now - 29 * DAY)
+    store.create_job(NewJob(new_job(user, uid="job_live")))  # never ended
+    store.clock = lambda: now
+
+    config = Config(data_dir=tmp_path, retention_days=30, retention_batch=2)
+    assert asyncio.run(Retention(config, store).sweep()) == 5
+    assert all(store.get_job(j.uid) is None for j in old)
+    assert not any(run_dir(tmp_path, j.uid, 1).exists() for j in old)
+    assert store.get_job("job_recent") is not None and store.get_job("job_live") is not None
+    assert asyncio.run(Retention(config, store).sweep()) == 0
+
+
+def test_no_retention_keeps_everything(store, tmp_path):
+    user = owner(store)
+    job, _ = store.create_job(NewJob(new_job(user, uid="job_a")))
+    finish(store, job, 0.0)
+    store.clock = lambda: 1000 * DAY
+    config = Config(data_dir=tmp_path, retention_days=None)
+    assert asyncio.run(Retention(config, store).sweep()) == 0
+    assert store.get_job("job_a") is not None
