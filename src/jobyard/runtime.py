@@ -14,6 +14,7 @@ from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.cluster_service import ClusterService
 from jobyard.core.clusters import build_catalog
+from jobyard.core.models import Job, Principal
 from jobyard.core.service import JobService, Limits
 from jobyard.core.storage import StorageService
 from jobyard.daemon.daemon import Daemon
@@ -27,12 +28,14 @@ from jobyard.events.hub import EventHub
 from jobyard.events.notify import Notifier
 from jobyard.events.webhooks import url_checker
 from jobyard.executors.base import Executor
+from jobyard.executors.workspaces import workspaces_dir
 from jobyard.requests.clusters import ClusterHandlers
 from jobyard.requests.processor import RequestProcessor
 from jobyard.requests.teardown import ClusterTeardown
 from jobyard.requests.volumes import VolumeHandlers
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
+from jobyard.store.purge import remove_job_files
 from jobyard.store.sql import SqlStore
 from jobyard.telemetry.cost import Prices
 from jobyard.telemetry.gpu import gpu_probe
@@ -90,6 +93,13 @@ class Runtime:
             self.periodic = Periodic(lambda: lead is None or lead.held)
             self.periodic.every("retention", self.config.retention_interval_s,
                                 Retention(self.config, self.store).sweep)
+
+    def delete_job(self, who: Principal, ref: int | str) -> Job:
+        """Delete a finished job for good: its rows, then its logs, outputs and workspace
+        (409 while it is active). Every API's delete goes through here."""
+        job = self.service.delete(who, ref)
+        remove_job_files(self.config.data_dir, job, workspaces_dir(self.config.data_dir))
+        return job
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a store read on the loop where that is cheaper than a thread (see Engines)."""

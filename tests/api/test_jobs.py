@@ -118,3 +118,21 @@ def test_health_and_metrics(api, server):
     text = api.get("/metrics").text
     assert 'jobyard_jobs{state="completed"}' in text
     assert 'jobyard_capacity{resource="gpus"} 4.0' in text
+
+
+def test_a_finished_job_can_be_deleted_with_its_files(api, server):
+    running = submit(api, "sleep 30")
+    wait_state(api, running["id"], "running")
+    r = api.delete(f"/v1/jobs/{running['id']}")
+    assert r.status_code == 409 and r.json()["error"]["details"]["state"] == "running"
+    api.post(f"/v1/jobs/{running['id']}/cancel")
+
+    done = submit(api, "echo kept-until-deleted")
+    wait_state(api, done["id"])
+    logs = server.data_dir / "runs" / f"{done['id']}.1"
+    assert logs.is_dir()
+    r = api.delete(f"/v1/jobs/{done['id']}")
+    assert r.status_code == 200 and r.json() == {"id": done["id"], "deleted": True}
+    assert api.get(f"/v1/jobs/{done['id']}").status_code == 404
+    assert not logs.exists()
+    assert api.delete(f"/v1/jobs/{done['id']}").status_code == 404

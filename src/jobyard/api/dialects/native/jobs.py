@@ -86,6 +86,12 @@ def cancel(ref: str, request: Request, who: Principal = Depends(principal)) -> J
                 status_code=202 if changed else 200)
 
 
+@router.delete("/{ref}", summary="Delete a finished job (its logs and outputs too)")
+def delete(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    job = runtime(request).delete_job(who, job_ref(ref))
+    return JSON({"id": job.uid, "deleted": True})
+
+
 def _encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 

@@ -25,11 +25,9 @@ from jobyard.core.models import Job, Principal
 from jobyard.core.states import JobState
 from jobyard.core.tokens import read_link, signed_link
 from jobyard.errors import Conflict, Forbidden, JobNotFound, NotFound
-from jobyard.executors.workspaces import workspaces_dir
 from jobyard.outputs.collector import output_dir
 from jobyard.outputs.files import resolve_inside
 from jobyard.runtime import Runtime
-from jobyard.store.purge import remove_job_files
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
 FILE_LINK = "tp-file"
@@ -156,11 +154,10 @@ def delete(request: Request, job_id: str = JobId, who: Principal = Depends(princ
     rt = runtime(request)
     job = visible_job(rt, who, job_id)
     try:
-        rt.service.delete(who, job.id)
+        rt.delete_job(who, job.id)
     except Conflict as exc:
         raise BadRequest(f"Job {job.uid} is {status(job)}; only a finished job can be "
                          "deleted (cancel it first)", exc.details) from exc
-    remove_job_files(rt.config.data_dir, job, workspaces_dir(rt.config.data_dir))
     return JSON({"job_id": job.uid, "message": f"Job {job.uid} deleted"})
 
 
