@@ -46,3 +46,17 @@ def test_no_retention_keeps_everything(store, tmp_path):
     config = Config(data_dir=tmp_path, retention_days=None)
     assert asyncio.run(Retention(config, store).sweep()) == 0
     assert store.get_job("job_a") is not None
+
+
+def test_workspaces_no_job_owns_go_after_an_hour(store, tmp_path):
+    import os
+
+    from jobyard.executors.workspaces import new_workspace
+
+    user = owner(store)
+    owned, orphan, fresh = (new_workspace(tmp_path) for _ in range(3))
+    store.create_job(NewJob(new_job(user, uid="job_ws", workdir=str(owned / "project"))))
+    for home in (owned, orphan):
+        os.utime(home, (0, 0))  # old
+    asyncio.run(Retention(Config(data_dir=tmp_path), store).sweep())
+    assert owned.exists() and fresh.exists() and not orphan.exists()

@@ -1,12 +1,15 @@
 """Retention: finished jobs, their logs, outputs and workspaces are deleted ``retention_days``
 after they ended, in batches of ``retention_batch`` (each its own transaction), at most
 ``MAX_BATCHES`` per sweep so one sweep never holds the leader for long. Webhook deliveries that
-are done (delivered or failed for good) go after the same time."""
+are done (delivered or failed for good) go after the same time, and workspaces no job owns
+after an hour."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import time
 
 from jobyard.config import Config
 from jobyard.executors.workspaces import workspaces_dir
@@ -15,6 +18,7 @@ from jobyard.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 MAX_BATCHES = 20
+ORPHAN_AGE_S = 3600.0
 
 
 class Retention:
@@ -43,6 +47,23 @@ class Retention:
             if len(batch) < self.config.retention_batch:
                 break
         await asyncio.to_thread(self.store.purge_deliveries, cutoff)
+        await asyncio.to_thread(self._orphan_workspaces)
         if deleted:
             log.info("retention: deleted %d jobs that ended more than %g days ago", deleted, days)
         return deleted
+
+    def _orphan_workspaces(self) -> None:
+        """Workspaces no job owns (a push cut short by a crash between unpacking and queueing
+        its job) are removed once they are an hour old."""
+        spaces = workspaces_dir(self.config.data_dir)
+        try:
+            homes = [p for p in spaces.iterdir() if p.is_dir()
+                     and p.stat().st_mtime < time.time() - ORPHAN_AGE_S]
+        except FileNotFoundError:
+            return
+        for chunk in range(0, len(homes), 500):
+            part = homes[chunk:chunk + 500]
+            used = self.store.workdirs_in_use([str(h / "project") for h in part])
+            for home in part:
+                if str(home / "project") not in used:
+                    shutil.rmtree(home, ignore_errors=True)

@@ -34,6 +34,14 @@ class PurgeStore:
         with self.engines.read.connect() as conn:
             return [job_from_row(r) for r in conn.execute(stmt)]
 
+    def workdirs_in_use(self, paths: list[str]) -> set[str]:
+        """Those of ``paths`` that some job has as its working directory."""
+        if not paths:
+            return set()
+        with self.engines.read.connect() as conn:
+            return set(conn.execute(sa.select(t.jobs.c.workdir).where(
+                t.jobs.c.workdir.in_(paths))).scalars())
+
     def purge_deliveries(self, cutoff: float) -> int:
         """Delete webhook deliveries that are done and were made before ``cutoff``."""
         d = t.webhook_deliveries.c
