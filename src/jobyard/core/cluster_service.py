@@ -9,7 +9,12 @@ from typing import Any
 from jobyard.core.clusters import HOLDING, Cluster, ClusterState, InstanceType, check_count
 from jobyard.core.models import Principal, Resources
 from jobyard.core.requests import Request, RequestType
-from jobyard.core.storage import StorageService, check_name, refuse_if_protected
+from jobyard.core.storage import (
+    StorageService,
+    check_name,
+    refuse_if_protected,
+    set_protection,
+)
 from jobyard.core.volumes import Volume, VolumeState
 from jobyard.errors import Conflict, NotFound, Unschedulable, ValidationFailed
 
@@ -78,12 +83,7 @@ class ClusterService:
     def protect(self, who: Principal, uid: str, on: bool) -> Cluster:
         """Turn deletion protection on or off, at once (no request)."""
         cluster = self.get(who, uid)
-        state = self.store.set_protection("clusters", cluster.uid, on, PROTECTABLE)
-        if state is None:
-            raise NotFound(f"cluster {uid} not found")
-        if state not in PROTECTABLE:
-            raise Conflict(f"cluster {uid} is {state}; its deletion protection cannot change "
-                           "now")
+        set_protection(self.store, "clusters", cluster.uid, on, "cluster", PROTECTABLE)
         return self.get(who, uid)
 
     def edit(self, who: Principal, uid: str, name: str | None, count: int | None,

@@ -4,7 +4,7 @@ when a request is made. The work itself is done later by the request processor."
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobyard.core.models import Principal
@@ -52,6 +52,17 @@ def check_size_gb(size_gb: int) -> int:
 PROTECTABLE = (str(VolumeState.CREATING), str(VolumeState.READY))
 
 
+def set_protection(store: Any, table: str, uid: str, on: bool, noun: str,
+                   allowed: Sequence[str]) -> None:
+    """Set deletion protection of a cluster or volume (``table``) in one of the ``allowed``
+    states; 404 if it is gone, 409 if it is on its way out."""
+    state = store.set_protection(table, uid, on, allowed)
+    if state is None:
+        raise NotFound(f"{noun} {uid} not found")
+    if state not in allowed:
+        raise Conflict(f"{noun} {uid} is {state}; its deletion protection cannot change now")
+
+
 class StorageService:
     """``store`` is the SQL store's RequestStore part; ``on_intent`` wakes the processor."""
 
@@ -97,12 +108,7 @@ class StorageService:
     def protect(self, who: Principal, uid: str, on: bool) -> Volume:
         """Turn deletion protection on or off, at once (no request)."""
         vol = self.get_volume(who, uid)
-        state = self.store.set_protection("volumes", vol.uid, on, PROTECTABLE)
-        if state is None:
-            raise NotFound(f"storage volume {uid} not found")
-        if state not in PROTECTABLE:
-            raise Conflict(f"storage volume {uid} is {state}; its deletion protection cannot "
-                           "change now")
+        set_protection(self.store, "volumes", vol.uid, on, "storage volume", PROTECTABLE)
         return self.get_volume(who, uid)
 
     def edit(
