@@ -10,6 +10,7 @@ Target: longest step <= 5 s (a quarter of the ping timeout).
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import tempfile
@@ -59,7 +60,7 @@ def main() -> None:
         if proc.returncode != 0:
             raise RuntimeError("push failed: " + " | ".join(t for _, t in stamps[-5:]))
         times = [t0] + [t for t, _ in stamps]
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         pieces = sum("Uploading:" in text for _, text in stamps) + 1
         common.info("push, end to end", total, "s")
         common.info("throughput", args.mb / total, "MB/s")
