@@ -23,6 +23,7 @@ from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
 from jobyard.daemon.leader import Leadership
 from jobyard.daemon.periodic import Periodic
 from jobyard.daemon.retention import Retention
+from jobyard.daemon.schedules import ScheduleRunner
 from jobyard.events.delivery import DeliveryWorker
 from jobyard.events.hub import EventHub
 from jobyard.events.notify import Notifier
@@ -93,6 +94,8 @@ class Runtime:
             self.periodic = Periodic(lambda: lead is None or lead.held)
             self.periodic.every("retention", self.config.retention_interval_s,
                                 Retention(self.config, self.store).sweep)
+            self.periodic.every("schedules", ScheduleRunner.INTERVAL_S, ScheduleRunner(
+                self.store, self.service, self.clusters).tick)  # and idle Integrate.io clusters
 
     def delete_job(self, who: Principal, ref: int | str) -> Job:
         """Delete a finished job for good: its rows, then its logs, outputs and workspace

@@ -15,16 +15,22 @@ from jobyard import __version__
 from jobyard.api import errors, health
 from jobyard.api.dialects.native import admin, jobs, metrics, outputs, reports, streams, webhooks
 from jobyard.api.dialects.native import clusters as native_clusters
+from jobyard.api.dialects.native import endpoints as native_endpoints
+from jobyard.api.dialects.native import packages as native_packages
 from jobyard.api.dialects.native import storage as native_storage
+from jobyard.api.dialects.tensorone import routes as tensorone_routes
 from jobyard.api.dialects.tensorpool import routes as tensorpool_routes
 from jobyard.api.dialects.tensorpool import upload as tensorpool_upload
+from jobyard.api.dialects.xplenty import routes as xplenty_routes
 from jobyard.api.limits import BodySizeLimit
 from jobyard.runtime import Runtime
 
 ROUTERS = [health.router, jobs.router, streams.router, admin.router, outputs.router,
            webhooks.router, reports.router, metrics.router,
            native_storage.router, native_clusters.router,
-           tensorpool_routes.router]
+           tensorpool_routes.router, native_endpoints.router, tensorone_routes.router,
+           native_packages.router,
+           xplenty_routes.router]  # last: it ends with a catch-all under /{account_id}/api/
 
 
 def create_app(rt: Runtime) -> FastAPI:

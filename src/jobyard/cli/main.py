@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from jobyard import __version__
-from jobyard.cli import Globals, admin, clusters, jobs, render, report, storage
+from jobyard.cli import Globals, admin, clusters, endpoints, jobs, packages, render, report, storage
 from jobyard.cli import client as make_client
 from jobyard.cli.server import serve
 from jobyard.errors import JobyardError
@@ -100,3 +100,5 @@ admin.register(app)
 report.register(app)
 storage.register(app)
 clusters.register(app)
+endpoints.register(app)
+packages.register(app)

@@ -31,7 +31,9 @@ from jobyard.errors import ConnectionFailed
 from jobyard.sdk.async_resources import AsyncJobs, AsyncKeys, AsyncOrgs, AsyncUsers
 from jobyard.sdk.calls import Call, Calls, JobRef, SubmitOptions, raise_for_response
 from jobyard.sdk.clusters import AsyncClusters, Clusters
+from jobyard.sdk.endpoints import AsyncEndpoints, Endpoints
 from jobyard.sdk.models import Me
+from jobyard.sdk.packages import AsyncPackages, AsyncSchedules, Packages, Schedules
 from jobyard.sdk.resources import Jobs, Keys, Orgs, Users
 from jobyard.sdk.settings import resolve
 from jobyard.sdk.sse import SSEPlan
@@ -86,7 +88,10 @@ class Client(_Base):
         self.keys = Keys(self)
         self.storage = Storage(self)
         self.clusters = Clusters(self)
+        self.endpoints = Endpoints(self)
         self.requests = Requests(self)
+        self.packages = Packages(self)
+        self.schedules = Schedules(self)
 
     def _send(self, call: Call[T]) -> T:
         try:
@@ -156,7 +161,10 @@ class AsyncClient(_Base):
         self.keys = AsyncKeys(self)
         self.storage = AsyncStorage(self)
         self.clusters = AsyncClusters(self)
+        self.endpoints = AsyncEndpoints(self)
         self.requests = AsyncRequests(self)
+        self.packages = AsyncPackages(self)
+        self.schedules = AsyncSchedules(self)
 
     async def _send(self, call: Call[T]) -> T:
         try:

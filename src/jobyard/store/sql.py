@@ -15,8 +15,10 @@ from jobyard.core.states import JobState, check_transition
 from jobyard.errors import Conflict, JobyardError, NotFound, ValidationFailed
 from jobyard.store import tables as t
 from jobyard.store.clusters import ClusterStore
+from jobyard.store.endpoints import EndpointStore
 from jobyard.store.engine import Engines, Prepared
 from jobyard.store.outputs import OutputsStore
+from jobyard.store.packages import PackageStore
 from jobyard.store.purge import PurgeStore
 from jobyard.store.requests import RequestStore
 from jobyard.store.rows import WRITABLE, event_from_row, job_from_row, job_to_row
@@ -54,7 +56,7 @@ class SqlBase:
 
 class SqlStore(
     ClusterStore, RequestStore, WebhookStore, TelemetryStore, OutputsStore, PurgeStore,
-    SshKeyStore, SqlBase, Store,
+    SshKeyStore, EndpointStore, PackageStore, SqlBase, Store,
 ):
     """The store: jobs and principals here; telemetry and webhooks in their own modules."""
 

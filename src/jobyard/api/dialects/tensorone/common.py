@@ -1,0 +1,97 @@
+"""What every TensorOne route shares: the caller, the job lookup (404/403 as the page shows
+them), the status-check rate limit, and the view a status is rendered for."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from fastapi import Request
+
+from jobyard.api.auth import principal_for, read, runtime
+from jobyard.api.dialects.tensorone.shapes import (
+    RateLimitExceeded,
+    access_denied,
+    job_not_found,
+)
+from jobyard.api.dialects.tensorone.status import View
+from jobyard.api.ratelimit import RateLimiter, Verdict
+from jobyard.core.models import Job, Principal
+from jobyard.errors import JobyardError
+from jobyard.runtime import Runtime
+
+JOB_ID_MAX = 100
+
+
+def api_key(request: Request) -> str | None:
+    """``Authorization: Bearer <key>``, or the bare key (the page's first example sends
+    ``Authorization: <api-key>``)."""
+    value = request.headers.get("authorization", "").strip()
+    scheme, _, rest = value.partition(" ")
+    if scheme.lower() == "bearer":
+        return rest.strip() or None
+    return value or None
+
+
+async def caller(request: Request) -> Principal:
+    """FastAPI dependency: the owner of the API key, or 401 ``UNAUTHORIZED``."""
+    rt = runtime(request)
+    return await read(rt, principal_for, rt, api_key(request))
+
+
+def visible_job(rt: Runtime, who: Principal, job_id: str) -> Job:
+    """The job; 404 ``JOB_NOT_FOUND`` when unknown or deleted (retention), 403
+    ``ACCESS_DENIED`` when another org's."""
+    job = rt.store.get_job(job_id) if len(job_id) <= JOB_ID_MAX else None
+    if job is None:
+        raise job_not_found(job_id, rt.config.retention_days)
+    if not rt.service.can_see(who, job):
+        raise access_denied(job_id)
+    return job
+
+
+def limiter(request: Request) -> RateLimiter:
+    """The status-check limiter of this app (one per server process)."""
+    state = request.app.state
+    found = getattr(state, "tensorone_status_limiter", None)
+    if found is None:
+        found = state.tensorone_status_limiter = RateLimiter(
+            runtime(request).config.tensorone_status_rate_limit)
+    return found
+
+
+def check_rate(request: Request, who: Principal) -> dict[str, str]:
+    """Count one status check against the caller's API key; 429 ``RATE_LIMIT_EXCEEDED``
+    past the limit. Returns the ``X-RateLimit-*`` headers for the answer."""
+    rl = limiter(request)
+    verdict: Verdict = rl.hit(f"key:{who.key_id}" if who.key_id is not None
+                              else f"user:{who.user_id}")
+    headers = verdict.headers()
+    if not verdict.allowed:
+        raise RateLimitExceeded("Too many status check requests", {
+            "limit": verdict.limit, "window": rl.window, "retryAfter": verdict.retry_after,
+            "recommendation": "Use webhooks or SSE for real-time updates",
+        }, headers)
+    return headers
+
+
+@contextlib.contextmanager
+def headed(headers: dict[str, str]) -> Iterator[None]:
+    """Errors raised inside carry ``headers`` too (a 404 still says how many checks are left)."""
+    try:
+        yield
+    except JobyardError as exc:
+        exc.headers = {**headers, **(getattr(exc, "headers", None) or {})}  # type: ignore[attr-defined]
+        raise
+
+
+def base_url(request: Request) -> str:
+    """The server as this client reached it (scheme, host, any path prefix)."""
+    return str(request.base_url).rstrip("/")
+
+
+def view(request: Request, include: frozenset[str]) -> View:
+    rt = runtime(request)
+    return View(include=include, now=time.time(), prices=rt.prices,
+                data_dir=rt.config.data_dir, base_url=base_url(request))

@@ -1,0 +1,202 @@
+"""TensorOne's error envelope, and the small translation tables of the dialect.
+
+Every error is ``{"error": CODE, "message": ..., "details": {...}}`` (the job-status page's
+404/403/429 bodies); routes of this dialect use :class:`TensorOneRoute`, so the envelope
+applies to them only. A request that does not validate is 400 ``INVALID_REQUEST`` with the
+problems in ``details.errors``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from jobyard.api.responses import JSON
+from jobyard.errors import (
+    Forbidden,
+    JobNotFound,
+    JobyardError,
+    RateLimited,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+
+# errors ------------------------------------------------------------------------------------------
+class InvalidRequest(JobyardError):
+    """The request is invalid."""
+
+    code = "INVALID_REQUEST"
+    status = 400
+
+
+class RateLimitExceeded(RateLimited):
+    """Too many status check requests."""
+
+    def __init__(self, message: str, details: dict[str, Any], headers: dict[str, str]):
+        super().__init__(message, details)
+        self.headers = headers
+
+
+def job_not_found(job_id: str, retention_days: float | None) -> JobNotFound:
+    """The page's 404: an unknown id and one deleted by retention read alike."""
+    reasons = ["Job ID is incorrect", "Job was deleted after completion"]
+    if retention_days is not None:
+        reasons.append(f"Job expired (older than {retention_days:g} days)")
+    return JobNotFound(f"Job {job_id} does not exist or has expired",
+                       {"jobId": job_id, "possibleReasons": reasons})
+
+
+def access_denied(job_id: str) -> Forbidden:
+    """The page's 403. Keys hold every permission inside their own org and none outside it,
+    so on another org's job the caller's permissions are none."""
+    return Forbidden("You don't have permission to view this job",
+                     {"jobId": job_id, "requiredPermission": "jobs:read",
+                      "userPermissions": []})
+
+
+def envelope(exc: JobyardError) -> JSON:
+    if isinstance(exc, ValidationFailed):
+        return validation_envelope([{"loc": exc.details.get("loc", ["body"]),
+                                     "msg": exc.message,
+                                     "type": exc.details.get("type", "value_error")}])
+    return JSON({"error": exc.code, "message": exc.message, "details": camel_keys(exc.details)},
+                status_code=exc.status, headers=getattr(exc, "headers", None))
+
+
+def validation_envelope(errors: list[dict[str, Any]]) -> JSON:
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+    message = f"invalid request: {where}: {first.get('msg', 'invalid')}" if first else "invalid"
+    clean = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
+    return JSON({"error": InvalidRequest.code, "message": message, "details": {"errors": clean}},
+                status_code=InvalidRequest.status)
+
+
+class TensorOneRoute(APIRoute):
+    """An APIRoute whose errors use TensorOne's envelope instead of the native one."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return validation_envelope(jsonable_encoder(exc.errors()))
+            except JobyardError as exc:
+                return envelope(exc)
+            except HTTPException:
+                raise
+            except Exception:
+                log.exception("TensorOne route %s failed", request.url.path)
+                return JSON({"error": "INTERNAL_ERROR",
+                             "message": "internal error on the server; see its log",
+                             "details": {}}, status_code=500)
+
+        return route
+
+
+# priorities --------------------------------------------------------------------------------------
+# TensorOne's priority names and the core's integer priority (higher runs first): a name is
+# stored as its number; a number is shown as the highest name it reaches.
+PRIORITIES: tuple[tuple[str, int], ...] = (
+    ("low", -10), ("normal", 0), ("high", 10), ("urgent", 20))
+PRIORITY_NAMES = tuple(name for name, _ in PRIORITIES)
+
+
+def priority_value(name: str) -> int:
+    return dict(PRIORITIES)[name]
+
+
+def priority_name(value: int) -> str:
+    found = PRIORITIES[0][0]
+    for name, floor in PRIORITIES:
+        if value >= floor:
+            found = name
+    return found
+
+
+# tags --------------------------------------------------------------------------------------------
+# TensorOne's tags are an object of strings; the core's are strings. {"k": "v"} is the tag
+# "k:v"; a core tag without ":" shows as {"tag": ""}.
+MAX_TAG = 100
+
+
+def tags_to_core(tags: dict[str, str]) -> tuple[str, ...]:
+    out = []
+    for key, value in tags.items():
+        if not key or ":" in key:
+            raise ValidationFailed("tag names must be non-empty and without ':'",
+                                   {"loc": ["body", "tags", key], "type": "value_error"})
+        tag = f"{key}:{value}"
+        if len(tag) > MAX_TAG:
+            raise ValidationFailed(f"a tag's name and value together must be at most "
+                                   f"{MAX_TAG - 1} characters",
+                                   {"loc": ["body", "tags", key], "type": "value_error"})
+        out.append(tag)
+    return tuple(out)
+
+
+def tags_from_core(tags: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for tag in tags:
+        key, _, value = tag.partition(":")
+        out[key] = value
+    return out
+
+
+# values ------------------------------------------------------------------------------------------
+def size(n: float | None) -> str | None:
+    """Bytes as the page writes sizes: ``12.5GB``, ``512MB`` (binary multiples)."""
+    if n is None:
+        return None
+    for unit, scale in (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f}".removesuffix(".0") + unit
+    return f"{int(n)}B"
+
+
+_CAMEL = re.compile(r"_([a-z0-9])")
+
+
+def camel(key: str) -> str:
+    """``exit_code`` -> ``exitCode``; a unit suffix is spelled out (``time_limit_s`` ->
+    ``timeLimitSeconds``)."""
+    if key.endswith("_s"):
+        key = key[:-2] + "_seconds"
+    return _CAMEL.sub(lambda m: m.group(1).upper(), key)
+
+
+def camel_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Top-level snake_case keys as camelCase (the page's style)."""
+    return {camel(k): v for k, v in data.items()}
+
+
+def seconds(value: float | None) -> float | None:
+    return None if value is None else round(max(0.0, value), 3)
+
+
+def include_set(values: Iterable[str] | None, where: str = "query") -> frozenset[str]:
+    """``include`` as given: repeated (``include=logs&include=metrics``), comma-separated
+    (``include=logs,metrics``) or both; unknown names are refused."""
+    wanted = {part.strip() for value in values or () for part in value.split(",")}
+    wanted.discard("")
+    unknown = wanted - INCLUDES
+    if unknown:
+        raise ValidationFailed(
+            f"unknown include {', '.join(sorted(unknown))}; use {', '.join(sorted(INCLUDES))}",
+            {"loc": [where, "include"], "type": "value_error"})
+    return frozenset(wanted)
+
+
+INCLUDES = frozenset({"logs", "metrics", "resources"})

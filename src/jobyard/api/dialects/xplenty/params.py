@@ -1,0 +1,111 @@
+"""Request parameters of the Integrate.io API: bodies (JSON, as the SDK sends them, or the
+vendor docs' form encoding ``job[cluster_id]=52&job[variables][A]=1``) and pages."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import Request
+
+from jobyard.errors import ValidationFailed
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"invalid request: {field}: {message}",
+                            {"loc": ["body", field], "type": "value_error"})
+
+
+async def body(request: Request, wrapper: str) -> dict[str, Any]:
+    """The request's parameters as a dict; a body wrapped as ``{wrapper: {...}}`` (or form
+    keys ``wrapper[...]``) is unwrapped."""
+    raw = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not raw.strip():
+        data: Any = {}
+    elif kind == "application/x-www-form-urlencoded":
+        data = _form(raw.decode("utf-8", "replace"))
+    else:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationFailed("invalid request: the body is not valid JSON",
+                                   {"loc": ["body"], "type": "json_invalid"}) from exc
+    if not isinstance(data, dict):
+        raise ValidationFailed("invalid request: the body must be a JSON object",
+                               {"loc": ["body"], "type": "value_error"})
+    inner = data.get(wrapper)
+    return dict(inner) if isinstance(inner, dict) else data
+
+
+def _form(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        found = _KEY.match(key)
+        if not found:
+            continue
+        path = [found.group(1), *re.findall(r"\[([^\[\]]*)\]", found.group(2))]
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = value
+    return out
+
+
+def integer(data: dict[str, Any], field: str, default: int | None = None,
+            required: bool = False) -> int | None:
+    """An integer field (a numeric string too, as form bodies carry them)."""
+    value = data.get(field)
+    if value is None or value == "":
+        if required:
+            raise invalid(field, "is required")
+        return default
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise invalid(field, "must be an integer")
+
+
+def flag(data: dict[str, Any], field: str, default: bool = False) -> bool:
+    value = data.get(field)
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def text(data: dict[str, Any], field: str, max_chars: int = 2000) -> str:
+    value = data.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_chars:
+        raise invalid(field, f"must be a string of at most {max_chars} characters")
+    return value
+
+
+def page(request: Request) -> tuple[int, int]:
+    """``offset`` (default 0) and ``limit`` (default 20, at most 100) from the query."""
+    q = request.query_params
+    try:
+        offset = int(q.get("offset") or 0)
+        limit = int(q.get("limit") or DEFAULT_LIMIT)
+    except ValueError as exc:
+        raise ValidationFailed("invalid request: offset and limit must be integers",
+                               {"loc": ["query"], "type": "value_error"}) from exc
+    if offset < 0 or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"invalid request: offset must be >= 0 and limit from 1 to "
+                               f"{MAX_LIMIT}", {"loc": ["query"], "type": "value_error"})
+    return offset, limit
