@@ -8,17 +8,11 @@ problems in ``details.errors``.
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
-
+from jobyard.api.dialects.envelope import envelope_route
 from jobyard.api.responses import JSON
 from jobyard.errors import (
     Forbidden,
@@ -27,8 +21,6 @@ from jobyard.errors import (
     RateLimited,
     ValidationFailed,
 )
-
-log = logging.getLogger(__name__)
 
 
 # errors ------------------------------------------------------------------------------------------
@@ -82,28 +74,12 @@ def validation_envelope(errors: list[dict[str, Any]]) -> JSON:
                 status_code=InvalidRequest.status)
 
 
-class TensorOneRoute(APIRoute):
-    """An APIRoute whose errors use TensorOne's envelope instead of the native one."""
+def _crash() -> JSON:
+    return JSON({"error": "INTERNAL_ERROR", "message": "internal error on the server; see its log",
+                 "details": {}}, status_code=500)
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                return validation_envelope(jsonable_encoder(exc.errors()))
-            except JobyardError as exc:
-                return envelope(exc)
-            except HTTPException:
-                raise
-            except Exception:
-                log.exception("TensorOne route %s failed", request.url.path)
-                return JSON({"error": "INTERNAL_ERROR",
-                             "message": "internal error on the server; see its log",
-                             "details": {}}, status_code=500)
-
-        return route
+TensorOneRoute = envelope_route("TensorOne", validation_envelope, envelope, _crash)
 
 
 # priorities --------------------------------------------------------------------------------------

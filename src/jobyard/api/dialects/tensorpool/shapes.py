@@ -8,23 +8,14 @@ use :class:`TensorPoolRoute`, so these envelopes apply to them only.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
-
+from jobyard.api.dialects.envelope import envelope_route
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON
 from jobyard.core.requests import Request as AsyncRequest
 from jobyard.errors import JobyardError, ValidationFailed
-
-log = logging.getLogger(__name__)
 
 
 class BadRequest(JobyardError):
@@ -83,24 +74,10 @@ def error_response(exc: JobyardError) -> JSON:
     return JSON({"message": exc.message, "error": exc.code}, status_code=exc.status)
 
 
-class TensorPoolRoute(APIRoute):
-    """An APIRoute whose errors use TensorPool's envelopes instead of the native ones."""
+def _crash() -> JSON:
+    return JSON({"message": "internal error on the server; see its log",
+                 "error": "INTERNAL_ERROR"}, status_code=500)
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
 
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                return validation_error(jsonable_encoder(exc.errors()))
-            except JobyardError as exc:
-                return error_response(exc)
-            except HTTPException:
-                raise
-            except Exception:  # the CLI prints only `message`: never answer without one
-                log.exception("TensorPool route %s failed", request.url.path)
-                return JSON({"message": "internal error on the server; see its log",
-                             "error": "INTERNAL_ERROR"}, status_code=500)
-
-        return route
+# The CLI prints only ``message``: every error answer carries one.
+TensorPoolRoute = envelope_route("TensorPool", validation_error, error_response, _crash)

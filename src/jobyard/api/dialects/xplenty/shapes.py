@@ -10,18 +10,14 @@ when none) and ``completed_at`` (null until it ended). Routes of this dialect us
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.datastructures import URL
-from starlette.exceptions import HTTPException
 
+from jobyard.api.dialects.envelope import envelope_route
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.responses import JSON
@@ -32,7 +28,6 @@ from jobyard.core.states import JobState
 from jobyard.errors import JobyardError, RateLimited
 from jobyard.telemetry.progress import view as progress_view
 
-log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/vnd.xplenty+json; version=2"
 
 # Cluster states as Integrate.io names them: (while its request waits, while it is processed).
@@ -67,30 +62,22 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
     return f"invalid request: {where or 'body'}: {first.get('msg', 'invalid')}"
 
 
-class XplentyRoute(APIRoute):
-    """Errors as ``{"message": ...}`` (the SDK's exception text), and the caller's rate limit
-    headers (``X-RateLimit-*``) on every answer."""
+def _with_limit_headers(request: Request, response: Response) -> Response:
+    """The caller's rate limit (``X-RateLimit-*``) on every answer."""
+    for name, value in getattr(request.state, "xplenty_headers", {}).items():
+        response.headers.setdefault(name, value)
+    return response
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
 
-        async def route(request: Request) -> Response:
-            try:
-                response = await handler(request)
-            except RequestValidationError as exc:
-                response = error_body(422, validation_message(list(exc.errors())))
-            except JobyardError as exc:
-                response = error_response(exc)
-            except HTTPException as exc:
-                response = error_body(exc.status_code, str(exc.detail))
-            except Exception:  # never an answer without a message
-                log.exception("Integrate.io route %s failed", request.url.path)
-                response = error_body(500, "internal error on the server; see its log")
-            for name, value in getattr(request.state, "xplenty_headers", {}).items():
-                response.headers.setdefault(name, value)
-            return response
-
-        return route
+# Errors as ``{"message": ...}``: the SDK's exception text.
+XplentyRoute = envelope_route(
+    "Integrate.io",
+    validation=lambda errors: error_body(422, validation_message(errors)),
+    error=error_response,
+    crash=lambda: error_body(500, "internal error on the server; see its log"),
+    http=lambda exc: error_body(exc.status_code, str(exc.detail)),
+    finish=_with_limit_headers,
+)
 
 
 # collections -------------------------------------------------------------------------------
