@@ -14,7 +14,6 @@ cut short by a shutdown is sent again by the next leader: at least once, not exa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -28,7 +27,7 @@ import orjson
 from jobyard import __version__
 from jobyard.config import Config
 from jobyard.events import webhooks as wh
-from jobyard.events.notify import call_in_loop
+from jobyard.events.notify import call_in_loop, within
 from jobyard.store.webhooks import Delivery, WebhookStore
 
 log = logging.getLogger(__name__)
@@ -158,8 +157,7 @@ class DeliveryWorker:
 
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await within(self._wake.wait(), seconds)
 
     async def _deliver(self, client: httpx.AsyncClient, d: Delivery) -> None:
         started = self.clock()

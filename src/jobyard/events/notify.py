@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 
 def call_in_loop(
@@ -32,17 +32,27 @@ def call_in_loop(
         loop.call_soon_threadsafe(fn, *args)
 
 
+async def within(awaitable: Awaitable[object], timeout: float) -> bool:
+    """Await ``awaitable`` for at most ``timeout`` seconds; False if the time ran out.
+
+    ``asyncio.timeout`` rather than ``wait_for``: on Python 3.11, ``wait_for`` can swallow a
+    cancellation that arrives just as the awaited thing completes, and a loop built on it then
+    never stops (seen as a hang at shutdown)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await awaitable
+    except TimeoutError:
+        return False
+    return True
+
+
 class Subscription:
     def __init__(self, fut: asyncio.Future[None]):
         self._fut = fut
 
     async def wait(self, timeout: float) -> bool:
         """True if a change came (possibly before this call), False on timeout."""
-        try:
-            await asyncio.wait_for(asyncio.shield(self._fut), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await within(asyncio.shield(self._fut), timeout)
 
 
 class Notifier:
@@ -76,11 +86,7 @@ class Notifier:
     async def daemon_wait(self, timeout: float) -> bool:
         """Wait for a wake-up; False if the timeout came first."""
         assert self._daemon is not None, "bind() first"
-        woken = True
-        try:
-            await asyncio.wait_for(self._daemon.wait(), timeout)
-        except TimeoutError:
-            woken = False
+        woken = await within(self._daemon.wait(), timeout)
         self._daemon.clear()
         return woken
 

@@ -11,7 +11,6 @@ Besides requests, the loop runs periodic chores (e.g. measuring volume usage).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from jobyard.config import Config
 from jobyard.core.requests import Request, RequestStatus, RequestType, backoff_s
 from jobyard.errors import JobyardError
-from jobyard.events.notify import call_in_loop
+from jobyard.events.notify import call_in_loop, within
 
 log = logging.getLogger(__name__)
 S = RequestStatus
@@ -90,8 +89,7 @@ class RequestProcessor:
                     await self._start_due(resume=not leading)
                     leading = True
                     await self._run_chores()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                await within(self._wake.wait(), self.poll_s)
         finally:
             tasks = list(self._inflight.values())
             for task in tasks:  # their requests stay PROCESSING: resumed by the next leader
