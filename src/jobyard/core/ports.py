@@ -66,8 +66,10 @@ class Store(abc.ABC):
         """Apply several transitions in one transaction; a refused one yields its error."""
 
     @abc.abstractmethod
-    def update_fields(self, job_id: int, fields: dict[str, Any], event: str | None = None) -> Job:
-        """Set non-state fields (substate, runtime, ...); ``event`` names an event to record."""
+    def update_fields(self, job_id: int, fields: dict[str, Any], event: str | None = None,
+                      in_state: JobState | None = None) -> Job | None:
+        """Set non-state fields (substate, runtime, ...); ``event`` names an event to record.
+        With ``in_state``, only while the job is in that state (else None)."""
 
     @abc.abstractmethod
     def merge_telemetry(

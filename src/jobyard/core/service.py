@@ -230,13 +230,12 @@ class JobService:
 
 def cancel_transition(job: Job, now: float, by: str) -> Transition:
     """The one cancel rule: a queued job (no process) ends ``canceled`` at once, an active one
-    becomes ``canceling`` and the daemon stops it."""
+    becomes ``canceling`` and the daemon stops it (its substate becomes ``stopping`` when the
+    daemon sends the stop: until then the stop is only requested)."""
     target = JobState.CANCELED if job.state is JobState.QUEUED else JobState.CANCELING
-    fields: dict[str, Any] = {"cancel_requested_at": now}
+    fields: dict[str, Any] = {"cancel_requested_at": now, "substate": None}
     if target is JobState.CANCELED:
-        fields |= {"substate": None, "message": "canceled before it started"}
-    else:
-        fields["substate"] = str(Substate.STOPPING)
+        fields["message"] = "canceled before it started"
     return Transition(job.id, target, fields, {"by": by})
 
 

@@ -8,6 +8,7 @@ daemon's writes stay in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -195,7 +196,13 @@ class Daemon:
     async def _stop(self, attempt: Attempt) -> None:
         attempt.stop_sent = True
         assert attempt.handle is not None
-        await self.executor.stop(attempt.handle, self.config.kill_grace_s)
+        stopping = asyncio.create_task(self.executor.stop(attempt.handle,
+                                                          self.config.kill_grace_s))
+        # The stop is now under way (Integrate.io tells "stop requested" and "stopping" apart).
+        with contextlib.suppress(Exception):
+            await self.db(self.store.update_fields, attempt.job.id,
+                          {"substate": str(Substate.STOPPING)}, None, JobState.CANCELING)
+        await stopping
 
     async def _write_snapshot(self) -> None:
         free = self.allocator.free()

@@ -177,20 +177,26 @@ class SqlStore(
         self._record_event(conn, job, now, "state", data)
         return job
 
-    def update_fields(self, job_id: int, fields: dict[str, Any], event: str | None = None) -> Job:
+    def update_fields(self, job_id: int, fields: dict[str, Any], event: str | None = None,
+                      in_state: JobState | None = None) -> Job | None:
         values = _checked(fields)
         now = self.clock()
         values["updated_at"] = now
+        where = [t.jobs.c.id == job_id]
+        if in_state is not None:
+            where.append(t.jobs.c.state == str(in_state))
 
-        def update(conn: sa.Connection) -> Job:
-            conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job_id).values(values))
+        def update(conn: sa.Connection) -> Job | None:
+            if conn.execute(sa.update(t.jobs).where(*where).values(values)).rowcount == 0:
+                return None
             job = job_from_row(conn.execute(sa.select(t.jobs).where(t.jobs.c.id == job_id)).one())
             if event:
                 self._record_event(conn, job, now, event, dict(fields))
             return job
 
         job = self.engines.write_tx(update)
-        self.on_change((job_id,))
+        if job is not None:
+            self.on_change((job_id,))
         return job
 
     def merge_telemetry(
