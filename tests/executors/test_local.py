@@ -228,7 +228,8 @@ async def test_stop_kills_a_stubborn_job_tree_including_escapees(executor, make_
     await wait_until(lambda: "ready" in texts(spec.run_dir))
     pids = dict(t.split() for t in texts(spec.run_dir) if t != "ready")
     setsid_pid, orphan_pid = int(pids["setsid"]), int(pids["orphan"])
-    assert os.getsid(setsid_pid) != os.getsid(handle.pid)  # escaped the job's session
+    # escaped the job's session (`setsid` may not have run yet when its pid was printed)
+    await wait_until(lambda: os.getsid(setsid_pid) != os.getsid(handle.pid))
     await wait_until(lambda: psutil.Process(orphan_pid).ppid() == handle.supervisor_pid)
     procs = psutil.Process(handle.supervisor_pid).children(recursive=True)
     assert {handle.pid, setsid_pid, orphan_pid} <= {p.pid for p in procs} and len(procs) == 4
