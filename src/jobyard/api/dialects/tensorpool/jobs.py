@@ -17,7 +17,7 @@ from jobyard.api.auth import principal, runtime
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.dialects.tensorpool.project import TEMPLATE
-from jobyard.api.dialects.tensorpool.shapes import BadRequest, TensorPoolRoute, when
+from jobyard.api.dialects.tensorpool.shapes import BadRequest, TensorPoolRoute, base_url, when
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.inputs import ListJobs
@@ -97,11 +97,6 @@ def info_table(job: Job, info: dict[str, Any]) -> str:
     return key_value_table(rows)
 
 
-def _base_url(request: Request, route_path: str) -> str:
-    url = str(request.url.replace(query=""))
-    return url[: url.rfind(route_path)] if route_path in url else str(request.base_url)
-
-
 @router.get("/job/info/{job_id}", summary="Get job information (TensorPool)")
 async def info(request: Request, job_id: str = JobId, who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
@@ -171,7 +166,7 @@ def pull(request: Request, job_id: str = JobId, who: Principal = Depends(princip
         why = ("its outputs are collected when it ends" if not job.is_terminal else
                "declare files to keep in 'outputs' of the job file")
         return JSON({"download_map": {}, "message": f"No output files for job {job.uid}: {why}"})
-    base = _base_url(request, f"/job/pull/{job_id}")
+    base = base_url(request.url, f"/job/pull/{job_id}")
     expires = int(rt.store.clock() + rt.config.tensorpool_link_ttl_s)
     links = {f["name"]: base + "/job/file/" + signed_link(
         rt.secret, FILE_LINK, (job.uid, str(job.attempt), f["name"]), expires) for f in files}

@@ -21,6 +21,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from jobyard.api.dialects.tensorpool import upload
 from jobyard.api.dialects.tensorpool.project import Project, job_script, parse_project
+from jobyard.api.dialects.tensorpool.shapes import base_url
 from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, receive_object, runtime_of
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.models import Job, Principal, Resources
@@ -116,7 +117,7 @@ async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: st
     path, name = str(started.get("path") or ""), str(started.get("name") or "project")
     token = signed_link(rt.secret, upload.LINK, (up.id,),
                         int(rt.store.clock() + cfg.tensorpool_link_ttl_s))
-    url = _base_url(ws) + f"/job/upload/{token}"
+    url = base_url(ws.url, "/job/push") + f"/job/upload/{token}"
     piece = upload.FIRST_PIECE
     while True:
         offset = up.received
@@ -138,13 +139,6 @@ async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: st
         if sent:
             await ws.send_json({"message": f"Uploading: {upload.megabytes(up.received)} sent "
                                            f"of {upload.megabytes(result.get('total'))} ..."})
-
-
-def _base_url(ws: WebSocket) -> str:
-    """The server's URL as this client reached it (scheme, host, any path prefix)."""
-    url = str(ws.url)
-    url = "http" + url[2:] if url.startswith("ws") else url
-    return url.split("?", 1)[0].removesuffix("/job/push")
 
 
 def _submit(ws: WebSocket, who: Principal, project: Project, cluster_id: str, teardown: bool,
