@@ -1,20 +1,27 @@
 """One exception tree for the whole project, each with a stable code.
 
-    JobyardError                 code            HTTP (native API)
-    ├── ValidationFailed         INVALID_INPUT   422
-    ├── Unauthorized             UNAUTHORIZED    401
-    ├── Forbidden                ACCESS_DENIED   403
-    ├── NotFound                 NOT_FOUND       404
-    │   └── JobNotFound          JOB_NOT_FOUND   404
-    ├── Conflict                 CONFLICT        409
-    │   └── IllegalTransition    ILLEGAL_TRANSITION 409
-    ├── Unschedulable            UNSCHEDULABLE   422
-    ├── RateLimited              RATE_LIMIT_EXCEEDED 429
-    ├── ConnectionFailed         CONNECTION_FAILED (SDK: server unreachable; never an HTTP answer)
-    └── LaunchError              LAUNCH_FAILED   (infrastructure; never an HTTP answer)
+    JobyardError                 code                 native HTTP status
+    ├── ValidationFailed         INVALID_INPUT        422
+    ├── BadRequest               BAD_REQUEST          400
+    ├── Unauthorized             UNAUTHORIZED         401
+    ├── Forbidden                ACCESS_DENIED        403
+    ├── NotFound                 NOT_FOUND            404
+    │   ├── JobNotFound          JOB_NOT_FOUND        404
+    │   └── EndpointNotFound     ENDPOINT_NOT_FOUND   404
+    ├── Conflict                 CONFLICT             409
+    │   ├── IllegalTransition    ILLEGAL_TRANSITION   409
+    │   └── DeletionProtected    DELETION_PROTECTED   409
+    ├── QuotaExceeded            QUOTA_EXCEEDED       409
+    ├── Unschedulable            UNSCHEDULABLE        422
+    ├── RateLimited              RATE_LIMIT_EXCEEDED  429
+    ├── NotSupported             NOT_SUPPORTED        501
+    ├── ConnectionFailed         CONNECTION_FAILED    (SDK: server unreachable; never an answer)
+    └── LaunchError              LAUNCH_FAILED        (infrastructure; never an answer)
 
-The HTTP status and each dialect's error envelope are decided once per dialect in the API
-layer; the SDK raises these same classes. A class's docstring is its default message.
+Errors say what went wrong, not how a protocol shows it: each dialect maps codes to HTTP
+statuses and envelopes in one table in the API layer (``jobyard.api.errors.STATUS``). The SDK
+raises these same classes, with the HTTP ``status`` of the answer they came from. A class's
+docstring is its default message.
 """
 
 from __future__ import annotations
@@ -26,11 +33,21 @@ class JobyardError(Exception):
     """Something went wrong."""
 
     code = "INTERNAL_ERROR"
-    status = 500
 
-    def __init__(self, message: str | None = None, details: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+    ):
         self.message = message or (self.__doc__ or "").strip()
         self.details = details or {}
+        if code is not None:  # a code this class stands in for (an SDK that does not know it)
+            self.code = code
+        # The HTTP status of the answer this error was read from (SDK); None on the server.
+        self.status = status
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,28 +58,30 @@ class ValidationFailed(JobyardError):
     """The request is invalid."""
 
     code = "INVALID_INPUT"
-    status = 422
+
+
+class BadRequest(JobyardError):
+    """The request cannot be served as asked."""
+
+    code = "BAD_REQUEST"
 
 
 class Unauthorized(JobyardError):
     """A valid API key is required."""
 
     code = "UNAUTHORIZED"
-    status = 401
 
 
 class Forbidden(JobyardError):
     """You do not have access to this resource."""
 
     code = "ACCESS_DENIED"
-    status = 403
 
 
 class NotFound(JobyardError):
     """Not found."""
 
     code = "NOT_FOUND"
-    status = 404
 
 
 class JobNotFound(NotFound):
@@ -71,11 +90,16 @@ class JobNotFound(NotFound):
     code = "JOB_NOT_FOUND"
 
 
+class EndpointNotFound(NotFound):
+    """Endpoint not found."""
+
+    code = "ENDPOINT_NOT_FOUND"
+
+
 class Conflict(JobyardError):
     """The resource is not in a state that allows this."""
 
     code = "CONFLICT"
-    status = 409
 
 
 class IllegalTransition(Conflict):
@@ -84,55 +108,57 @@ class IllegalTransition(Conflict):
     code = "ILLEGAL_TRANSITION"
 
 
-class Unschedulable(JobyardError):
-    """The job asks for more resources than this service can ever give."""
+class DeletionProtected(Conflict):
+    """Deletion protection is on."""
 
-    code = "UNSCHEDULABLE"
-    status = 422
-
-
-class RateLimited(JobyardError):
-    """Too many requests."""
-
-    code = "RATE_LIMIT_EXCEEDED"
-    status = 429
-
-
-class ConnectionFailed(JobyardError):
-    """The Jobyard server could not be reached."""
-
-    code = "CONNECTION_FAILED"
-    status = 503
-
-
-class LaunchError(JobyardError):
-    """The job could not be started."""
-
-    code = "LAUNCH_FAILED"
-    status = 500
-
-
-BY_CODE: dict[str, type[JobyardError]] = {
-    cls.code: cls
-    for cls in (
-        JobyardError,
-        ValidationFailed,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        JobNotFound,
-        Conflict,
-        IllegalTransition,
-        Unschedulable,
-        RateLimited,
-        ConnectionFailed,
-        LaunchError,
-    )
-}
+    code = "DELETION_PROTECTED"
 
 
 class QuotaExceeded(JobyardError):
     """The org's quota does not allow this."""
 
     code = "QUOTA_EXCEEDED"
-    status = 409
+
+
+class Unschedulable(JobyardError):
+    """The job asks for more resources than this service can ever give."""
+
+    code = "UNSCHEDULABLE"
+
+
+class RateLimited(JobyardError):
+    """Too many requests."""
+
+    code = "RATE_LIMIT_EXCEEDED"
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds to wait before trying again, when the server said."""
+        value = self.details.get("retry_after")
+        return float(value) if isinstance(value, int | float) else None
+
+
+class NotSupported(JobyardError):
+    """This server does not offer that."""
+
+    code = "NOT_SUPPORTED"
+
+
+class ConnectionFailed(JobyardError):
+    """The Jobyard server could not be reached."""
+
+    code = "CONNECTION_FAILED"
+
+
+class LaunchError(JobyardError):
+    """The job could not be started."""
+
+    code = "LAUNCH_FAILED"
+
+
+def _tree(root: type[JobyardError]) -> list[type[JobyardError]]:
+    return [root, *(c for sub in root.__subclasses__() for c in _tree(sub))]
+
+
+# Every class by its code: the SDK raises the class an answer's code names.
+BY_CODE: dict[str, type[JobyardError]] = {cls.code: cls for cls in _tree(JobyardError)}

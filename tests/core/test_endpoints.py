@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from jobyard.core.endpoints import (
-    EndpointNotFound,
-    EndpointService,
-    NewEndpoint,
-    RunEndpoint,
-)
+from jobyard.core.endpoints import EndpointService, NewEndpoint, RunEndpoint
 from jobyard.core.models import Principal, Resources, RetryPolicy
 from jobyard.core.service import JobService
 from jobyard.core.states import JobState
-from jobyard.errors import Conflict, Unschedulable, ValidationFailed
+from jobyard.errors import Conflict, EndpointNotFound, Unschedulable, ValidationFailed
 from jobyard.store.sql import SqlStore
 
 

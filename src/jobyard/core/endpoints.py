@@ -19,19 +19,13 @@ from typing import Any, Protocol
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.models import Job, Principal, Resources, RetryPolicy
 from jobyard.core.service import JobService
-from jobyard.errors import NotFound, Unschedulable, ValidationFailed
+from jobyard.errors import EndpointNotFound, Unschedulable, ValidationFailed
 
 PREFIX = "ep_"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 # Environment names the service sets on a run; an endpoint may not set them itself.
 RESERVED_ENV_PREFIXES = ("JOBYARD_", "TENSORONE_")
 MAX_LIST = 500
-
-
-class EndpointNotFound(NotFound):
-    """Endpoint not found."""
-
-    code = "ENDPOINT_NOT_FOUND"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,16 +10,10 @@ from typing import Any
 from jobyard.core.models import Principal
 from jobyard.core.requests import Request, RequestType
 from jobyard.core.volumes import GB, MAX_SIZE_GB, Volume, VolumeState
-from jobyard.errors import Conflict, NotFound, ValidationFailed
+from jobyard.errors import Conflict, DeletionProtected, NotFound, ValidationFailed
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MAX_LIST = 500
-
-
-class DeletionProtected(Conflict):
-    """Deletion protection is on."""
-
-    code = "DELETION_PROTECTED"
 
 
 def refuse_if_protected(what: str, uid: str, protected: bool) -> None:

@@ -103,13 +103,9 @@ def error_from_response(response: httpx.Response) -> JobyardError:
             details.setdefault("retry_after", float(response.headers["retry-after"]))
         except ValueError:
             details.setdefault("retry_after", response.headers["retry-after"])
-    exc = cls(message, details)
-    exc.status = response.status_code
-    if code and code != cls.code:
-        exc.code = code  # a code this SDK does not know, e.g. REQUEST_TOO_LARGE
-    if issubclass(cls, errors.RateLimited):
-        exc.retry_after = details.get("retry_after")  # type: ignore[attr-defined]
-    return exc
+    # A code this SDK does not know (e.g. REQUEST_TOO_LARGE) keeps its name on the nearest class.
+    return cls(message, details, code=code if code and code != cls.code else None,
+               status=response.status_code)
 
 
 def raise_for_response(response: httpx.Response) -> None:

@@ -3,22 +3,19 @@ them), the status-check rate limit, and the view a status is rendered for."""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
 from fastapi import Request
 
 from jobyard.api.auth import principal_for, read, runtime
 from jobyard.api.dialects.tensorone.shapes import (
-    RateLimitExceeded,
     access_denied,
     job_not_found,
 )
 from jobyard.api.dialects.tensorone.status import View
 from jobyard.api.ratelimit import RateLimiter, Verdict
 from jobyard.core.models import Job, Principal
-from jobyard.errors import JobyardError
+from jobyard.errors import RateLimited
 from jobyard.runtime import Runtime
 
 JOB_ID_MAX = 100
@@ -68,22 +65,13 @@ def check_rate(request: Request, who: Principal) -> dict[str, str]:
     verdict: Verdict = rl.hit(f"key:{who.key_id}" if who.key_id is not None
                               else f"user:{who.user_id}")
     headers = verdict.headers()
+    request.state.tensorone_headers = headers  # on the answer, whatever it is (shapes.py)
     if not verdict.allowed:
-        raise RateLimitExceeded("Too many status check requests", {
+        raise RateLimited("Too many status check requests", {
             "limit": verdict.limit, "window": rl.window, "retryAfter": verdict.retry_after,
             "recommendation": "Use webhooks or SSE for real-time updates",
-        }, headers)
+        })
     return headers
-
-
-@contextlib.contextmanager
-def headed(headers: dict[str, str]) -> Iterator[None]:
-    """Errors raised inside carry ``headers`` too (a 404 still says how many checks are left)."""
-    try:
-        yield
-    except JobyardError as exc:
-        exc.headers = {**headers, **(getattr(exc, "headers", None) or {})}  # type: ignore[attr-defined]
-        raise
 
 
 def base_url(request: Request) -> str:

@@ -20,7 +20,6 @@ from jobyard.api.auth import read, runtime
 from jobyard.api.dialects.tensorone.common import (
     caller,
     check_rate,
-    headed,
     view,
     visible_job,
 )
@@ -53,9 +52,8 @@ def get_status(
 ) -> JSON:
     headers = check_rate(request, who)
     rt = runtime(request)
-    with headed(headers):
-        shown = view(request, include_set(include))
-        status = status_of(rt.store, visible_job(rt, who, job_id), shown)
+    shown = view(request, include_set(include))
+    status = status_of(rt.store, visible_job(rt, who, job_id), shown)
     return JSON(summary(status) if format == "summary" else status, headers=headers)
 
 
@@ -65,9 +63,8 @@ def batch_status(body: BatchIn, request: Request, who: Principal = Depends(calle
     ``errors`` (its page envelope plus ``jobId``), never a failed batch."""
     headers = check_rate(request, who)
     rt = runtime(request)
-    with headed(headers):
-        include = include_set([body.include] if isinstance(body.include, str)
-                              else body.include, "body")
+    include = include_set([body.include] if isinstance(body.include, str)
+                          else body.include, "body")
     shown = view(request, include)
     jobs: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -92,9 +89,8 @@ async def stream_status(
     per change (state, progress, step), until the job has ended."""
     headers = check_rate(request, who)
     rt = runtime(request)
-    with headed(headers):
-        wanted = include_set(include)
-        job = await read(rt, visible_job, rt, who, job_id)
+    wanted = include_set(include)
+    job = await read(rt, visible_job, rt, who, job_id)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
     return EventSourceResponse(_updates(request, job.id, wanted, after),
                                ping=rt.config.sse_heartbeat_s, headers=headers)

@@ -12,31 +12,21 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from fastapi import Request, Response
+
 from jobyard.api.dialects.envelope import envelope_route
+from jobyard.api.errors import http_status
 from jobyard.api.responses import JSON
 from jobyard.errors import (
     Forbidden,
     JobNotFound,
     JobyardError,
-    RateLimited,
     ValidationFailed,
 )
 
-
 # errors ------------------------------------------------------------------------------------------
-class InvalidRequest(JobyardError):
-    """The request is invalid."""
-
-    code = "INVALID_REQUEST"
-    status = 400
-
-
-class RateLimitExceeded(RateLimited):
-    """Too many status check requests."""
-
-    def __init__(self, message: str, details: dict[str, Any], headers: dict[str, str]):
-        super().__init__(message, details)
-        self.headers = headers
+# A request that does not validate: TensorOne's code and status (FastAPI's would be 422).
+INVALID_REQUEST, INVALID_STATUS = "INVALID_REQUEST", 400
 
 
 def job_not_found(job_id: str, retention_days: float | None) -> JobNotFound:
@@ -62,7 +52,7 @@ def envelope(exc: JobyardError) -> JSON:
                                      "msg": exc.message,
                                      "type": exc.details.get("type", "value_error")}])
     return JSON({"error": exc.code, "message": exc.message, "details": camel_keys(exc.details)},
-                status_code=exc.status, headers=getattr(exc, "headers", None))
+                status_code=http_status(exc))
 
 
 def validation_envelope(errors: list[dict[str, Any]]) -> JSON:
@@ -70,8 +60,8 @@ def validation_envelope(errors: list[dict[str, Any]]) -> JSON:
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
     message = f"invalid request: {where}: {first.get('msg', 'invalid')}" if first else "invalid"
     clean = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
-    return JSON({"error": InvalidRequest.code, "message": message, "details": {"errors": clean}},
-                status_code=InvalidRequest.status)
+    return JSON({"error": INVALID_REQUEST, "message": message, "details": {"errors": clean}},
+                status_code=INVALID_STATUS)
 
 
 def _crash() -> JSON:
@@ -79,7 +69,16 @@ def _crash() -> JSON:
                  "details": {}}, status_code=500)
 
 
-TensorOneRoute = envelope_route("TensorOne", validation_envelope, envelope, _crash)
+def _with_limit_headers(request: Request, response: Response) -> Response:
+    """The status-check limit (``X-RateLimit-*``, ``Retry-After``) on every answer that counted
+    one, errors included (a 404 still says how many checks are left)."""
+    for name, value in getattr(request.state, "tensorone_headers", {}).items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+TensorOneRoute = envelope_route("TensorOne", validation_envelope, envelope, _crash,
+                                finish=_with_limit_headers)
 
 
 # priorities --------------------------------------------------------------------------------------

@@ -21,8 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobyard.api.auth import principal, read, runtime
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.tensorpool.shapes import (
-    BadRequest,
-    NotSupported,
     TensorPoolRoute,
     when,
     yes_no,
@@ -30,7 +28,7 @@ from jobyard.api.dialects.tensorpool.shapes import (
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
-from jobyard.errors import Forbidden, NotFound
+from jobyard.errors import BadRequest, Forbidden, NotFound, NotSupported
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
 

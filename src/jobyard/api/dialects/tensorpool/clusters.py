@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field
 from jobyard.api.auth import principal, read, runtime
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.tensorpool.shapes import (
-    BadRequest,
     TensorPoolRoute,
     accepted,
     when,
@@ -27,7 +26,7 @@ from jobyard.api.responses import JSON
 from jobyard.core.clusters import HOLDING, Cluster, InstanceType, numbered
 from jobyard.core.models import Principal
 from jobyard.core.states import ACTIVE, JobState
-from jobyard.core.storage import DeletionProtected
+from jobyard.errors import BadRequest, DeletionProtected
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
 ClusterId = Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]

@@ -17,14 +17,14 @@ from jobyard.api.auth import principal, runtime
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.dialects.tensorpool.project import TEMPLATE
-from jobyard.api.dialects.tensorpool.shapes import BadRequest, TensorPoolRoute, base_url, when
+from jobyard.api.dialects.tensorpool.shapes import TensorPoolRoute, base_url, when
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.inputs import ListJobs
 from jobyard.core.models import Job, Principal
 from jobyard.core.states import JobState
 from jobyard.core.tokens import read_link, signed_link
-from jobyard.errors import Conflict, Forbidden, JobNotFound, NotFound
+from jobyard.errors import BadRequest, Conflict, Forbidden, JobNotFound, NotFound
 from jobyard.outputs.collector import output_dir
 from jobyard.outputs.files import resolve_inside
 from jobyard.runtime import Runtime

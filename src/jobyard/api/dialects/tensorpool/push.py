@@ -35,10 +35,6 @@ CONFIG_TIMEOUT_S = 30.0
 STEP_TIMEOUT_S = 600.0
 
 
-class Failed(ValidationFailed):
-    """The push cannot go on (the message says why)."""
-
-
 @router.websocket("/job/push")
 async def push(ws: WebSocket) -> None:
     workspace = None
@@ -77,9 +73,9 @@ async def push(ws: WebSocket) -> None:
 def _check_config(frame: dict[str, Any]) -> tuple[Project, str, str, bool]:
     text, cluster_id = frame.get("tp_config"), frame.get("cluster_id")
     if not isinstance(text, str):
-        raise Failed("the job configuration has no 'tp_config' text")
+        raise ValidationFailed("the job configuration has no 'tp_config' text")
     if not isinstance(cluster_id, str) or not cluster_id:
-        raise Failed("give the cluster to run on: tp job push <job file> <cluster id> "
+        raise ValidationFailed("give the cluster to run on: tp job push <job file> <cluster id> "
                      "(see tp cluster list)")
     system = frame.get("system") if isinstance(frame.get("system"), str) else "Linux"
     return parse_project(text), cluster_id, system, bool(frame.get("teardown_cluster"))
@@ -95,16 +91,17 @@ async def _step(ws: WebSocket, command: str) -> dict[str, Any]:
     stdout = str(reply.get("command_stdout") or "")
     if reply.get("exit_code") != 0:
         err = (str(reply.get("command_stderr") or "") or stdout).strip()[-800:]
-        raise Failed(f"the upload step failed on your machine (exit code "
+        raise ValidationFailed(f"the upload step failed on your machine (exit code "
                      f"{reply.get('exit_code')}): {err or 'no output'}")
     try:
         result = json.loads(stdout.strip().splitlines()[-1])
     except (ValueError, IndexError) as exc:
-        raise Failed(f"the upload step printed something unexpected: {stdout[-300:]!r}") from exc
+        raise ValidationFailed(
+            f"the upload step printed something unexpected: {stdout[-300:]!r}") from exc
     if not isinstance(result, dict):
-        raise Failed("the upload step printed something unexpected")
+        raise ValidationFailed("the upload step printed something unexpected")
     if result.get("error"):
-        raise Failed(str(result["error"]))
+        raise ValidationFailed(str(result["error"]))
     return result
 
 
@@ -127,12 +124,13 @@ async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: st
             "wait": upload.PACK_WAIT_S}))
         sent = int(result.get("sent") or 0)
         if up.received != offset + sent:
-            raise Failed(f"the upload lost data: the server has {up.received} bytes, "
+            raise ValidationFailed(f"the upload lost data: the server has {up.received} bytes, "
                          f"expected {offset + sent}")
         piece = upload.next_piece(sent, time.monotonic() - t0, cfg.tensorpool_upload_chunk_s)
         if result.get("done"):
             if result.get("sha256") != up.sha.hexdigest():
-                raise Failed("the uploaded project does not match what was packed; try again")
+                raise ValidationFailed(
+                    "the uploaded project does not match what was packed; try again")
             await ws.send_json({"message": f"Uploaded {upload.megabytes(up.received)} "
                                            f"(packed) of {upload.megabytes(result.get('total'))}."})
             return name[:200]

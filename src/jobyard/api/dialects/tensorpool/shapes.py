@@ -15,23 +15,10 @@ from starlette.datastructures import URL
 
 from jobyard.api.dialects.envelope import envelope_route
 from jobyard.api.dialects.native.render import iso
+from jobyard.api.errors import http_status
 from jobyard.api.responses import JSON
 from jobyard.core.requests import Request as AsyncRequest
 from jobyard.errors import JobyardError, ValidationFailed
-
-
-class BadRequest(JobyardError):
-    """The request cannot be served as asked."""
-
-    code = "BAD_REQUEST"
-    status = 400
-
-
-class NotSupported(JobyardError):
-    """This server does not offer that."""
-
-    code = "NOT_SUPPORTED"
-    status = 501
 
 
 def accepted(message: str, **ids: Any) -> JSON:
@@ -82,7 +69,7 @@ def error_response(exc: JobyardError) -> JSON:
     if isinstance(exc, ValidationFailed):
         return validation_error([{"loc": exc.details.get("loc", ["body"]), "msg": exc.message,
                                   "type": exc.details.get("type", "value_error")}])
-    return JSON({"message": exc.message, "error": exc.code}, status_code=exc.status)
+    return JSON({"message": exc.message, "error": exc.code}, status_code=http_status(exc))
 
 
 def _crash() -> JSON:

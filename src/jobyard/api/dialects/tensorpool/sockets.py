@@ -18,6 +18,7 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
 from jobyard.api.auth import principal_for, read
+from jobyard.api.errors import http_status
 from jobyard.core.models import Principal
 from jobyard.errors import JobyardError, ValidationFailed
 from jobyard.runtime import Runtime
@@ -55,7 +56,8 @@ async def authenticate(ws: WebSocket) -> Principal:
 
 
 def close_code(exc: JobyardError) -> int:
-    return 4000 + exc.status - 400 if 400 <= exc.status < 500 else 1011
+    status = http_status(exc)
+    return 4000 + status - 400 if 400 <= status < 500 else 1011
 
 
 async def fail(ws: WebSocket, exc: Exception) -> None:

@@ -18,7 +18,6 @@ from jobyard import ids
 from jobyard.api.auth import principal, read, runtime
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.tensorpool.shapes import (
-    BadRequest,
     TensorPoolRoute,
     accepted,
     when,
@@ -27,8 +26,8 @@ from jobyard.api.dialects.tensorpool.shapes import (
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
-from jobyard.core.storage import DeletionProtected
 from jobyard.core.volumes import GB, Volume
+from jobyard.errors import BadRequest, DeletionProtected
 from jobyard.requests.mounts import env_name
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)

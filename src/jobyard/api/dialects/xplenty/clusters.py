@@ -28,8 +28,7 @@ from jobyard.api.dialects.xplenty.shapes import (
 )
 from jobyard.core.clusters import MAX_INSTANCES, Cluster, ClusterState
 from jobyard.core.packages import CLUSTER_META
-from jobyard.core.storage import DeletionProtected
-from jobyard.errors import Conflict, NotFound, ValidationFailed
+from jobyard.errors import Conflict, DeletionProtected, NotFound, ValidationFailed
 
 router = APIRouter(prefix="/{account_id}/api", tags=["integrate.io"], route_class=XplentyRoute)
 ClusterId = Path(ge=1, le=2**31 - 1, description="the cluster's integer id")

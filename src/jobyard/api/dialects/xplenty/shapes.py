@@ -20,6 +20,7 @@ from starlette.datastructures import URL
 from jobyard.api.dialects.envelope import envelope_route
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.states import dialect_status
+from jobyard.api.errors import http_status
 from jobyard.api.responses import JSON
 from jobyard.core.clusters import Cluster, ClusterState
 from jobyard.core.models import Job
@@ -53,7 +54,7 @@ def error_response(exc: JobyardError) -> XJSON:
     headers = None
     if isinstance(exc, RateLimited) and "retry_after" in exc.details:
         headers = {"Retry-After": str(int(exc.details["retry_after"]))}
-    return error_body(exc.status, exc.message, headers)
+    return error_body(http_status(exc), exc.message, headers)
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
