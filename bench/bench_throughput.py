@@ -59,7 +59,7 @@ def main() -> None:
     lat = common.summary(result["post_ms"])
     common.info("POST latency median / p99", f"{lat['median']:.1f} / {lat['p99']:.1f} ms")
     common.CpuMeter.print(cpu)
-    common.info("per job: server / launcher+shims+jobs / client", " / ".join(
+    common.info("per job: server / launcher+supervisors+jobs / client", " / ".join(
         f"{cpu[k] / n * 1000:.2f}" for k in ("server", "helpers", "client")) + " CPU-ms")
     if result["timed_out"]:
         print(f"gave up after {args.timeout:.0f} s")

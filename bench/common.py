@@ -296,11 +296,11 @@ def epoch(iso: str) -> float:
 class CpuMeter:
     """CPU seconds spent between :meth:`start` and :meth:`stop`, by whom.
 
-    ``server``: the server process; ``helpers``: its live child processes (the launcher) and
-    the children they reaped (shims, and the jobs each shim reaped); ``client``: this benchmark
-    process and its reaped children; ``machine``: every CPU of the machine (busy time), so
-    ``machine - server - helpers - client`` is everyone else (a database server, other users
-    of the machine, processes not reaped yet).
+    ``server``: the server process; ``helpers``: its live child processes (the launcher) and the
+    children they reaped (supervisors, and the jobs each supervisor reaped); ``client``: this
+    benchmark process and its reaped children; ``machine``: every CPU of the machine (busy
+    time), so ``machine - server - helpers - client`` is everyone else (a database server, other
+    users of the machine, processes not reaped yet).
     """
 
     def __init__(self, server_pid: int):
@@ -343,7 +343,7 @@ class CpuMeter:
               f"{wall * (os.cpu_count() or 1):.2f} CPU-s available):", flush=True)
         for key, what in (
             ("server", "server process"),
-            ("helpers", "launcher + shims + jobs (reaped)"),
+            ("helpers", "launcher + supervisors + jobs (reaped)"),
             ("client", "benchmark client (and its reaped children, e.g. wrk)"),
         ):
             info(what, f"{used[key]:.2f} CPU-s")

@@ -86,7 +86,7 @@ class Config(BaseSettings):
     idle_gpu_percent: float = Field(10.0, ge=0, le=100)
     idle_gpu_share: float = Field(0.5, ge=0, le=1)
 
-    # Async requests (jobyard.requests.processor). A transiently failed request waits
+    # Async requests (jobyard.operations.processor). A transiently failed request waits
     # request_retry_base_s·2^(n-1) seconds (at most request_retry_max_s) after its n-th attempt
     # and fails for good after request_max_attempts. request_processing_delay_s holds every
     # request in PROCESSING that long first: a test knob, keep it 0.

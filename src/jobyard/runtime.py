@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 from jobyard import ids
 from jobyard.config import Config
-from jobyard.core.cluster_service import ClusterService
-from jobyard.core.clusters import build_catalog
+from jobyard.core.clusters import ClusterService, build_catalog
+from jobyard.core.jobs import JobService, Limits
 from jobyard.core.models import Job, Principal
-from jobyard.core.service import JobService, Limits
-from jobyard.core.storage import StorageService
+from jobyard.core.operations import OperationService
+from jobyard.core.volumes import VolumeService
 from jobyard.daemon.daemon import Daemon
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
@@ -30,10 +30,10 @@ from jobyard.events.notify import Notifier
 from jobyard.events.webhooks import url_checker
 from jobyard.executors.base import Executor
 from jobyard.executors.workspaces import workspaces_dir
-from jobyard.requests.clusters import ClusterHandlers
-from jobyard.requests.processor import RequestProcessor
-from jobyard.requests.teardown import ClusterTeardown
-from jobyard.requests.volumes import VolumeHandlers
+from jobyard.operations.clusters import ClusterHandlers
+from jobyard.operations.processor import OperationProcessor
+from jobyard.operations.teardown import ClusterTeardown
+from jobyard.operations.volumes import VolumeHandlers
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
 from jobyard.store.purge import remove_job_files
@@ -60,10 +60,11 @@ class Runtime:
     new_admin_key: str | None = None  # set on first start only, to print once
     _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
     _webhook_task: asyncio.Task[None] | None = field(default=None, repr=False)
-    _requests_task: asyncio.Task[None] | None = field(default=None, repr=False)
-    storage: StorageService = field(init=False, repr=False)
+    _operations_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    volumes: VolumeService = field(init=False, repr=False)
+    operations_view: OperationService = field(init=False, repr=False)
     clusters: ClusterService = field(init=False, repr=False)
-    requests: RequestProcessor | None = field(init=False, repr=False, default=None)
+    operations: OperationProcessor | None = field(init=False, repr=False, default=None)
     # Leader-only housekeeping (retention, schedules); None without a daemon.
     periodic: Periodic | None = field(init=False, repr=False, default=None)
     _periodic_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -77,15 +78,16 @@ class Runtime:
         catalog = build_catalog(self.config.instance_types, self.inventory.capacity)
         if self.daemon is not None:
             daemon, lead = self.daemon, self.daemon.leadership
-            # Requests wait for reconcile: cluster handlers need the rebuilt allocator.
-            self.requests = RequestProcessor(
+            # Operations wait for reconcile: cluster handlers need the rebuilt allocator.
+            self.operations = OperationProcessor(
                 self.store, self.config, lambda: (lead is None or lead.held) and daemon.ready)
             VolumeHandlers(self.store, self.config.data_dir).register(
-                self.requests, self.config.storage_usage_interval_s)
-            ClusterHandlers(self.store, daemon, catalog).register(self.requests)
-        nudge = self.requests.nudge if self.requests else lambda: None
-        self.storage = StorageService(self.store, nudge)
-        self.clusters = ClusterService(self.store, catalog, self.storage,
+                self.operations, self.config.storage_usage_interval_s)
+            ClusterHandlers(self.store, daemon, catalog).register(self.operations)
+        nudge = self.operations.nudge if self.operations else lambda: None
+        self.volumes = VolumeService(self.store, nudge)
+        self.operations_view = OperationService(self.store, self.store.clock)
+        self.clusters = ClusterService(self.store, catalog, self.volumes,
                                        self.config.org_max_gpus, nudge)
         self.service.check_cluster = self.clusters.check_job
         if self.daemon is not None:  # needs the cluster service, so not in attempt_hooks()
@@ -120,16 +122,16 @@ class Runtime:
             worker = DeliveryWorker.from_config(self.config, self.store,
                                                 lambda: lead is None or lead.held)
             self._webhook_task = asyncio.create_task(worker.run(), name="jobyard-webhooks")
-        if self.requests is not None:  # async requests: on the leader too
-            self._requests_task = asyncio.create_task(self.requests.run(),
-                                                      name="jobyard-requests")
+        if self.operations is not None:  # async operations: on the leader too
+            self._operations_task = asyncio.create_task(self.operations.run(),
+                                                      name="jobyard-operations")
         if self.periodic is not None:
             self._periodic_task = asyncio.create_task(self.periodic.run(),
                                                       name="jobyard-periodic")
 
     async def stop(self) -> None:
-        # In-flight deliveries stay pending and requests PROCESSING: both are taken up again.
-        for task in (self._webhook_task, self._requests_task, self._periodic_task):
+        # In-flight deliveries stay pending and operations PROCESSING: both are taken up again.
+        for task in (self._webhook_task, self._operations_task, self._periodic_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -184,8 +186,8 @@ def attempt_hooks(
     config: Config, store: SqlStore, notifier: Notifier, inventory: Inventory
 ) -> list[AttemptHooks]:
     """The daemon's attempt hooks, in the order they run (one line each)."""
+    from jobyard.operations.mounts import VolumeMounts
     from jobyard.outputs.collector import OutputCollector
-    from jobyard.requests.mounts import VolumeMounts
     from jobyard.telemetry.sampler import ResourceSampler
     from jobyard.telemetry.tqdm_watch import TqdmWatcher
 

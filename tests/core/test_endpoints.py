@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from jobyard.core.endpoints import EndpointService, NewEndpoint, RunEndpoint
+from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal, Resources, RetryPolicy
-from jobyard.core.service import JobService
 from jobyard.core.states import JobState
 from jobyard.errors import Conflict, EndpointNotFound, Unschedulable, ValidationFailed
 from jobyard.store.sql import SqlStore
@@ -42,7 +42,7 @@ def test_create_read_list_delete(store: SqlStore, service: EndpointService) -> N
     assert service.get(abe, "ep_img-proc_1") == ep  # the same org sees it
     with pytest.raises(EndpointNotFound):
         service.get(bob, "ep_img-proc_1")
-    assert service.get_any("ep_img-proc_1") == ep and not service.can_see(bob, ep)
+    assert service.get_any("ep_img-proc_1") == ep and not bob.sees(ep.org_id)
     assert [e.uid for e in service.list(abe)] == ["ep_img-proc_1"]
     assert service.list(bob) == []
     admin = Principal(bob.user_id, bob.org_id, "bob", is_admin=True)

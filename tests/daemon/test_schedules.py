@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
-from jobyard.core.cluster_service import ClusterService
-from jobyard.core.clusters import ClusterState, build_catalog
+from jobyard.core.clusters import ClusterService, ClusterState, build_catalog
 from jobyard.core.inputs import SubmitJob
+from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal, Resources
+from jobyard.core.operations import OperationStatus
 from jobyard.core.packages import CLUSTER_META, EXTRA_KEY, PackageService
 from jobyard.core.ports import Transition
-from jobyard.core.requests import RequestStatus
-from jobyard.core.service import JobService
 from jobyard.core.states import JobState
-from jobyard.core.storage import StorageService
+from jobyard.core.volumes import VolumeService
 from jobyard.daemon.schedules import ScheduleRunner
 from tests.store.test_sql import owner
 
@@ -123,15 +122,15 @@ def test_idle_clusters_with_terminate_on_idle_are_terminated(store):
     user = owner(store)
     who = Principal(user["id"], user["org_id"], user["username"])
     clusters = ClusterService(store, build_catalog({}, Resources(0, 8.0, 8192)),
-                              StorageService(store))
+                              VolumeService(store))
     jobs = JobService(store, Resources(0, 8.0, 8192))
     jobs.check_cluster = clusters.check_job
 
     def ready(name: str, meta: dict | None) -> str:
         req, cluster = clusters.claim(who, "cpu-1", 1, name)
-        req = store.move_request(req, RequestStatus.PROCESSING)
+        req = store.move_operation(req, OperationStatus.PROCESSING)
         store.update_cluster(cluster.uid, state="ready")
-        store.move_request(req, RequestStatus.COMPLETED)
+        store.move_operation(req, OperationStatus.COMPLETED)
         if meta is not None:
             store.put_kv(f"{CLUSTER_META}{cluster.id}", meta)
         return cluster.uid

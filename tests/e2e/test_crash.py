@@ -26,10 +26,12 @@ def srv(database_url, tmp_path):
     server.stop()
 
 
-def test_kill_and_restart_adopts_records_and_cancels(srv):
+def test_kill_and_restart_adopts_records_and_cancels(srv, tmp_path):
     api = srv.client()
+    gate = tmp_path / "short-may-end"  # `short` runs until the server is down (not 0.3 s: a
+    # loaded machine could let it end before it was ever seen running)
     long = submit(api, "echo start-long; sleep 2; echo done-long; exit 7")
-    short = submit(api, "sleep 0.3; echo done-short")
+    short = submit(api, f"while [ ! -e {gate} ]; do sleep 0.05; done; echo done-short")
     lost = submit(api, "sleep 60")
     stubborn = submit(api, IGNORES_TERM, resources={"gpus": 4})
     later = submit(api, "echo later", resources={"gpus": 1})
@@ -42,6 +44,7 @@ def test_kill_and_restart_adopts_records_and_cancels(srv):
 
     srv.kill()
     # While no server watches: `short` ends by itself; `lost` loses its supervisor and job.
+    gate.touch()
     wait_until(lambda: not marked(f"{short['id']}.1"), timeout=10)
     supervisor = psutil.Process(_supervisor_pid(srv, lost_runtime))
     for p in [supervisor, *marked(f"{lost['id']}.1")]:

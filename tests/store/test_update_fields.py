@@ -1,5 +1,5 @@
+from jobyard.core.jobs import cancel_transition
 from jobyard.core.ports import NewJob, Transition
-from jobyard.core.service import cancel_transition
 from jobyard.core.states import JobState
 from tests.store.test_sql import new_job, owner
 

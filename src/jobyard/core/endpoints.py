@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jobyard.core.inputs import SubmitJob
+from jobyard.core.jobs import JobService
 from jobyard.core.models import Job, Principal, Resources, RetryPolicy
-from jobyard.core.service import JobService
 from jobyard.errors import EndpointNotFound, Unschedulable, ValidationFailed
 
 PREFIX = "ep_"
@@ -86,10 +86,6 @@ class EndpointService:
         self.jobs = jobs
         self.clock = clock or jobs.clock
 
-    @staticmethod
-    def can_see(who: Principal, ep: Endpoint) -> bool:
-        return who.is_admin or ep.org_id == who.org_id
-
     def create(self, who: Principal, new: NewEndpoint) -> Endpoint:
         """A new endpoint of the caller's org; 409 when its id is taken."""
         self._validate(new)
@@ -103,7 +99,8 @@ class EndpointService:
         })
 
     def get_any(self, uid: str) -> Endpoint:
-        """The endpoint whoever owns it (a dialect that answers 403 checks :meth:`can_see`)."""
+        """The endpoint whoever owns it (a dialect that answers 403 checks
+        :meth:`Principal.sees`)."""
         ep = self.store.get_endpoint(uid)
         if ep is None:
             raise EndpointNotFound(f"endpoint {uid} not found", {"endpoint_id": uid})
@@ -111,7 +108,7 @@ class EndpointService:
 
     def get(self, who: Principal, uid: str) -> Endpoint:
         ep = self.store.get_endpoint(uid)
-        if ep is None or not self.can_see(who, ep):
+        if ep is None or not who.sees(ep.org_id):
             raise EndpointNotFound(f"endpoint {uid} not found", {"endpoint_id": uid})
         return ep
 
@@ -145,7 +142,7 @@ class EndpointService:
 
     def run(self, who: Principal, ep: Endpoint, run: RunEndpoint) -> Job:
         """Queue a job of ``ep`` for ``who`` (who must be able to see it)."""
-        if not self.can_see(who, ep):
+        if not who.sees(ep.org_id):
             raise EndpointNotFound(f"endpoint {ep.uid} not found", {"endpoint_id": ep.uid})
         job, _ = self.jobs.submit(who, self.job_of(ep, run))
         return job

@@ -46,6 +46,10 @@ class Principal:
     is_admin: bool = False
     key_id: int | None = None
 
+    def sees(self, org_id: int) -> bool:
+        """The one visibility rule: an org's things are seen by its members and by admins."""
+        return self.is_admin or org_id == self.org_id
+
 
 @dataclass(slots=True)
 class Job:

@@ -28,8 +28,8 @@ from typing import Any
 
 from jobyard.core.clusters import Cluster
 from jobyard.core.inputs import SubmitJob
+from jobyard.core.jobs import JobService
 from jobyard.core.models import Job, Principal, Resources
-from jobyard.core.service import JobService
 from jobyard.errors import NotFound, ValidationFailed
 
 EXTRA_KEY = "xplenty"  # job.extra[EXTRA_KEY]: package, variables, Integrate.io cluster id

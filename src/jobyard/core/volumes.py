@@ -1,4 +1,4 @@
-"""Storage volumes: the model, and the rules checked when a request is made.
+"""Storage volumes: the model, and the rules checked when an operation on one is made.
 
 A volume is a directory ``<data_dir>/volumes/<id>/``. Sizes are whole decimal gigabytes
 (1 GB = 10**9 bytes) on the API, bytes in the store. Usage is the sum of the apparent sizes
@@ -7,17 +7,24 @@ of the files in the directory, measured on a schedule (``storage_usage_interval_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from jobyard.core.models import Principal
+from jobyard.core.operations import Operation, OperationType
+from jobyard.core.rules import check_name, invalid, refuse_if_protected, set_protection
+from jobyard.errors import Conflict, NotFound
 
 GB = 10**9
 MAX_SIZE_GB = 1_000_000
 
 
 class VolumeState(StrEnum):
-    CREATING = "creating"  # its STORAGE_CREATE request has not completed yet
+    CREATING = "creating"  # its STORAGE_CREATE operation has not completed yet
     READY = "ready"
-    DESTROYING = "destroying"  # a STORAGE_DESTROY request is under way
+    DESTROYING = "destroying"  # a STORAGE_DESTROY operation is under way
 
 
 @dataclass(slots=True)
@@ -33,7 +40,7 @@ class Volume:
     updated_at: float
     used_bytes: int | None = None
     used_checked_at: float | None = None
-    attachments: tuple[str, ...] = ()  # cluster ids (clusters come with their own requests)
+    attachments: tuple[str, ...] = ()  # cluster ids (clusters come with their own operations)
     deletion_protection: bool = False  # while on, the volume cannot be destroyed
 
     @property
@@ -43,3 +50,105 @@ class Volume:
     @property
     def over_quota(self) -> bool:
         return self.used_bytes is not None and self.used_bytes > self.size_bytes
+
+
+def check_size_gb(size_gb: int) -> int:
+    if not 1 <= size_gb <= MAX_SIZE_GB:
+        raise invalid(("body", "size_gb"), f"size_gb must be between 1 and {MAX_SIZE_GB}")
+    return size_gb * GB
+
+
+# Volumes whose deletion protection may change (a destroying one is on its way out).
+PROTECTABLE = (str(VolumeState.CREATING), str(VolumeState.READY))
+
+
+class VolumeService:
+    """Volumes as the API sees them: visibility, and the rules checked when an operation is
+    made (the operation processor does the work). ``on_intent`` wakes the processor."""
+
+    def __init__(self, store: Any, on_intent: Callable[[], None] = lambda: None):
+        self.store = store
+        self.on_intent = on_intent
+
+    # volumes ---------------------------------------------------------------------------------
+    def get_volume(self, who: Principal, uid: str) -> Volume:
+        vol = self.store.get_volume(uid)
+        if vol is None or not who.sees(vol.org_id):
+            raise NotFound(f"storage volume {uid} not found")
+        return vol
+
+    def list_volumes(self, who: Principal, mine: bool = False) -> list[Volume]:
+        """The org's volumes; with ``mine``, only those the caller created."""
+        vols = self.store.list_volumes(who.org_id)
+        return [v for v in vols if v.user_id == who.user_id] if mine else vols
+
+    def create(self, who: Principal, name: str, size_gb: int,
+               deletion_protection: bool = False) -> tuple[Operation, Volume]:
+        req, vol = self.store.create_volume(who, check_name(name), check_size_gb(size_gb))
+        if deletion_protection:  # before anyone was told its id
+            self.store.set_protection("volumes", vol.uid, True, PROTECTABLE)
+            vol.deletion_protection = True
+        self.on_intent()
+        return req, vol
+
+    def protect(self, who: Principal, uid: str, on: bool) -> Volume:
+        """Turn deletion protection on or off, at once (no operation)."""
+        vol = self.get_volume(who, uid)
+        set_protection(self.store, "volumes", vol.uid, on, "storage volume", PROTECTABLE)
+        return self.get_volume(who, uid)
+
+    def edit(
+        self, who: Principal, uid: str, name: str | None, size_gb: int | None,
+        deletion_protection: bool | None = None,
+    ) -> tuple[Operation | None, Volume]:
+        """Rename and/or grow (a operation; shrinking is refused (422) now, not when processed),
+        and/or set deletion protection (at once, with the operation if there is one)."""
+        vol = self.get_volume(who, uid)
+        if name is None and size_gb is None:
+            if deletion_protection is None:
+                raise invalid(("body",), "nothing to change: give name, size_gb and/or "
+                              "deletion_protection")
+            return None, self.protect(who, uid, bool(deletion_protection))
+        new_size = check_size_gb(size_gb) if size_gb is not None else None
+        params: dict[str, Any] = {"name": check_name(name) if name is not None else vol.name}
+
+        def check(fresh: Volume) -> dict[str, Any] | None:
+            _ready(fresh, "edited")
+            if new_size is not None and new_size < fresh.size_bytes:
+                raise invalid(("body", "size_gb"), f"volumes only grow: {fresh.size_gb} GB "
+                              f"now, {size_gb} GB asked")
+            if deletion_protection is None:
+                return None
+            return {"deletion_protection": deletion_protection}
+
+        if new_size is not None:
+            params["size_bytes"] = new_size
+        req = self.store.volume_operation(who, vol, OperationType.STORAGE_EDIT, params, check,
+                                           "Storage volume edit queued")
+        self.on_intent()
+        if deletion_protection is not None:
+            vol.deletion_protection = deletion_protection
+        return req, vol
+
+    def destroy(self, who: Principal, uid: str) -> tuple[Operation, Volume]:
+        """Refused (409) while the volume is attached to a cluster."""
+        vol = self.get_volume(who, uid)
+
+        def check(fresh: Volume) -> dict[str, Any]:
+            _ready(fresh, "destroyed")
+            refuse_if_protected("storage volume", uid, fresh.deletion_protection)
+            if fresh.attachments:
+                raise Conflict(
+                    f"storage volume {uid} is attached to {', '.join(fresh.attachments)}; "
+                    "detach it first", {"clusters": list(fresh.attachments)})
+            return {"state": str(VolumeState.DESTROYING)}
+
+        req = self.store.volume_operation(who, vol, OperationType.STORAGE_DESTROY, {}, check,
+                                           "Storage volume destruction queued")
+        self.on_intent()
+        return req, vol
+
+
+def _ready(vol: Volume, what: str) -> None:
+    if vol.state is not VolumeState.READY:
+        raise Conflict(f"storage volume {vol.uid} is {vol.state}; it cannot be {what} now")

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 from jobyard.config import Config
 from jobyard.core.clusters import HOLDING
+from jobyard.core.jobs import SCHEDULER_SNAPSHOT
 from jobyard.core.models import Job
 from jobyard.core.ports import QueuedJob, Store, Transition
-from jobyard.core.service import SCHEDULER_SNAPSHOT
 from jobyard.core.states import JobState, Substate
 from jobyard.core.tokens import job_token
 from jobyard.daemon import scheduler

@@ -22,11 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from jobyard.core.cluster_service import ClusterService
-from jobyard.core.clusters import ClusterState
+from jobyard.core.clusters import ClusterService, ClusterState
+from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal
 from jobyard.core.packages import CLUSTER_META, PackageService, next_run
-from jobyard.core.service import JobService
 from jobyard.errors import JobyardError
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
-"""Run jobs as local processes, each under its own supervisor ("shim").
+"""Run jobs as local processes, each under its own supervisor.
 
-One launcher process (see :mod:`jobyard.executors.shim`) forks a shim per job, so a launch costs
-a fork instead of a Python start-up. Shims own their jobs and write everything that matters
-(``supervisor.json``, ``log``, ``exit.json``) into the run directory, so a job outlives the server
-that started it and a restarted server adopts it from those files.
+One launcher process (see :mod:`jobyard.executors.launcher`) forks one supervisor per job, so a
+launch costs a fork instead of a Python start-up. Supervisors own their jobs and write everything
+that matters (``supervisor.json``, ``log``, ``exit.json``) into the run directory, so a job outlives
+the server that started it and a restarted server adopts it from those files.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class LocalExecutor(Executor):
         await self._ensure_launcher()
 
     async def close(self) -> None:
-        """Stop the launcher (it exits on EOF); running jobs and their shims carry on."""
+        """Stop the launcher (it exits on EOF); running jobs and their supervisors carry on."""
         launcher, self._launcher = self._launcher, None
         if launcher is None:
             return
@@ -149,7 +149,7 @@ class LocalExecutor(Executor):
         return _status(data)
 
     async def stop(self, handle: Handle, grace_s: float) -> None:
-        with contextlib.suppress(OSError):  # the grace to use; the shim reads it on SIGTERM
+        with contextlib.suppress(OSError):  # the grace to use; the supervisor reads it on SIGTERM
             write_json_atomic(os.path.join(handle.run_dir, "stop.json"), {"grace_s": grace_s})
         fd = _open_pidfd(*self._supervisor(handle), zombie_ok=False)
         if fd is not None:
@@ -240,7 +240,7 @@ class LocalExecutor(Executor):
         proc = await asyncio.create_subprocess_exec(
             self._python,
             "-m",
-            "jobyard.executors.shim",
+            "jobyard.executors.launcher",
             "launcher",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -1,8 +1,8 @@
-"""Process helpers for the launcher and shims, read straight from /proc.
+"""Process helpers for the launcher and supervisors, read straight from /proc.
 
 Process identity (start time and state), the descendants of a process, and signalling through
 a pidfd so a recycled pid is never hit. Deliberately stdlib only, without ``psutil``: see
-:mod:`jobyard.executors.shim` for why nothing that imports ``threading`` may be loaded there.
+:mod:`jobyard.executors.launcher` for why nothing that imports ``threading`` may be loaded there.
 """
 
 from __future__ import annotations

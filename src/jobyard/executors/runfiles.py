@@ -1,11 +1,11 @@
-"""The files a shim writes into its job's run directory.
+"""The files a supervisor writes into its job's run directory.
 
 ``supervisor.json``, ``stop.json``, ``exit.json`` and ``progress.json`` are small JSON records,
 written atomically (readers see the old file or the whole new one); ``log`` holds the job's
 output as ``<ts>\\t<o|e|x>\\t<text>`` lines, written by :class:`LogWriter`. A line rewritten
 with ``\\r`` (progress bars) is logged as its final state, and the latest tqdm bar is kept in
 ``progress.json`` by :class:`ProgressFile`. Stdlib only, like the rest of the launcher's imports
-(see :mod:`jobyard.executors.shim`).
+(see :mod:`jobyard.executors.launcher`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
-"""The per-job supervisor ("shim"): :class:`Shim` runs one job to its end.
+"""The per-job supervisor: :class:`Supervisor` runs one job to its end.
 
-A shim is a child subreaper, so setsid'd and double-forked descendants of its job stay in its
-subtree. It runs the job, writes ``log``, ``supervisor.json`` (the handle) and finally
-``exit.json`` (see :mod:`jobyard.executors.runfiles`). SIGTERM to the shim stops the job:
+A supervisor is a child subreaper, so setsid'd and double-forked descendants of its job stay in
+its subtree. It runs the job, writes ``log``, ``supervisor.json`` (the handle) and finally
+``exit.json`` (see :mod:`jobyard.executors.runfiles`). SIGTERM to the supervisor stops the job:
 SIGTERM to every descendant, a grace period (``stop.json`` may override it), then SIGKILL until
 none is left. A tqdm bar in the job's output is kept in ``progress.json`` (at most every 0.2 s,
 and once more when the output ends) for the daemon's progress watcher. The launcher that forks
-shims is in :mod:`jobyard.executors.shim`; like it, this module imports light stdlib modules
-only.
+supervisors is in :mod:`jobyard.executors.launcher`; like it, this module imports light stdlib
+modules only.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def noop_handler(signum: int, frame: Any) -> None:
     pass
 
 
-class Shim:
+class Supervisor:
     """Supervises one job: spawn, log, reap, stop, and record how it ended."""
 
     def __init__(self, req: dict[str, Any], report_fd: int) -> None:

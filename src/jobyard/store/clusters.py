@@ -2,7 +2,7 @@
 
 A cluster's ``instances`` column is the one record of what it reserves: the daemon's
 Allocator is rebuilt from it at start (``daemon/reconcile.py``). Every change is recorded with
-its request in one transaction, like volumes (``store/requests.py``).
+its operation in one transaction, like volumes (``store/operations.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from jobyard import ids
 from jobyard.core.clusters import HOLDING, Cluster, ClusterState
 from jobyard.core.models import Job, Principal
-from jobyard.core.requests import Request, RequestType
+from jobyard.core.operations import Operation, OperationType
 from jobyard.errors import Conflict, NotFound, QuotaExceeded
 from jobyard.store import tables as t
-from jobyard.store.requests import _OPEN, _R
+from jobyard.store.operations import _OPEN, _R
 from jobyard.store.rows import job_from_row
 
 _C = t.clusters
@@ -36,14 +36,14 @@ def _cluster(row: Any, attachments: tuple[str, ...] = ()) -> Cluster:
 class ClusterStore:
     engines: Any
     clock: Callable[[], float]
-    _insert_request: Callable[..., Request]
+    _insert_operation: Callable[..., Operation]
 
     def create_cluster(
         self, who: Principal, name: str, instance_type: str, count: int, gpus_each: int,
         default_quota: int | None,
-    ) -> tuple[Request, Cluster]:
-        """A new ``pending`` cluster and its CLUSTER_CLAIM request, within the org's quota."""
-        def insert(conn: sa.Connection) -> tuple[Request, Cluster]:
+    ) -> tuple[Operation, Cluster]:
+        """A new ``pending`` cluster and its CLUSTER_CLAIM operation, within the org's quota."""
+        def insert(conn: sa.Connection) -> tuple[Operation, Cluster]:
             self._check_quota(conn, who.org_id, count * gpus_each, None, default_quota)
             now = self.clock()
             row = {"uid": ids.cluster_uid(), "org_id": who.org_id, "user_id": who.user_id,
@@ -51,21 +51,21 @@ class ClusterStore:
                    "gpus_per_instance": gpus_each, "state": str(ClusterState.PENDING),
                    "instances": [], "message": None, "created_at": now, "updated_at": now}
             row["id"] = conn.execute(sa.insert(_C), row).inserted_primary_key[0]
-            req = self._insert_request(conn, RequestType.CLUSTER_CLAIM, who, row["uid"],
+            req = self._insert_operation(conn, OperationType.CLUSTER_CLAIM, who, row["uid"],
                                        {"instance_type": instance_type, "count": count},
                                        "Cluster claim queued")
             return req, _cluster(_Row(row))
 
         return self.engines.write_tx(insert)
 
-    def request_on_cluster(
-        self, who: Principal, cluster: Cluster, kind: RequestType, params: dict[str, Any],
+    def cluster_operation(
+        self, who: Principal, cluster: Cluster, kind: OperationType, params: dict[str, Any],
         check: ClusterCheck, message: str, gpus_after: int | None = None,
         default_quota: int | None = None,
-    ) -> Request:
+    ) -> Operation:
         """Record ``kind`` on ``cluster`` once ``check`` passed on its locked row (one open
-        request per cluster: 409 otherwise); with ``gpus_after``, within the org's quota."""
-        def insert(conn: sa.Connection) -> Request:
+        operation per cluster: 409 otherwise); with ``gpus_after``, within the org's quota."""
+        def insert(conn: sa.Connection) -> Operation:
             row = conn.execute(sa.select(_C).where(_C.c.id == cluster.id)
                                .with_for_update()).first()
             if row is None:
@@ -81,7 +81,7 @@ class ClusterStore:
             if changes:
                 conn.execute(sa.update(_C).where(_C.c.id == cluster.id)
                              .values(**changes, updated_at=self.clock()))
-            return self._insert_request(conn, kind, who, cluster.uid, params, message)
+            return self._insert_operation(conn, kind, who, cluster.uid, params, message)
 
         return self.engines.write_tx(insert)
 

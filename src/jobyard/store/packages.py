@@ -21,7 +21,7 @@ _P = t.packages
 _S = t.schedules
 _J = t.jobs
 _C = t.clusters
-_R = t.requests
+_R = t.operations
 _LIVE = [str(JobState.QUEUED), *(str(s) for s in ACTIVE)]
 _ENDED = [str(s) for s in TERMINAL]
 

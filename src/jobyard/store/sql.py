@@ -17,10 +17,10 @@ from jobyard.store import tables as t
 from jobyard.store.clusters import ClusterStore
 from jobyard.store.endpoints import EndpointStore
 from jobyard.store.engine import Engines, Prepared
+from jobyard.store.operations import OperationStore
 from jobyard.store.outputs import OutputsStore
 from jobyard.store.packages import PackageStore
 from jobyard.store.purge import PurgeStore
-from jobyard.store.requests import RequestStore
 from jobyard.store.rows import WRITABLE, event_from_row, job_from_row, job_to_row
 from jobyard.store.sshkeys import SshKeyStore
 from jobyard.store.telemetry import TelemetryStore
@@ -55,7 +55,7 @@ class SqlBase:
 
 
 class SqlStore(
-    ClusterStore, RequestStore, WebhookStore, TelemetryStore, OutputsStore, PurgeStore,
+    ClusterStore, OperationStore, WebhookStore, TelemetryStore, OutputsStore, PurgeStore,
     SshKeyStore, EndpointStore, PackageStore, SqlBase, Store,
 ):
     """The store: jobs and principals here; telemetry and webhooks in their own modules."""

@@ -1,7 +1,7 @@
 """The SQL store's accounts part: users' SSH public keys, an account summary, and the
 deletion-protection flag of clusters and volumes. Mixed into SqlStore.
 
-The rule deletion protection enforces lives in core (``core.storage.refuse_if_protected``,
+The rule deletion protection enforces lives in core (``core.rules.refuse_if_protected``,
 checked on the locked row when a release or destroy is requested); this only records it.
 """
 

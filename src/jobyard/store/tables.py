@@ -188,9 +188,11 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_job", "job_id", "id"),
 )
 
-# Async requests (jobyard.core.requests): intent recorded by the API, carried out by the
-# leading daemon's request processor. ``object_id`` is the string id of what it acts on.
-requests = sa.Table(
+# Async operations (jobyard.core.operations): intent recorded by the API, carried out by the
+# leading daemon's operation processor. ``object_id`` is the string id of what it acts on.
+# The table keeps its first name, "requests" (TensorPool's word): renaming it would rename
+# its constraints too, which SQLite can only do by rebuilding the table.
+operations = sa.Table(
     "requests",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
@@ -227,7 +229,7 @@ volumes = sa.Table(
     sa.Column("used_checked_at", sa.Double, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
-    # While true, the volume cannot be destroyed (jobyard.core.storage.refuse_if_protected).
+    # While true, the volume cannot be destroyed (jobyard.core.volumes.refuse_if_protected).
     sa.Column("deletion_protection", sa.Boolean, nullable=False, default=False,
               server_default=sa.false()),
     sa.UniqueConstraint("org_id", "name"),
@@ -251,7 +253,7 @@ clusters = sa.Table(
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
-    # While true, the cluster cannot be released (jobyard.core.storage.refuse_if_protected).
+    # While true, the cluster cannot be released (jobyard.core.volumes.refuse_if_protected).
     sa.Column("deletion_protection", sa.Boolean, nullable=False, default=False,
               server_default=sa.false()),
     sa.Index("ix_clusters_org_id", "org_id", "state"),

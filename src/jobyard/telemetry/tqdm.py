@@ -1,6 +1,6 @@
 """Reads progress out of tqdm bars, as a job prints them on its stderr.
 
-Stdlib only (the per-job supervisor imports it; see :mod:`jobyard.executors.shim`). Both of
+Stdlib only (the per-job supervisor imports it; see :mod:`jobyard.executors.launcher`). Both of
 tqdm's standard layouts are understood, with or without a description, with unicode or ascii
 bars, ``it/s`` or ``s/it`` rates, scaled units (``4.29M/9.54M``, ``433kB/s``) and a postfix::
 

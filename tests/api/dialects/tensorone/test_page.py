@@ -24,8 +24,8 @@ from httpx_sse import connect_sse
 from jobyard import ids
 from jobyard.api.dialects.native.render import iso
 from jobyard.core.inputs import SubmitJob
+from jobyard.core.jobs import JobService
 from jobyard.core.models import Resources
-from jobyard.core.service import JobService
 from jobyard.store.engine import make_engines
 from jobyard.store.sql import SqlStore
 from jobyard.testing import ServerProcess, wait_until
@@ -155,13 +155,14 @@ def test_get_job_status_and_the_successful_response(server, endpoints, release) 
         assert not {"resources", "execution", "logs", "coldStart"} & set(basic)
 
         # Detailed Status with Logs and Metrics: ?include=logs,metrics,resources; wait until
-        # the sampler has measured the process.
+        # the sampler has measured the process and its two lines are in the log (they pass
+        # through its supervisor's pipe, which can lag its reports on a loaded machine).
         def detailed() -> dict[str, Any] | None:
             r = httpx.get(f"{server.url}/v2/jobs/{job_id}/status?include=logs,metrics,resources",
                           headers=curl_headers())
             assert r.status_code == 200, r.text
             body = r.json()
-            return body if "memoryUsage" in body["resources"] else None
+            return body if "memoryUsage" in body["resources"] and len(body["logs"]) >= 2 else None
 
         body = wait_until(detailed, timeout=15, interval=0.05)
         now = datetime.now(UTC)

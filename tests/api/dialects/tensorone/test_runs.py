@@ -202,8 +202,12 @@ def test_runsync_waits_for_the_end_within_its_bound(server: ServerProcess, ep: s
                      json={"input": {"release": gate, "reports": [{"progress": 5}]}})
         assert r.status_code == 200, r.text
         late = r.json()
-        assert late["status"] == "running" and late["progress"] == 5
-        assert "output" not in late
+        # The job as it was at the bound: running at 5 % on an idle machine; a loaded one may
+        # not have started it (or had its report) within the 2 s. Never ended, no output.
+        assert late["status"] in ("queued", "initializing", "running"), late
+        assert late.get("progress", 0) in (0, 5) and "output" not in late, late
+        running = wait_status(api, late["jobId"], lambda s: s.get("progress") == 5)
+        assert running["status"] == "running"
         Path(gate).touch()
         assert wait_status(api, late["jobId"])["status"] == "completed"
 
@@ -266,7 +270,9 @@ def test_include_forms_and_summary(server: ServerProcess, ep: str, release) -> N
             {"progress": 40, "step": "crunching", "throughput": [12.5, "items/s"]}],
             "release": gate})
         wait_status(api, job_id, lambda s: s.get("progress") == 40)
-        comma = status(api, job_id, include="logs,metrics")
+        # It printed before it reported, but its output reaches the log through its
+        # supervisor's pipe, which can lag the report on a loaded machine.
+        comma = wait_status(api, job_id, lambda s: s["logs"], include="logs,metrics")
         repeated = api.get(f"/v2/jobs/{job_id}/status",
                            params=[("include", "logs"), ("include", "metrics")]).json()
         assert set(comma) == set(repeated) >= {"logs", "execution"}

@@ -12,6 +12,7 @@ from tests.api.dialects.xplenty.seed import check_job
 # Writes what reached its environment into an output file (one line per variable).
 WRITE_VARS = ("{ echo \"$GREETING\"; echo \"$TARGET\"; echo \"$RUN_TAG\"; } "
           "> \"$JOBYARD_OUTPUT_DIR/vars.txt\"")
+STOP_ORDER = ["pending_stoppage", "stopping", "stopped"]  # what a stopped job reads, in turn
 
 
 def test_a_bad_key_is_refused(sdk_python, server: ServerProcess) -> None:
@@ -88,7 +89,19 @@ def test_a_long_job_is_stopped(sdk: Sdk, api: httpx.Client, xapi: httpx.Client) 
 
     stopped = sdk("stop_job", id=job["id"])  # the SDK returns the raw JSON here
     assert stopped["status"] == "pending_stoppage" and stopped["id"] == job["id"]
-    assert check_job(xapi.get(f"/jobs/{job['id']}").json())["status"] in ("stopping", "stopped")
+    # The daemon sends the stop when it next looks (on a loaded machine, a while later): reads
+    # show pending_stoppage until then, then stopping, then stopped, in that order only.
+    seen = [stopped["status"]]
+
+    def stop_sent() -> bool:
+        status = check_job(xapi.get(f"/jobs/{job['id']}").json())["status"]
+        if status != seen[-1]:
+            seen.append(status)
+        assert status in STOP_ORDER, seen
+        return status != "pending_stoppage"
+
+    wait_until(stop_sent, timeout=20, interval=0.02)
+    assert seen == sorted(seen, key=STOP_ORDER.index), seen  # never back to an earlier one
     final = sdk("wait_job", id=job["id"], status=["stopped", "failed", "completed"])
     assert final["status"] == "stopped" and final["completed_at"] is not None
     assert final["progress"] == 0.0 and final["errors"] == ""

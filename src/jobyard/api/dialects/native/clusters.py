@@ -16,7 +16,7 @@ from jobyard.api.dialects.native.storage import accepted, render_request
 from jobyard.api.responses import JSON
 from jobyard.core.clusters import Cluster, numbered
 from jobyard.core.models import Principal
-from jobyard.core.requests import Request as AsyncRequest
+from jobyard.core.operations import Operation
 from jobyard.errors import NotFound
 
 router = APIRouter(prefix="/v1", tags=["clusters"])
@@ -60,7 +60,7 @@ def render_cluster(c: Cluster) -> dict[str, Any]:
     }
 
 
-def cluster_accepted(r: AsyncRequest, c: Cluster) -> JSON:
+def cluster_accepted(r: Operation, c: Cluster) -> JSON:
     body = {"request_id": r.uid, "cluster_id": c.uid, "message": r.external_message,
             "request": render_request(r)}
     return JSON(body, status_code=202, headers={"Location": f"/v1/requests/{r.uid}"})

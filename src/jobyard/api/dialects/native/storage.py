@@ -15,7 +15,7 @@ from jobyard.api.auth import principal, read, runtime
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
-from jobyard.core.requests import Request as AsyncRequest
+from jobyard.core.operations import Operation
 from jobyard.core.volumes import Volume
 
 router = APIRouter(prefix="/v1", tags=["storage"])
@@ -46,7 +46,7 @@ def render_volume(v: Volume) -> dict[str, Any]:
     }
 
 
-def render_request(r: AsyncRequest) -> dict[str, Any]:
+def render_request(r: Operation) -> dict[str, Any]:
     return {
         "id": r.uid, "type": str(r.type), "status": str(r.status), "object_id": r.object_id,
         "external_message": r.external_message, "attempts": r.attempts,
@@ -56,13 +56,13 @@ def render_request(r: AsyncRequest) -> dict[str, Any]:
     }
 
 
-def request_response(rt: Any, r: AsyncRequest) -> JSON:
+def request_response(rt: Any, r: Operation) -> JSON:
     after = r.retry_after(rt.store.clock())
     headers = {"Retry-After": str(after)} if after is not None else None
     return JSON(render_request(r), headers=headers)
 
 
-def accepted(r: AsyncRequest, v: Volume) -> JSON:
+def accepted(r: Operation, v: Volume) -> JSON:
     body = {"request_id": r.uid, "storage_id": v.uid, "message": r.external_message,
             "request": render_request(r)}
     return JSON(body, status_code=202, headers={"Location": f"/v1/requests/{r.uid}"})
@@ -70,28 +70,28 @@ def accepted(r: AsyncRequest, v: Volume) -> JSON:
 
 @router.post("/storage", status_code=202, summary="Create a storage volume (async)")
 def create(body: VolumeIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return accepted(*runtime(request).storage.create(who, body.name, body.size_gb,
+    return accepted(*runtime(request).volumes.create(who, body.name, body.size_gb,
                                                      body.deletion_protection))
 
 
 @router.get("/storage", summary="Your org's storage volumes")
 async def list_volumes(request: Request, who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    vols = await read(rt, rt.storage.list_volumes, who)
+    vols = await read(rt, rt.volumes.list_volumes, who)
     return JSON({"items": [render_volume(v) for v in vols]})
 
 
 @router.get("/storage/{uid}", summary="Get a storage volume")
 async def get_volume(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    return JSON(render_volume(await read(rt, rt.storage.get_volume, who, uid)))
+    return JSON(render_volume(await read(rt, rt.volumes.get_volume, who, uid)))
 
 
 @router.patch("/storage/{uid}", status_code=202,
               summary="Rename or grow a volume (async), or set its deletion protection")
 def edit(uid: str, body: VolumeEditIn, request: Request,
          who: Principal = Depends(principal)) -> JSON:
-    req, vol = runtime(request).storage.edit(who, uid, body.name, body.size_gb,
+    req, vol = runtime(request).volumes.edit(who, uid, body.name, body.size_gb,
                                              body.deletion_protection)
     return JSON(render_volume(vol)) if req is None else accepted(req, vol)
 
@@ -99,18 +99,18 @@ def edit(uid: str, body: VolumeEditIn, request: Request,
 @router.delete("/storage/{uid}", status_code=202,
                summary="Destroy a volume (async); 409 while attached or deletion-protected")
 def destroy(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return accepted(*runtime(request).storage.destroy(who, uid))
+    return accepted(*runtime(request).volumes.destroy(who, uid))
 
 
 @router.get("/requests", summary="Your org's async requests, newest first")
 async def list_requests(request: Request, who: Principal = Depends(principal),
                         limit: int = Query(50, ge=1, le=500)) -> JSON:
     rt = runtime(request)
-    reqs = await read(rt, rt.storage.list_requests, who, limit)
+    reqs = await read(rt, rt.operations_view.list, who, limit)
     return JSON({"items": [render_request(r) for r in reqs]})
 
 
 @router.get("/requests/{uid}", summary="An async request; Retry-After while not terminal")
 async def get_request(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    return request_response(rt, await read(rt, rt.storage.get_request, who, uid))
+    return request_response(rt, await read(rt, rt.operations_view.get, who, uid))

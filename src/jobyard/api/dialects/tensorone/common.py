@@ -43,7 +43,7 @@ def visible_job(rt: Runtime, who: Principal, job_id: str) -> Job:
     job = rt.store.get_job(job_id) if len(job_id) <= JOB_ID_MAX else None
     if job is None:
         raise job_not_found(job_id, rt.config.retention_days)
-    if not rt.service.can_see(who, job):
+    if not who.sees(job.org_id):
         raise access_denied(job_id)
     return job
 

@@ -93,7 +93,7 @@ def submit_run(rt: Runtime, who: Principal, endpoint_id: str, body: RunIn) -> Jo
     """Queue one job of the endpoint, its input in a fresh workspace."""
     service = endpoints(rt)
     ep = service.get_any(endpoint_id)
-    if not service.can_see(who, ep):
+    if not who.sees(ep.org_id):
         raise Forbidden("You don't have permission to run this endpoint",
                         {"endpointId": endpoint_id, "requiredPermission": "endpoints:execute",
                          "userPermissions": []})

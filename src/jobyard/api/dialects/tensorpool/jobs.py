@@ -38,7 +38,7 @@ JobId = Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
 def visible_job(rt: Runtime, who: Principal, job_id: str) -> Job:
     """The job, 404 if unknown, 403 if it belongs to another org."""
     job = rt.service.get_any(job_id)
-    if not rt.service.can_see(who, job):
+    if not who.sees(job.org_id):
         raise Forbidden(f"job {job_id} belongs to another organization")
     return job
 

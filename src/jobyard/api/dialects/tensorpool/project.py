@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobyard.core.service import output_pattern_problem
+from jobyard.core.jobs import output_pattern_problem
 from jobyard.errors import ValidationFailed
 
 TEMPLATE = '''\

@@ -24,6 +24,6 @@ async def get_request_info(
     who: Principal = Depends(principal),
 ) -> JSON:
     rt = runtime(request)
-    req = await read(rt, rt.storage.get_request, who, request_id)
+    req = await read(rt, rt.operations_view.get, who, request_id)
     after = req.retry_after(rt.store.clock())
     return JSON(request_info(req), headers={"Retry-After": str(after)} if after else None)

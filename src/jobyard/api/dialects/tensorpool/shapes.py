@@ -17,7 +17,7 @@ from jobyard.api.dialects.envelope import envelope_route
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.errors import http_status
 from jobyard.api.responses import JSON
-from jobyard.core.requests import Request as AsyncRequest
+from jobyard.core.operations import Operation
 from jobyard.errors import JobyardError, ValidationFailed
 
 
@@ -46,7 +46,7 @@ def base_url(url: URL, route_path: str) -> str:
     return text.removesuffix(route_path)
 
 
-def request_info(r: AsyncRequest) -> dict[str, Any]:
+def request_info(r: Operation) -> dict[str, Any]:
     """The seed's ``RequestInfoResponse``, field for field."""
     return {
         "request_id": r.uid,

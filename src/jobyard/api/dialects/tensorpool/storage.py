@@ -28,7 +28,7 @@ from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
 from jobyard.core.volumes import GB, Volume
 from jobyard.errors import BadRequest, DeletionProtected
-from jobyard.requests.mounts import env_name
+from jobyard.operations.mounts import env_name
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
 Id = Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -108,7 +108,7 @@ def list_message(vols: list[Volume]) -> str:
 def create(body: StorageCreateIn, request: Request,
            who: Principal = Depends(principal)) -> JSON:
     name = body.name or f"volume-{ids.random_token(6)}"
-    req, v = runtime(request).storage.create(who, name, body.size, body.deletion_protection)
+    req, v = runtime(request).volumes.create(who, name, body.size, body.deletion_protection)
     return accepted(f"Storage volume {v.uid} ('{v.name}', {v.size_gb} GB) creation initiated. "
                     f"See `tp storage info {v.uid}`.", request_id=req.uid, storage_id=v.uid)
 
@@ -117,7 +117,7 @@ def create(body: StorageCreateIn, request: Request,
                summary="Destroy a storage volume (TensorPool)")
 def destroy(request: Request, storage_id: Id, who: Principal = Depends(principal)) -> JSON:
     try:
-        req, v = runtime(request).storage.destroy(who, storage_id)
+        req, v = runtime(request).volumes.destroy(who, storage_id)
     except DeletionProtected as exc:
         raise BadRequest(f"{exc.message}: tp storage edit {storage_id} "
                          "--deletion-protection false", exc.details) from exc
@@ -129,14 +129,14 @@ def destroy(request: Request, storage_id: Id, who: Principal = Depends(principal
 async def list_volumes(request: Request, include_org: bool = Query(False),
                        who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    vols = await read(rt, rt.storage.list_volumes, who, not include_org)
+    vols = await read(rt, rt.volumes.list_volumes, who, not include_org)
     return JSON({"message": list_message(vols), "storage": [storage_info(v) for v in vols]})
 
 
 @router.get("/storage/info/{storage_id}", summary="Get a storage volume (TensorPool)")
 async def info(request: Request, storage_id: Id, who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    v = await read(rt, rt.storage.get_volume, who, storage_id)
+    v = await read(rt, rt.volumes.get_volume, who, storage_id)
     return JSON({"message": _info_table(v), "storage_info": storage_info(v)})
 
 
@@ -147,7 +147,7 @@ def edit(body: StorageEditIn, request: Request, storage_id: Id,
     if body.tp_storage_name is None and body.size_gb is None and body.deletion_protection is None:
         raise BadRequest("nothing to edit: give tp_storage_name, size_gb and/or "
                          "deletion_protection")
-    req, v = runtime(request).storage.edit(who, storage_id, body.tp_storage_name, body.size_gb,
+    req, v = runtime(request).volumes.edit(who, storage_id, body.tp_storage_name, body.size_gb,
                                            body.deletion_protection)
     lines = []
     if req is not None:

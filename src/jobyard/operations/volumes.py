@@ -1,4 +1,4 @@
-"""Handlers of the storage requests, and the usage chore. Each is idempotent: a request a
+"""Handlers of the storage operations, and the usage chore. Each is idempotent: a operation a
 crashed leader left PROCESSING is simply run again.
 
 How strict the size is: usage is measured (the sum of the apparent sizes of the volume's
@@ -18,10 +18,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from jobyard.core.requests import Request, RequestType
+from jobyard.core.operations import Operation, OperationType
 from jobyard.core.volumes import VolumeState
 from jobyard.errors import Conflict, NotFound
-from jobyard.requests.processor import Handler, RequestProcessor
+from jobyard.operations.processor import Handler, OperationProcessor
 
 
 def volume_dir(data_dir: Path, uid: str) -> Path:
@@ -65,14 +65,14 @@ class VolumeHandlers:
         self.store = store
         self.data_dir = data_dir
 
-    def register(self, processor: RequestProcessor, usage_every_s: float) -> None:
-        processor.handle(RequestType.STORAGE_CREATE, Handler(self.create, self.create_failed))
-        processor.handle(RequestType.STORAGE_EDIT, Handler(self.edit))
-        processor.handle(RequestType.STORAGE_DESTROY, Handler(self.destroy,
+    def register(self, processor: OperationProcessor, usage_every_s: float) -> None:
+        processor.handle(OperationType.STORAGE_CREATE, Handler(self.create, self.create_failed))
+        processor.handle(OperationType.STORAGE_EDIT, Handler(self.edit))
+        processor.handle(OperationType.STORAGE_DESTROY, Handler(self.destroy,
                                                               self.destroy_failed))
         processor.every(usage_every_s, self.measure_all)
 
-    async def create(self, req: Request) -> str:
+    async def create(self, req: Operation) -> str:
         uid = str(req.object_id)
         if await asyncio.to_thread(self.store.get_volume, uid) is None:
             raise NotFound(f"storage volume {uid} no longer exists")
@@ -82,12 +82,12 @@ class VolumeHandlers:
         await self.measure([uid])
         return f"Storage volume {uid} created"
 
-    async def create_failed(self, req: Request) -> None:
+    async def create_failed(self, req: Operation) -> None:
         uid = str(req.object_id)
         await asyncio.to_thread(shutil.rmtree, volume_dir(self.data_dir, uid), True)
         await asyncio.to_thread(self.store.delete_volume, uid)  # frees the name
 
-    async def edit(self, req: Request) -> str:
+    async def edit(self, req: Operation) -> str:
         uid = str(req.object_id)
         if await asyncio.to_thread(self.store.get_volume, uid) is None:
             raise NotFound(f"storage volume {uid} no longer exists")
@@ -96,7 +96,7 @@ class VolumeHandlers:
         await self.measure([uid])
         return f"Storage volume {uid} edited"
 
-    async def destroy(self, req: Request) -> str:
+    async def destroy(self, req: Operation) -> str:
         uid = str(req.object_id)
         vol = await asyncio.to_thread(self.store.get_volume, uid)
         if vol is not None and vol.attachments:  # checked before any file is touched
@@ -105,7 +105,7 @@ class VolumeHandlers:
         await asyncio.to_thread(self.store.delete_volume, uid)
         return f"Storage volume {uid} destroyed"
 
-    async def destroy_failed(self, req: Request) -> None:
+    async def destroy_failed(self, req: Operation) -> None:
         uid = str(req.object_id)
         if await asyncio.to_thread(self.store.get_volume, uid) is not None:
             await asyncio.to_thread(self.store.update_volume, uid, state=str(VolumeState.READY))

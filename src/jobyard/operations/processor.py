@@ -1,11 +1,11 @@
-"""The request processor: carries out PENDING requests on the leading daemon only.
+"""The operation processor: carries out PENDING operations on the leading daemon only.
 
-Each request moves PENDING → PROCESSING → COMPLETED or FAILED. A transient failure (an
+Each operation moves PENDING → PROCESSING → COMPLETED or FAILED. A transient failure (an
 :class:`OSError`, :class:`Transient`, or an unexpected exception) moves it to RETRYING and it
 is tried again after an exponential backoff, until ``request_max_attempts`` is spent. A
-:class:`~jobyard.errors.JobyardError` fails it at once, with its message. Requests a crashed
+:class:`~jobyard.errors.JobyardError` fails it at once, with its message. Operations a crashed
 leader left PROCESSING are run again when leadership starts, so handlers must be idempotent.
-Besides requests, the loop runs periodic chores (e.g. measuring volume usage).
+Besides operations, the loop runs periodic chores (e.g. measuring volume usage).
 """
 
 from __future__ import annotations
@@ -17,25 +17,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from jobyard.config import Config
-from jobyard.core.requests import Request, RequestStatus, RequestType, backoff_s
+from jobyard.core.operations import Operation, OperationStatus, OperationType, backoff_s
 from jobyard.errors import JobyardError
 from jobyard.events.notify import call_in_loop, within
 
 log = logging.getLogger(__name__)
-S = RequestStatus
+S = OperationStatus
 
 
 class Transient(Exception):
-    """A failure worth retrying later (the message is shown on the request)."""
+    """A failure worth retrying later (the message is shown on the operation)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Handler:
     """``run`` does the work and returns the message shown on success; ``failed`` undoes
-    what the request reserved once it failed for good. Both must be idempotent."""
+    what the operation reserved once it failed for good. Both must be idempotent."""
 
-    run: Callable[[Request], Awaitable[str]]
-    failed: Callable[[Request], Awaitable[None]] | None = None
+    run: Callable[[Operation], Awaitable[str]]
+    failed: Callable[[Operation], Awaitable[None]] | None = None
 
 
 @dataclass(slots=True)
@@ -45,7 +45,7 @@ class Chore:
     due: float = 0.0
 
 
-class RequestProcessor:
+class OperationProcessor:
     def __init__(
         self, store: object, config: Config, is_leader: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
@@ -58,20 +58,20 @@ class RequestProcessor:
         self.delay_s = config.request_processing_delay_s
         self.is_leader = is_leader
         self.clock = clock
-        self.handlers: dict[RequestType, Handler] = {}
+        self.handlers: dict[OperationType, Handler] = {}
         self.chores: list[Chore] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
 
-    def handle(self, kind: RequestType, handler: Handler) -> None:
+    def handle(self, kind: OperationType, handler: Handler) -> None:
         self.handlers[kind] = handler
 
     def every(self, seconds: float, fn: Callable[[], Awaitable[None]]) -> None:
         self.chores.append(Chore(seconds, fn))
 
     def nudge(self) -> None:
-        """Look for requests now (thread-safe)."""
+        """Look for operations now (thread-safe)."""
         if self._wake is not None:
             call_in_loop(self._loop, self._wake.set)
 
@@ -85,14 +85,14 @@ class RequestProcessor:
                 if not self.is_leader():
                     leading = False
                 else:
-                    # On becoming leader, requests left PROCESSING are resumed too.
+                    # On becoming leader, operations left PROCESSING are resumed too.
                     await self._start_due(resume=not leading)
                     leading = True
                     await self._run_chores()
                 await within(self._wake.wait(), self.poll_s)
         finally:
             tasks = list(self._inflight.values())
-            for task in tasks:  # their requests stay PROCESSING: resumed by the next leader
+            for task in tasks:  # their operations stay PROCESSING: resumed by the next leader
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -101,7 +101,7 @@ class RequestProcessor:
         if free <= 0:
             return
         try:
-            due = await asyncio.to_thread(self.store.due_requests,  # type: ignore[attr-defined]
+            due = await asyncio.to_thread(self.store.due_operations,  # type: ignore[attr-defined]
                                           self.clock(), free, set(self._inflight), resume)
         except Exception:
             log.exception("requests: reading due requests failed")
@@ -119,7 +119,7 @@ class RequestProcessor:
                 except Exception:
                     log.exception("requests: chore %s failed", chore.fn)
 
-    async def _process(self, req: Request) -> None:
+    async def _process(self, req: Operation) -> None:
         try:
             await self._attempt(req)
         except Exception:
@@ -128,8 +128,8 @@ class RequestProcessor:
             self._inflight.pop(req.id, None)
             self.nudge()  # a slot is free
 
-    async def _attempt(self, req: Request) -> None:
-        move = self.store.move_request  # type: ignore[attr-defined]
+    async def _attempt(self, req: Operation) -> None:
+        move = self.store.move_operation  # type: ignore[attr-defined]
         handler = self.handlers.get(req.type)
         if handler is None:
             await asyncio.to_thread(move, req, S.FAILED,
@@ -138,7 +138,7 @@ class RequestProcessor:
         req = await asyncio.to_thread(move, req, S.PROCESSING, attempts=req.attempts + 1,
                                       external_message="Processing")
         if self.delay_s:
-            await asyncio.sleep(self.delay_s)  # test knob: keeps a request observable
+            await asyncio.sleep(self.delay_s)  # test knob: keeps a operation observable
         try:
             message = await handler.run(req)
         except JobyardError as exc:
@@ -158,8 +158,8 @@ class RequestProcessor:
         else:
             await asyncio.to_thread(move, req, S.COMPLETED, external_message=message)
 
-    async def _fail(self, req: Request, handler: Handler, message: str) -> None:
+    async def _fail(self, req: Operation, handler: Handler, message: str) -> None:
         if handler.failed is not None:
             await handler.failed(req)
-        await asyncio.to_thread(self.store.move_request,  # type: ignore[attr-defined]
+        await asyncio.to_thread(self.store.move_operation,  # type: ignore[attr-defined]
                                 req, S.FAILED, external_message=message)

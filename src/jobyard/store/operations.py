@@ -1,8 +1,8 @@
-"""The SQL store's async requests and storage volumes. Mixed into SqlStore.
+"""The SQL store's async operations and storage volumes. Mixed into SqlStore.
 
-A mutation is recorded as a request row, in the same transaction as what it reserves (a new
-volume's name, a destroy's ``destroying`` state), so a 202 always has its request and the
-request processor (``jobyard.requests.processor``) finds it after any restart.
+A mutation is recorded as a operation row, in the same transaction as what it reserves (a new
+volume's name, a destroy's ``destroying`` state), so a 202 always has its operation and the
+operation processor (``jobyard.operations.processor``) finds it after any restart.
 """
 
 from __future__ import annotations
@@ -14,22 +14,22 @@ import sqlalchemy as sa
 
 from jobyard import ids
 from jobyard.core.models import Principal
-from jobyard.core.requests import TERMINAL, Request, RequestStatus, RequestType, can_move
+from jobyard.core.operations import TERMINAL, Operation, OperationStatus, OperationType, can_move
 from jobyard.core.volumes import Volume, VolumeState
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import tables as t
 
-_R = t.requests
+_R = t.operations
 _V = t.volumes
 _A = t.volume_attachments
-_OPEN = [str(s) for s in RequestStatus if s not in TERMINAL]
+_OPEN = [str(s) for s in OperationStatus if s not in TERMINAL]
 VolumeCheck = Callable[[Volume], dict[str, Any] | None]  # raises to refuse; returns changes
 
 
-def _request(row: Any) -> Request:
+def _operation(row: Any) -> Operation:
     m = dict(row._mapping)
-    m["type"], m["status"] = RequestType(m["type"]), RequestStatus(m["status"])
-    return Request(**m)
+    m["type"], m["status"] = OperationType(m["type"]), OperationStatus(m["status"])
+    return Operation(**m)
 
 
 def _volume(row: Any, attachments: tuple[str, ...] = ()) -> Volume:
@@ -38,54 +38,54 @@ def _volume(row: Any, attachments: tuple[str, ...] = ()) -> Volume:
     return Volume(**m, attachments=attachments)
 
 
-class RequestStore:
+class OperationStore:
     engines: Any
     clock: Callable[[], float]
 
-    # requests --------------------------------------------------------------------------------
-    def _insert_request(
-        self, conn: sa.Connection, kind: RequestType, who: Principal, object_id: str | None,
+    # operations --------------------------------------------------------------------------------
+    def _insert_operation(
+        self, conn: sa.Connection, kind: OperationType, who: Principal, object_id: str | None,
         params: dict[str, Any], message: str,
-    ) -> Request:
+    ) -> Operation:
         now = self.clock()
-        row = {"uid": ids.request_uid(), "type": str(kind), "status": str(RequestStatus.PENDING),
+        row = {"uid": ids.request_uid(), "type": str(kind), "status": str(OperationStatus.PENDING),
                "org_id": who.org_id, "user_id": who.user_id, "object_id": object_id,
                "params": params, "external_message": message, "attempts": 0,
                "next_attempt_at": now, "created_at": now, "updated_at": now,
                "finished_at": None}
         row["id"] = conn.execute(sa.insert(_R), row).inserted_primary_key[0]
-        return _request(_Row(row))
+        return _operation(_Row(row))
 
-    def get_request(self, uid: str) -> Request | None:
+    def get_operation(self, uid: str) -> Operation | None:
         with self.engines.read.connect() as conn:
             row = conn.execute(sa.select(_R).where(_R.c.uid == uid)).first()
-        return _request(row) if row else None
+        return _operation(row) if row else None
 
-    def list_requests(self, org_id: int | None, limit: int) -> list[Request]:
+    def list_operations(self, org_id: int | None, limit: int) -> list[Operation]:
         stmt = sa.select(_R).order_by(_R.c.id.desc()).limit(limit)
         if org_id is not None:
             stmt = stmt.where(_R.c.org_id == org_id)
         with self.engines.read.connect() as conn:
-            return [_request(r) for r in conn.execute(stmt)]
+            return [_operation(r) for r in conn.execute(stmt)]
 
-    def due_requests(
+    def due_operations(
         self, now: float, limit: int, skip: Collection[int] = (), processing: bool = False
-    ) -> list[Request]:
-        """PENDING and due RETRYING requests, oldest first; with ``processing``, also those
+    ) -> list[Operation]:
+        """PENDING and due RETRYING operations, oldest first; with ``processing``, also those
         left PROCESSING (by a leader that crashed: call it only when leadership starts)."""
-        wanted = [str(RequestStatus.PENDING), str(RequestStatus.RETRYING)]
+        wanted = [str(OperationStatus.PENDING), str(OperationStatus.RETRYING)]
         if processing:
-            wanted.append(str(RequestStatus.PROCESSING))
+            wanted.append(str(OperationStatus.PROCESSING))
         stmt = (sa.select(_R).where(_R.c.status.in_(wanted), _R.c.next_attempt_at <= now)
                 .order_by(_R.c.next_attempt_at, _R.c.id).limit(limit + len(skip)))
         with self.engines.read.connect() as conn:
-            return [_request(r) for r in conn.execute(stmt) if r.id not in skip][:limit]
+            return [_operation(r) for r in conn.execute(stmt) if r.id not in skip][:limit]
 
-    def move_request(self, req: Request, status: RequestStatus, **values: Any) -> Request:
-        """Move ``req`` to ``status`` (checked against ``core.requests.MOVES``)."""
-        def update(conn: sa.Connection) -> Request:
+    def move_operation(self, req: Operation, status: OperationStatus, **values: Any) -> Operation:
+        """Move ``req`` to ``status`` (checked against ``core.operations.MOVES``)."""
+        def update(conn: sa.Connection) -> Operation:
             row = conn.execute(sa.select(_R).where(_R.c.id == req.id).with_for_update()).one()
-            current = RequestStatus(row.status)
+            current = OperationStatus(row.status)
             if not can_move(current, status):
                 raise Conflict(f"request {req.uid} cannot move from {current} to {status}")
             now = self.clock()
@@ -93,14 +93,14 @@ class RequestStore:
             if status in TERMINAL:
                 changes |= {"finished_at": now, "next_attempt_at": None}
             conn.execute(sa.update(_R).where(_R.c.id == req.id).values(**changes))
-            return _request(_Row({**row._mapping, **changes}))
+            return _operation(_Row({**row._mapping, **changes}))
 
         return self.engines.write_tx(update)
 
     # volumes ---------------------------------------------------------------------------------
-    def create_volume(self, who: Principal, name: str, size_bytes: int) -> tuple[Request, Volume]:
-        """A new volume (``creating``) and its STORAGE_CREATE request; 409 on a taken name."""
-        def insert(conn: sa.Connection) -> tuple[Request, Volume]:
+    def create_volume(self, who: Principal, name: str, size_bytes: int) -> tuple[Operation, Volume]:
+        """A new volume (``creating``) and its STORAGE_CREATE operation; 409 on a taken name."""
+        def insert(conn: sa.Connection) -> tuple[Operation, Volume]:
             self._name_free(conn, who.org_id, name)
             now = self.clock()
             row = {"uid": ids.volume_uid(), "org_id": who.org_id, "user_id": who.user_id,
@@ -108,20 +108,20 @@ class RequestStore:
                    "used_bytes": None, "used_checked_at": None, "created_at": now,
                    "updated_at": now}
             row["id"] = conn.execute(sa.insert(_V), row).inserted_primary_key[0]
-            req = self._insert_request(conn, RequestType.STORAGE_CREATE, who, row["uid"],
+            req = self._insert_operation(conn, OperationType.STORAGE_CREATE, who, row["uid"],
                                        {"name": name, "size_bytes": size_bytes},
                                        "Storage volume creation queued")
             return req, _volume(_Row(row))
 
         return self.engines.write_tx(insert)
 
-    def request_on_volume(
-        self, who: Principal, volume: Volume, kind: RequestType, params: dict[str, Any],
+    def volume_operation(
+        self, who: Principal, volume: Volume, kind: OperationType, params: dict[str, Any],
         check: VolumeCheck, message: str,
-    ) -> Request:
+    ) -> Operation:
         """Record ``kind`` on ``volume`` after ``check`` passed on its locked, fresh row (one
-        open request per volume at a time: 409 otherwise)."""
-        def insert(conn: sa.Connection) -> Request:
+        open operation per volume at a time: 409 otherwise)."""
+        def insert(conn: sa.Connection) -> Operation:
             row = conn.execute(sa.select(_V).where(_V.c.id == volume.id).with_for_update()).first()
             if row is None:
                 raise NotFound(f"storage volume {volume.uid} not found")
@@ -137,7 +137,7 @@ class RequestStore:
             if changes:
                 conn.execute(sa.update(_V).where(_V.c.id == volume.id)
                              .values(**changes, updated_at=self.clock()))
-            return self._insert_request(conn, kind, who, volume.uid, params, message)
+            return self._insert_operation(conn, kind, who, volume.uid, params, message)
 
         return self.engines.write_tx(insert)
 

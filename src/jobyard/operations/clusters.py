@@ -1,4 +1,4 @@
-"""Handlers of the cluster requests (claim, edit, release) and of volume attach/detach.
+"""Handlers of the cluster operations (claim, edit, release) and of volume attach/detach.
 
 They run in the leading daemon's process and reserve through its Allocator. The rule that
 keeps the inventory consistent across crashes: **the allocator never holds less than the
@@ -13,11 +13,11 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from jobyard.core.clusters import Cluster, ClusterState, InstanceType, numbered
-from jobyard.core.requests import Request, RequestType
-from jobyard.core.service import cancel_transition
+from jobyard.core.jobs import cancel_transition
+from jobyard.core.operations import Operation, OperationType
 from jobyard.core.states import ACTIVE, JobState
 from jobyard.errors import Conflict, NotFound
-from jobyard.requests.processor import Handler, RequestProcessor
+from jobyard.operations.processor import Handler, OperationProcessor
 
 if TYPE_CHECKING:
     from jobyard.daemon.daemon import Daemon
@@ -31,12 +31,12 @@ class ClusterHandlers:
         self.daemon = daemon
         self.catalog = catalog
 
-    def register(self, processor: RequestProcessor) -> None:
-        processor.handle(RequestType.CLUSTER_CLAIM, Handler(self.claim, self.claim_failed))
-        processor.handle(RequestType.CLUSTER_EDIT, Handler(self.edit))
-        processor.handle(RequestType.CLUSTER_RELEASE, Handler(self.release))
-        processor.handle(RequestType.STORAGE_ATTACH, Handler(self.attach))
-        processor.handle(RequestType.STORAGE_DETACH, Handler(self.detach))
+    def register(self, processor: OperationProcessor) -> None:
+        processor.handle(OperationType.CLUSTER_CLAIM, Handler(self.claim, self.claim_failed))
+        processor.handle(OperationType.CLUSTER_EDIT, Handler(self.edit))
+        processor.handle(OperationType.CLUSTER_RELEASE, Handler(self.release))
+        processor.handle(OperationType.STORAGE_ATTACH, Handler(self.attach))
+        processor.handle(OperationType.STORAGE_DETACH, Handler(self.detach))
 
     async def _get(self, uid: str) -> Cluster:
         cluster = await asyncio.to_thread(self.store.get_cluster, uid)
@@ -85,7 +85,7 @@ class ClusterHandlers:
         gone = set(idle[len(idle) - drop:]) if drop else set()
         return [i for i in instances if i["n"] not in gone]
 
-    async def claim(self, req: Request) -> str:
+    async def claim(self, req: Operation) -> str:
         cluster = await self._get(str(req.object_id))
         if cluster.state is ClusterState.PENDING:
             await self._grow(cluster, cluster.count, state=str(ClusterState.READY),
@@ -94,7 +94,7 @@ class ClusterHandlers:
             raise Conflict(f"cluster {cluster.uid} is {cluster.state}")
         return f"Cluster {cluster.uid} is ready ({cluster.count} x {cluster.instance_type})"
 
-    async def claim_failed(self, req: Request) -> None:
+    async def claim_failed(self, req: Operation) -> None:
         uid = str(req.object_id)
         cluster = await asyncio.to_thread(self.store.get_cluster, uid)
         if cluster is not None and cluster.state is ClusterState.PENDING:
@@ -102,7 +102,7 @@ class ClusterHandlers:
                                     "the claim failed")
         self.daemon.allocator.set_reservation(uid, [])
 
-    async def edit(self, req: Request) -> str:
+    async def edit(self, req: Operation) -> str:
         cluster = await self._get(str(req.object_id))
         name = req.params.get("name", cluster.name)
         count = req.params.get("count", cluster.count)
@@ -112,7 +112,7 @@ class ClusterHandlers:
             await self._shrink(cluster, self._keep(cluster, count), name=name, count=count)
         return f"Cluster {cluster.uid} edited ({count} x {cluster.instance_type})"
 
-    async def release(self, req: Request) -> str:
+    async def release(self, req: Operation) -> str:
         uid = str(req.object_id)
         cluster = await self._get(uid)
         if cluster.state is not ClusterState.RELEASED:
@@ -136,17 +136,17 @@ class ClusterHandlers:
                 self.daemon.notifier.wake_daemon("cancel")
             await asyncio.sleep(STOP_POLL_S)
 
-    async def attach(self, req: Request) -> str:
+    async def attach(self, req: Operation) -> str:
         vol, cluster_uid = await self._volume(req)
         await asyncio.to_thread(self.store.attach_volume, vol.id, cluster_uid)
         return f"Storage volume {vol.uid} attached to {cluster_uid}"
 
-    async def detach(self, req: Request) -> str:
+    async def detach(self, req: Operation) -> str:
         vol, cluster_uid = await self._volume(req)
         await asyncio.to_thread(self.store.detach_volume, vol.id, cluster_uid)
         return f"Storage volume {vol.uid} detached from {cluster_uid}"
 
-    async def _volume(self, req: Request) -> tuple[Any, str]:
+    async def _volume(self, req: Operation) -> tuple[Any, str]:
         vol = await asyncio.to_thread(self.store.get_volume, str(req.object_id))
         if vol is None:
             raise NotFound(f"storage volume {req.object_id} no longer exists")

@@ -18,7 +18,7 @@ from typing import Any
 
 from jobyard.core.models import Job
 from jobyard.daemon.hooks import AttemptHooks
-from jobyard.requests.volumes import VolumeHandlers, volume_dir
+from jobyard.operations.volumes import VolumeHandlers, volume_dir
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import pytest
 
 from jobyard.config import load_config
 from jobyard.core.models import Principal
-from jobyard.core.requests import RequestStatus, RequestType, backoff_s
+from jobyard.core.operations import OperationStatus, OperationType, backoff_s
 from jobyard.errors import Conflict, ValidationFailed
-from jobyard.requests.processor import Handler, RequestProcessor, Transient
+from jobyard.operations.processor import Handler, OperationProcessor, Transient
 from jobyard.store import migrate
 from jobyard.store.sql import SqlStore
 
@@ -27,7 +27,7 @@ def store(engines):
     return store
 
 
-def run_until(proc: RequestProcessor, done: Callable[[], bool]) -> None:
+def run_until(proc: OperationProcessor, done: Callable[[], bool]) -> None:
     async def main() -> None:
         task = asyncio.create_task(proc.run())
         for _ in range(1000):
@@ -41,9 +41,9 @@ def run_until(proc: RequestProcessor, done: Callable[[], bool]) -> None:
     asyncio.run(main())
 
 
-def processor(store: SqlStore, tmp_path, **knobs: Any) -> RequestProcessor:
+def processor(store: SqlStore, tmp_path, **knobs: Any) -> OperationProcessor:
     config = load_config(data_dir=tmp_path, request_retry_base_s=0.01, **knobs)
-    return RequestProcessor(store, config)
+    return OperationProcessor(store, config)
 
 
 def new_request(store: SqlStore) -> Any:
@@ -51,8 +51,8 @@ def new_request(store: SqlStore) -> Any:
     return req
 
 
-def status(store: SqlStore, uid: str) -> RequestStatus:
-    return store.get_request(uid).status
+def status(store: SqlStore, uid: str) -> OperationStatus:
+    return store.get_operation(uid).status
 
 
 def test_backoff_doubles_up_to_the_cap():
@@ -63,16 +63,16 @@ def test_transient_failures_retry_then_complete(store, tmp_path):
     seen: list[str] = []
 
     async def flaky(req: Any) -> str:
-        seen.append(str(store.get_request(req.uid).status))
+        seen.append(str(store.get_operation(req.uid).status))
         if len(seen) < 3:
             raise Transient("disk busy") if len(seen) == 1 else OSError("EIO")
         return "done"
 
     proc = processor(store, tmp_path)
-    proc.handle(RequestType.STORAGE_CREATE, Handler(flaky))
+    proc.handle(OperationType.STORAGE_CREATE, Handler(flaky))
     req = new_request(store)
-    run_until(proc, lambda: status(store, req.uid) == RequestStatus.COMPLETED)
-    final = store.get_request(req.uid)
+    run_until(proc, lambda: status(store, req.uid) == OperationStatus.COMPLETED)
+    final = store.get_operation(req.uid)
     assert seen == ["PROCESSING"] * 3 and final.attempts == 3
     assert final.external_message == "done" and final.finished_at is not None
 
@@ -92,31 +92,31 @@ def test_permanent_errors_and_spent_attempts_fail_and_undo(store, tmp_path):
     handlers: dict[str, Callable[[Any], Awaitable[str]]] = {"refuse": refuse, "always": always}
     for name, fn in handlers.items():
         proc = processor(store, tmp_path, request_max_attempts=2)
-        proc.handle(RequestType.STORAGE_CREATE, Handler(fn, undo))
+        proc.handle(OperationType.STORAGE_CREATE, Handler(fn, undo))
         req = new_request(store)
-        run_until(proc, lambda uid=req.uid: status(store, uid) == RequestStatus.FAILED)
-        msg = store.get_request(req.uid).external_message
+        run_until(proc, lambda uid=req.uid: status(store, uid) == OperationStatus.FAILED)
+        msg = store.get_operation(req.uid).external_message
         assert ("no such thing" if name == "refuse" else "gave up after 2 attempts") in msg
         store.delete_volume(req.object_id)
     assert len(undone) == 2
 
 
 def test_processing_requests_are_resumed_when_leadership_starts(store, tmp_path):
-    req = store.move_request(new_request(store), RequestStatus.PROCESSING, attempts=1)
+    req = store.move_operation(new_request(store), OperationStatus.PROCESSING, attempts=1)
 
     async def ok(r: Any) -> str:
         return "resumed"
 
     proc = processor(store, tmp_path)
-    proc.handle(RequestType.STORAGE_CREATE, Handler(ok))
-    run_until(proc, lambda: status(store, req.uid) == RequestStatus.COMPLETED)
-    assert store.get_request(req.uid).attempts == 2
+    proc.handle(OperationType.STORAGE_CREATE, Handler(ok))
+    run_until(proc, lambda: status(store, req.uid) == OperationStatus.COMPLETED)
+    assert store.get_operation(req.uid).attempts == 2
 
 
 def test_terminal_requests_do_not_move_and_unknown_types_fail(store, tmp_path):
     req = new_request(store)
     proc = processor(store, tmp_path)  # no handler registered
-    run_until(proc, lambda: status(store, req.uid) == RequestStatus.FAILED)
-    assert "not supported" in store.get_request(req.uid).external_message
+    run_until(proc, lambda: status(store, req.uid) == OperationStatus.FAILED)
+    assert "not supported" in store.get_operation(req.uid).external_message
     with pytest.raises(Conflict):
-        store.move_request(req, RequestStatus.PROCESSING)
+        store.move_operation(req, OperationStatus.PROCESSING)

@@ -1,7 +1,7 @@
 """Tearing a cluster down after the job that asked for it (``tp job push --teardown``).
 
 A job submitted with ``extra["teardown_cluster"]`` releases its cluster once it is over (after
-its last attempt, whatever the outcome), through the same CLUSTER_RELEASE request a user would
+its last attempt, whatever the outcome), through the same CLUSTER_RELEASE operation a user would
 make, so the cluster's rules (e.g. deletion protection) apply and the release is visible.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from jobyard.core.cluster_service import ClusterService
+from jobyard.core.clusters import ClusterService
 from jobyard.core.models import Job, Principal
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.errors import JobyardError

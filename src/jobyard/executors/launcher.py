@@ -1,17 +1,17 @@
-"""The launcher ("zygote") and the per-job supervisor ("shim") behind LocalExecutor.
+"""The launcher ("zygote") and the per-job supervisor behind LocalExecutor.
 
-``python -m jobyard.executors.shim launcher`` is started once per server. It reads one JSON
-launch request per line on stdin and forks a shim for each; the shim reports back through a
-pipe and the launcher relays that answer, tagged with the request's ``id``, on stdout. Forking
-this small, already-initialised interpreter is far cheaper than starting Python per job. The
-launcher exits on EOF (its server went away); shims live on in their own sessions.
+``python -m jobyard.executors.launcher launcher`` is started once per server. It reads one JSON
+launch request per line on stdin and forks a supervisor for each; the supervisor reports back
+through a pipe and the launcher relays that answer, tagged with the request's ``id``, on stdout.
+Forking this small, already-initialised interpreter is far cheaper than starting Python per job. The
+launcher exits on EOF (its server went away); supervisors live on in their own sessions.
 
-What a shim does once forked is in :mod:`jobyard.executors.supervisor` (:class:`Shim`), with
-its helpers in :mod:`jobyard.executors.procs` (/proc walks, pidfd signalling) and
+What a supervisor does once forked is in :mod:`jobyard.executors.supervisor` (:class:`Supervisor`),
+with its helpers in :mod:`jobyard.executors.procs` (/proc walks, pidfd signalling) and
 :mod:`jobyard.executors.runfiles` (the log and JSON files in the run directory).
 
 Only light stdlib modules are imported, here and in those modules: every one is in each forked
-shim's address space, and ``threading`` (pulled in by ``subprocess`` and ``psutil``) alone
+supervisor's address space, and ``threading`` (pulled in by ``subprocess`` and ``psutil``) alone
 doubles the cost of a fork through its at-fork hook. Hence ``os.posix_spawnp`` and a small
 /proc walk instead.
 """
@@ -29,11 +29,11 @@ from typing import Any, NoReturn
 
 from jobyard.executors.procs import boot_time
 from jobyard.executors.runfiles import write_all
-from jobyard.executors.supervisor import READ_CHUNK, Shim, noop_handler
+from jobyard.executors.supervisor import READ_CHUNK, Supervisor, noop_handler
 
 
-def _shim_process(req: dict[str, Any], report_fd: int) -> NoReturn:
-    """Body of a freshly forked shim; never returns."""
+def _supervisor_process(req: dict[str, Any], report_fd: int) -> NoReturn:
+    """Body of a freshly forked supervisor; never returns."""
     code = 0
     try:
         signal.set_wakeup_fd(-1)  # the launcher's; about to be closed
@@ -45,10 +45,10 @@ def _shim_process(req: dict[str, Any], report_fd: int) -> NoReturn:
         # would hide the launcher's death from the server).
         os.closerange(3, report_fd)
         os.closerange(report_fd + 1, os.sysconf("SC_OPEN_MAX"))
-        Shim(req, report_fd).main()
+        Supervisor(req, report_fd).main()
     except BaseException:
         code = 70
-        with contextlib.suppress(Exception), open(f"{req['run_dir']}/shim.err", "a") as f:
+        with contextlib.suppress(Exception), open(f"{req['run_dir']}/supervisor.err", "a") as f:
             import traceback
 
             traceback.print_exc(file=f)
@@ -56,7 +56,7 @@ def _shim_process(req: dict[str, Any], report_fd: int) -> NoReturn:
 
 
 class Launcher:
-    """Serves launch requests on stdin until EOF, forking one shim per request."""
+    """Serves launch requests on stdin until EOF, forking one supervisor per request."""
 
     def __init__(self) -> None:
         self.wake_r, wake_w = os.pipe()
@@ -71,14 +71,14 @@ class Launcher:
 
     def serve(self) -> None:
         buf = b""
-        boot_time()  # read once here rather than once per shim
-        gc.freeze()  # keep the collector from touching (and so copying) shared pages in shims
+        boot_time()  # read once here rather than once per supervisor
+        gc.freeze()  # keep the collector from touching (and so copying) shared pages in supervisors
         self._reply({"id": 0, "ok": True})
         while True:
             for fd, _ in self.poller.poll():
                 if fd == 0:
                     if not (data := os.read(0, READ_CHUNK)):
-                        return  # the server is gone; shims carry on
+                        return  # the server is gone; supervisors carry on
                     *lines, buf = (buf + data).split(b"\n")
                     for line in lines:
                         self._fork(json.loads(line))
@@ -93,7 +93,7 @@ class Launcher:
                     req_id, answer = self.pending.pop(fd)
                     self.poller.unregister(fd)
                     os.close(fd)
-                    died = {"ok": False, "error": "the job's supervisor died (see shim.err)"}
+                    died = {"ok": False, "error": "the job's supervisor died (see supervisor.err)"}
                     self._reply({"id": req_id, **(json.loads(answer) if answer else died)})
 
     def _fork(self, req: dict[str, Any]) -> None:
@@ -107,7 +107,7 @@ class Launcher:
             return
         if pid == 0:
             os.close(report_r)
-            _shim_process(req, report_w)
+            _supervisor_process(req, report_w)
         os.close(report_w)
         self.pending[report_r] = (req["id"], bytearray())
         self.poller.register(report_r, select.POLLIN)
@@ -119,5 +119,5 @@ class Launcher:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["launcher"]:
-        sys.exit("usage: python -m jobyard.executors.shim launcher")
+        sys.exit("usage: python -m jobyard.executors.launcher launcher")
     Launcher().serve()

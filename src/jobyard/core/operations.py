@@ -1,19 +1,26 @@
-"""Async requests: the one place for their types, statuses, moves and polling advice.
+"""Async operations: the one place for their types, statuses, moves and polling advice.
 
-The names are TensorPool's (``GET /request/info/{request_id}``), so every dialect shows the
-same words. A request is intent recorded by the API; only the leading daemon's request
-processor (``jobyard.requests.processor``) moves it out of ``PENDING``.
+An operation (TensorPool's "request": ``GET /request/info/{request_id}``; the wire keeps that
+word) is intent recorded by the API; only the leading daemon's operation processor
+(``jobyard.operations.processor``) moves it out of ``PENDING``. The type and status names are
+TensorPool's, so every dialect shows the same words.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+
+from jobyard.core.models import Principal
+from jobyard.errors import NotFound
+
+MAX_LIST = 500
 
 
-class RequestType(StrEnum):
+class OperationType(StrEnum):
     CLUSTER_CLAIM = "CLUSTER_CLAIM"
     CLUSTER_RELEASE = "CLUSTER_RELEASE"
     CLUSTER_EDIT = "CLUSTER_EDIT"
@@ -24,7 +31,7 @@ class RequestType(StrEnum):
     STORAGE_EDIT = "STORAGE_EDIT"
 
 
-class RequestStatus(StrEnum):
+class OperationStatus(StrEnum):
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"
@@ -32,10 +39,10 @@ class RequestStatus(StrEnum):
     RETRYING = "RETRYING"
 
 
-S = RequestStatus
-TERMINAL: frozenset[RequestStatus] = frozenset({S.COMPLETED, S.FAILED})
+S = OperationStatus
+TERMINAL: frozenset[OperationStatus] = frozenset({S.COMPLETED, S.FAILED})
 # PROCESSING -> PROCESSING: a request resumed after a crash of the leader that ran it.
-MOVES: dict[RequestStatus, frozenset[RequestStatus]] = {
+MOVES: dict[OperationStatus, frozenset[OperationStatus]] = {
     S.PENDING: frozenset({S.PROCESSING, S.FAILED}),
     S.PROCESSING: frozenset({S.PROCESSING, S.COMPLETED, S.FAILED, S.RETRYING}),
     S.RETRYING: frozenset({S.PROCESSING, S.FAILED}),
@@ -46,16 +53,16 @@ MOVES: dict[RequestStatus, frozenset[RequestStatus]] = {
 POLL_S = {S.PENDING: 1, S.PROCESSING: 1}
 
 
-def can_move(old: RequestStatus, new: RequestStatus) -> bool:
+def can_move(old: OperationStatus, new: OperationStatus) -> bool:
     return new in MOVES[old]
 
 
 @dataclass(slots=True)
-class Request:
+class Operation:
     id: int
     uid: str
-    type: RequestType
-    status: RequestStatus
+    type: OperationType
+    status: OperationStatus
     org_id: int
     user_id: int
     created_at: float
@@ -83,3 +90,29 @@ class Request:
 def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
     """Exponential backoff after ``attempts`` failed attempts: base, 2·base, 4·base, …"""
     return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))
+
+
+class OperationReads(Protocol):
+    def get_operation(self, uid: str) -> Operation | None: ...
+    def list_operations(self, org_id: int | None, limit: int) -> list[Operation]: ...
+
+
+class OperationService:
+    """Operations as the API sees them: the caller's org's, newest first."""
+
+    def __init__(self, store: OperationReads, clock: Callable[[], float]):
+        self.store = store
+        self.clock = clock
+
+    def get(self, who: Principal, uid: str) -> Operation:
+        op = self.store.get_operation(uid)
+        if op is None or not who.sees(op.org_id):
+            raise NotFound(f"request {uid} not found")
+        return op
+
+    def list(self, who: Principal, limit: int) -> list[Operation]:
+        return self.store.list_operations(who.org_id, min(limit, MAX_LIST))
+
+    def retry_after(self, op: Operation) -> int | None:
+        """Whole seconds a client should wait before polling ``op`` again (None: terminal)."""
+        return op.retry_after(self.clock())

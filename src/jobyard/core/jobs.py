@@ -31,7 +31,7 @@ class JobService:
 
     The native API answers 404 alike for an unknown job and one outside the caller's org, so
     :meth:`get` raises :class:`JobNotFound` for both; dialects that must answer 403 use
-    :meth:`get_any` and check :meth:`can_see` themselves.
+    :meth:`get_any` and check :meth:`Principal.sees` themselves.
     """
 
     def __init__(
@@ -139,13 +139,9 @@ class JobService:
             raise JobNotFound(f"job {ref} not found")
         return job
 
-    @staticmethod
-    def can_see(who: Principal, job: Job) -> bool:
-        return who.is_admin or job.org_id == who.org_id
-
     def get(self, who: Principal, ref: int | str) -> Job:
         job = self.store.get_job(ref)
-        if job is None or not self.can_see(who, job):
+        if job is None or not who.sees(job.org_id):
             raise JobNotFound(f"job {ref} not found")
         return job
 

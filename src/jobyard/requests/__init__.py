@@ -1,1 +1,0 @@
-"""Carrying out async requests: the processor loop and the handlers of each request type."""
