@@ -72,7 +72,7 @@ class Runtime:
     prices: Prices = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.hub = EventHub(self.store, self.notifier, self.read)
+        self.hub = EventHub(self.store.jobs, self.notifier, self.read)
         self.prices = Prices.from_config(self.config)
         # Checked against the inventory: a type that does not fit stops the start.
         catalog = build_catalog(self.config.instance_types, self.inventory.capacity)
@@ -119,7 +119,7 @@ class Runtime:
             self._daemon_task = asyncio.create_task(self.daemon.run(), name="jobyard-daemon")
             # Webhook deliveries: beside the daemon, so only the leader sends them.
             lead = self.daemon.leadership
-            worker = DeliveryWorker.from_config(self.config, self.store,
+            worker = DeliveryWorker.from_config(self.config, self.store.webhooks,
                                                 lambda: lead is None or lead.held)
             self._webhook_task = asyncio.create_task(worker.run(), name="jobyard-webhooks")
         if self.operations is not None:  # async operations: on the leader too
@@ -200,20 +200,20 @@ def attempt_hooks(
 
 def server_secret(store: SqlStore) -> bytes:
     """The store's signing secret, made on first use (shared by every replica)."""
-    value = store.get_kv(SECRET_KEY)
+    value = store.kv.get_kv(SECRET_KEY)
     if value is None:
-        store.put_kv(SECRET_KEY, secrets.token_hex(32))
-        value = store.get_kv(SECRET_KEY)
+        store.kv.put_kv(SECRET_KEY, secrets.token_hex(32))
+        value = store.kv.get_kv(SECRET_KEY)
     return bytes.fromhex(value)
 
 
 def bootstrap(store: SqlStore, config: Config) -> str | None:
     """On a new store: an org, an admin user and an admin key. Returns a generated key."""
-    if not store.is_empty():
+    if not store.accounts.is_empty():
         return None
-    store.create_org("default")
-    admin = store.create_user("admin", "default", is_admin=True)
+    store.accounts.create_org("default")
+    admin = store.accounts.create_user("admin", "default", is_admin=True)
     secret = config.bootstrap_admin_key or ids.api_key()
-    store.create_key(admin["id"], ids.hash_key(secret), secret[:10], "bootstrap admin key")
+    store.accounts.create_key(admin["id"], ids.hash_key(secret), secret[:10], "bootstrap admin key")
     return None if config.bootstrap_admin_key else secret
 

@@ -17,9 +17,9 @@ def people(store: SqlStore) -> tuple[Principal, Principal, Principal]:
     """A user of org a, another user of org a, a user of org b."""
     out = []
     for org, name in (("a", "ann"), ("a", "abe"), ("b", "bob")):
-        if org not in {o["name"] for o in store.list_orgs()}:
-            store.create_org(org)
-        user = store.create_user(name, org)
+        if org not in {o["name"] for o in store.accounts.list_orgs()}:
+            store.accounts.create_org(org)
+        user = store.accounts.create_user(name, org)
         out.append(Principal(user["id"], user["org_id"], name))
     return out[0], out[1], out[2]
 
@@ -100,7 +100,7 @@ def test_a_run_is_a_job_of_the_template(store: SqlStore, service: EndpointServic
     assert job.retry == RetryPolicy(max_retries=2, backoff_s=1.0)
     assert job.webhook == {"url": "https://h/x", "events": ["job.completed"]}
     assert job.extra == {"tensorone": {"endpointId": "ep_gen"}, "outputs": ["output.json"]}
-    assert store.get_job(job.uid) == job
+    assert store.jobs.get_job(job.uid) == job
 
     faster = service.run(ann, ep, RunEndpoint(time_limit_s=5.0))
     assert faster.time_limit_s == 5.0

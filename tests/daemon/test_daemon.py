@@ -41,13 +41,13 @@ async def test_cancel_while_launching_stops_the_process_that_starts(tmp_path):
     rt = build_runtime(config, executor=executor)
     await rt.start()
     try:
-        admin = rt.store.principal_for_key(ids.hash_key("jy_t"))
+        admin = rt.store.accounts.principal_for_key(ids.hash_key("jy_t"))
         job, _ = rt.service.submit(admin, SubmitJob(command="sleep 30"))
-        await wait_for(lambda: rt.store.get_job(job.id).state is JobState.LAUNCHING)
+        await wait_for(lambda: rt.store.jobs.get_job(job.id).state is JobState.LAUNCHING)
         _, changed = rt.service.cancel(admin, job.id)
-        assert changed and rt.store.get_job(job.id).state is JobState.CANCELING
+        assert changed and rt.store.jobs.get_job(job.id).state is JobState.CANCELING
         executor.gate.set()
-        done = await wait_for(lambda: (j := rt.store.get_job(job.id)).is_terminal and j)
+        done = await wait_for(lambda: (j := rt.store.jobs.get_job(job.id)).is_terminal and j)
         assert done.state is JobState.CANCELED and done.cancel_receipt
         assert done.runtime and done.runtime["pid"]  # it did start, and was stopped
         assert marked(f"{job.uid}.1") == []
@@ -75,18 +75,18 @@ async def test_canceled_waits_until_nvml_shows_its_gpus_free(tmp_path):
     probe = rt.daemon.gpu_probe = FakeGpuProbe()
     await rt.start()
     try:
-        admin = rt.store.principal_for_key(ids.hash_key("jy_t"))
+        admin = rt.store.accounts.principal_for_key(ids.hash_key("jy_t"))
         job, _ = rt.service.submit(admin, SubmitJob(command="sleep 30",
                                                     resources=Resources(gpus=1)))
-        await wait_for(lambda: rt.store.get_job(job.id).state is JobState.RUNNING)
-        assert rt.store.get_job(job.id).assigned["gpus"] == [0]
+        await wait_for(lambda: rt.store.jobs.get_job(job.id).state is JobState.RUNNING)
+        assert rt.store.jobs.get_job(job.id).assigned["gpus"] == [0]
         rt.service.cancel(admin, job.id)
         await wait_for(lambda: len(probe.asked) >= 3)  # processes are gone; the GPU is not
         assert marked(f"{job.uid}.1") == []
-        assert rt.store.get_job(job.id).state is JobState.CANCELING
+        assert rt.store.jobs.get_job(job.id).state is JobState.CANCELING
         assert rt.daemon.allocator.free().gpus == 1
         probe.busy.clear()
-        done = await wait_for(lambda: (j := rt.store.get_job(job.id)).is_terminal and j)
+        done = await wait_for(lambda: (j := rt.store.jobs.get_job(job.id)).is_terminal and j)
         assert done.state is JobState.CANCELED
         assert done.cancel_receipt["gpu_processes_left"] == []
         await wait_for(lambda: rt.daemon.allocator.free().gpus == 2)  # given back right after
@@ -100,16 +100,16 @@ async def test_a_queued_job_whose_cluster_is_gone_fails_clearly(tmp_path):
     rt = build_runtime(config)
     await rt.start()
     try:
-        admin = rt.store.principal_for_key(ids.hash_key("jy_t"))
+        admin = rt.store.accounts.principal_for_key(ids.hash_key("jy_t"))
         # As if submitted while its cluster was being released (the service refuses it later).
         job = Job(id=0, uid="job_orphan", user_id=admin.user_id, org_id=admin.org_id,
                   name="o", command="true", env={}, workdir=None, resources=Resources(),
                   instance_type=None, priority=0, time_limit_s=None, retry=RetryPolicy(),
                   tags=[], state=JobState.QUEUED, created_at=time.time(),
                   cluster_id="cl_released")
-        job, _ = rt.store.create_job(NewJob(job))
+        job, _ = rt.store.jobs.create_job(NewJob(job))
         rt.notifier.wake_daemon()
-        done = await wait_for(lambda: (j := rt.store.get_job(job.id)).is_terminal and j)
+        done = await wait_for(lambda: (j := rt.store.jobs.get_job(job.id)).is_terminal and j)
         assert done.state is JobState.FAILED and done.error["code"] == "CLUSTER_GONE"
     finally:
         await rt.stop()

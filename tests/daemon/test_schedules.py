@@ -44,12 +44,12 @@ def setup(store, start: float = T0, **schedule):
 
 
 def all_jobs(store, who: Principal):
-    return store.job_page(who.org_id, 0, 100)[0]
+    return store.jobs.job_page(who.org_id, 0, 100)[0]
 
 
 def finish(store, job_id: int, state=JobState.COMPLETED):
     for step in (JobState.LAUNCHING, JobState.RUNNING, state):
-        store.apply([Transition(job_id, step, {})])
+        store.jobs.apply([Transition(job_id, step, {})])
 
 
 def test_a_due_schedule_submits_its_package_once(store):
@@ -71,7 +71,8 @@ def test_a_due_schedule_submits_its_package_once(store):
     assert runner.run_due() == 0 and len(all_jobs(store, who)) == 1
 
     finish(store, job.id)
-    assert store.refresh_schedule_runs() == 1 and store.refresh_schedule_runs() == 0
+    assert store.packages.refresh_schedule_runs() == 1
+    assert store.packages.refresh_schedule_runs() == 0
     assert packages.get_schedule(who, s.id).last_run_status == "completed"
 
 
@@ -128,11 +129,11 @@ def test_idle_clusters_with_terminate_on_idle_are_terminated(store):
 
     def ready(name: str, meta: dict | None) -> str:
         req, cluster = clusters.claim(who, "cpu-1", 1, name)
-        req = store.move_operation(req, OperationStatus.PROCESSING)
-        store.update_cluster(cluster.uid, state="ready")
-        store.move_operation(req, OperationStatus.COMPLETED)
+        req = store.operations.move_operation(req, OperationStatus.PROCESSING)
+        store.clusters.update_cluster(cluster.uid, state="ready")
+        store.operations.move_operation(req, OperationStatus.COMPLETED)
         if meta is not None:
-            store.put_kv(f"{CLUSTER_META}{cluster.id}", meta)
+            store.kv.put_kv(f"{CLUSTER_META}{cluster.id}", meta)
         return cluster.uid
 
     idle = ready("idle", {"terminate_on_idle": True, "time_to_idle": 60})
@@ -145,11 +146,11 @@ def test_idle_clusters_with_terminate_on_idle_are_terminated(store):
     assert runner.terminate_idle() == 0
     clock.now += 60
     assert runner.terminate_idle() == 1
-    states = {uid: store.get_cluster(uid).state for uid in (idle, kept, plain, busy)}
+    states = {uid: store.clusters.get_cluster(uid).state for uid in (idle, kept, plain, busy)}
     assert states == {idle: ClusterState.RELEASING, kept: ClusterState.READY,
                       plain: ClusterState.READY, busy: ClusterState.READY}
 
-    store.end_cluster(idle, ClusterState.RELEASED, "released")  # its release completed
+    store.clusters.end_cluster(idle, ClusterState.RELEASED, "released")  # its release completed
     assert runner.terminate_idle() == 0
-    idle_number = store.get_cluster(idle).id
-    assert store.get_kv(f"{CLUSTER_META}{idle_number}")["gone"] is True  # not looked at again
+    idle_number = store.clusters.get_cluster(idle).id
+    assert store.kv.get_kv(f"{CLUSTER_META}{idle_number}")["gone"] is True  # not looked at again

@@ -12,6 +12,7 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from jobyard.config import Config
+from jobyard.core import webhooks as core_wh
 from jobyard.core.ports import NewJob, Transition
 from jobyard.core.states import JobState
 from jobyard.events import webhooks as wh
@@ -43,31 +44,32 @@ def test_signature_matches_the_published_test_vector():
 
 
 def test_a_fresh_signature_verifies_and_a_tampered_body_does_not():
-    secret = wh.new_secret()
-    assert secret.startswith("whsec_") and secret != wh.new_secret()
+    secret = core_wh.new_secret()
+    assert secret.startswith("whsec_") and secret != core_wh.new_secret()
     body = b'{"type": "job.completed"}'
     headers = wh.sign_headers(secret, "msg_1", int(time.time()), body)
     assert Webhook(secret).verify(body, headers) == {"type": "job.completed"}
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(b'{"type": "job.failed"}', headers)
     with pytest.raises(WebhookVerificationError):
-        Webhook(wh.new_secret()).verify(body, headers)
+        Webhook(core_wh.new_secret()).verify(body, headers)
 
 
 # event types and filters -----------------------------------------------------------------------
 def test_event_types_and_filters_accept_both_spellings():
-    assert wh.event_type("state", {"to": "completed"}) == "job.completed"
-    assert wh.event_type("state", {"to": "error"}) == wh.event_type("state", {"to": "failed"})
-    assert wh.event_type("progress", {"progress": 5}) == "job.progress"
-    assert wh.event_type("metrics", {}) is None
-    assert wh.normalize_events(["completed", "job.failed", "failed"]) == [
+    assert core_wh.event_type("state", {"to": "completed"}) == "job.completed"
+    assert core_wh.event_type("state", {"to": "error"}) == core_wh.event_type("state",
+                                                                              {"to": "failed"})
+    assert core_wh.event_type("progress", {"progress": 5}) == "job.progress"
+    assert core_wh.event_type("metrics", {}) is None
+    assert core_wh.normalize_events(["completed", "job.failed", "failed"]) == [
         "job.completed", "job.failed"]
-    assert wh.normalize_events(None) == ["job.canceled", "job.completed", "job.failed",
+    assert core_wh.normalize_events(None) == ["job.canceled", "job.completed", "job.failed",
                                          "job.timeout"]
-    assert wh.normalize_events(["progress", "*"]) == ["*"]
+    assert core_wh.normalize_events(["progress", "*"]) == ["*"]
     with pytest.raises(ValueError, match="done"):
-        wh.normalize_events(["done"])
-    assert wh.wants(["*"], "job.progress") and not wh.wants(None, "job.progress")
+        core_wh.normalize_events(["done"])
+    assert core_wh.wants(["*"], "job.progress") and not core_wh.wants(None, "job.progress")
 
 
 # retry schedule --------------------------------------------------------------------------------
@@ -78,7 +80,7 @@ def test_default_schedule_retries_for_more_than_a_day():
 
 
 def test_retry_times_follow_the_schedule_then_stop(store):
-    worker = DeliveryWorker(store, [1, 10, 100])
+    worker = DeliveryWorker(store.webhooks, [1, 10, 100])
     assert [worker.retry_at(n, 1000.0) for n in (1, 2, 3, 4)] == [1001.0, 1010.0, 1100.0, None]
 
 
@@ -130,36 +132,36 @@ def store(engines) -> SqlStore:
 
 
 def _owner(store: SqlStore) -> dict:
-    store.create_org("acme")
-    return store.create_user("ann", "acme")
+    store.accounts.create_org("acme")
+    return store.accounts.create_user("ann", "acme")
 
 
 def _job(store: SqlStore, user: dict, uid: str, webhook: dict | None = None):
     job = make_job(state=JobState.QUEUED)
     job.user_id, job.org_id, job.uid, job.webhook = user["id"], user["org_id"], uid, webhook
-    return store.create_job(NewJob(job))[0]
+    return store.jobs.create_job(NewJob(job))[0]
 
 
 def _run(store: SqlStore, job_id: int, *states: JobState) -> None:
     for state in states:
-        [result] = store.apply([Transition(job_id, state, {})])
+        [result] = store.jobs.apply([Transition(job_id, state, {})])
         assert not isinstance(result, Exception), result
 
 
 def test_matching_events_are_queued_with_the_event_in_one_write(store):
     user = _owner(store)
     nudges: list[int] = []
-    store.add_outbox_listener(lambda: nudges.append(1))
+    store.webhooks.add_outbox_listener(lambda: nudges.append(1))
     hook = {"url": "https://hooks.example.com/a", "events": ["job.running", "job.completed"]}
     job = _job(store, user, "job_a", hook)
     assert not nudges  # the queued event is not wanted: nothing written, nobody woken
     _run(store, job.id, JobState.LAUNCHING, JobState.RUNNING)
-    [result] = store.apply([Transition(job.id, JobState.COMPLETED, {"exit_code": 0},
+    [result] = store.jobs.apply([Transition(job.id, JobState.COMPLETED, {"exit_code": 0},
                                        telemetry={"efficiency": {"gpu_util": 0.9}})])
     assert not isinstance(result, Exception)
-    rows = store.job_deliveries(job.id)
+    rows = store.webhooks.job_deliveries(job.id)
     assert [r["event_type"] for r in rows] == ["job.running", "job.completed"]
-    events = {e.id: e for e in store.events(job.id)}
+    events = {e.id: e for e in store.jobs.events(job.id)}
     assert all(events[r["event_id"]].kind == "state" for r in rows)
     final = rows[-1]["payload"]
     assert final["type"] == "job.completed" and final["data"]["job"]["id"] == "job_a"
@@ -171,46 +173,49 @@ def test_matching_events_are_queued_with_the_event_in_one_write(store):
 def test_the_owners_default_applies_to_jobs_without_their_own(store):
     user = _owner(store)
     none = _job(store, user, "job_none")
-    assert store.job_deliveries(none.id) == []
-    settings = store.set_user_webhook(user["id"], "https://hooks.example.com/d",
+    assert store.webhooks.job_deliveries(none.id) == []
+    settings = store.webhooks.set_user_webhook(user["id"], "https://hooks.example.com/d",
                                       ["job.queued", "job.progress"])
     assert settings["secret"].startswith("whsec_")
     job = _job(store, user, "job_d")
     own = _job(store, user, "job_own", {"url": "https://own.example.com/", "events": ["*"]})
     _run(store, job.id, JobState.LAUNCHING, JobState.RUNNING)
-    store.merge_telemetry(job.id, {"progress": {"percent": 40}}, event="progress")
-    assert [(r["event_type"], r["url"]) for r in store.job_deliveries(job.id)] == [
+    store.jobs.merge_telemetry(job.id, {"progress": {"percent": 40}}, event="progress")
+    assert [(r["event_type"], r["url"]) for r in store.webhooks.job_deliveries(job.id)] == [
         ("job.queued", "https://hooks.example.com/d"),
         ("job.progress", "https://hooks.example.com/d")]
-    assert [r["url"] for r in store.job_deliveries(own.id)] == ["https://own.example.com/"]
+    assert [r["url"] for r in store.webhooks.job_deliveries(own.id)] == ["https://own.example.com/"]
     # Clearing the default keeps the secret; later jobs get no deliveries.
-    cleared = store.set_user_webhook(user["id"], None, [])
+    cleared = store.webhooks.set_user_webhook(user["id"], None, [])
     assert cleared["url"] is None and cleared["secret"] == settings["secret"]
     later = _job(store, user, "job_later")
-    assert store.job_deliveries(later.id) == []
-    rotated = store.rotate_webhook_secret(user["id"])
+    assert store.webhooks.job_deliveries(later.id) == []
+    rotated = store.webhooks.rotate_webhook_secret(user["id"])
     assert rotated["secret"] != settings["secret"]
-    assert store.user_webhook(user["id"]) == rotated
+    assert store.webhooks.user_webhook(user["id"]) == rotated
 
 
 def test_attempts_are_logged_until_delivered_or_given_up(store):
     user = _owner(store)
     job = _job(store, user, "job_r", {"url": "https://hooks.example.com/", "events": ["*"]})
-    [row] = store.job_deliveries(job.id)
-    [due] = store.due_deliveries(time.time())
+    [row] = store.webhooks.job_deliveries(job.id)
+    [due] = store.webhooks.due_deliveries(time.time())
     assert due.id == row["id"] and due.secret is None
-    assert store.due_deliveries(time.time(), skip={due.id}) == []
-    store.record_attempt(due.id, {"ts": 1.0, "status": 500, "error": "HTTP 500"}, False, 50.0)
-    assert store.due_deliveries(49.0) == [] and len(store.due_deliveries(50.0)) == 1
-    store.record_attempt(due.id, {"ts": 2.0, "status": 204, "error": None}, True, None)
-    [done] = store.job_deliveries(job.id)
+    assert store.webhooks.due_deliveries(time.time(), skip={due.id}) == []
+    store.webhooks.record_attempt(due.id, {"ts": 1.0, "status": 500, "error": "HTTP 500"},
+                                  False, 50.0)
+    assert store.webhooks.due_deliveries(49.0) == []
+    assert len(store.webhooks.due_deliveries(50.0)) == 1
+    store.webhooks.record_attempt(due.id, {"ts": 2.0, "status": 204, "error": None}, True, None)
+    [done] = store.webhooks.job_deliveries(job.id)
     assert done["status"] == "delivered" and done["attempts"] == 2
     assert [e["status"] for e in done["log"]] == [500, 204] and done["delivered_at"] == 2.0
     other = _job(store, user, "job_f", {"url": "https://hooks.example.com/", "events": ["*"]})
-    [row] = store.job_deliveries(other.id)
-    store.record_attempt(row["id"], {"ts": 3.0, "status": None, "error": "refused"}, False, None)
-    assert store.job_deliveries(other.id)[0]["status"] == "failed"
-    assert store.due_deliveries(time.time()) == []
+    [row] = store.webhooks.job_deliveries(other.id)
+    store.webhooks.record_attempt(row["id"], {"ts": 3.0, "status": None, "error": "refused"},
+                                  False, None)
+    assert store.webhooks.job_deliveries(other.id)[0]["status"] == "failed"
+    assert store.webhooks.due_deliveries(time.time()) == []
 
 
 # the worker ------------------------------------------------------------------------------------
@@ -226,17 +231,17 @@ async def test_worker_retries_until_the_receiver_accepts_and_signs_each_attempt(
     user = _owner(store)
     receiver = Receiver(statuses=[500, 503]).start()
     try:
-        worker = DeliveryWorker(store, [0.05, 0.1, 5], allowed=LOOPBACK, poll_s=0.05)
+        worker = DeliveryWorker(store.webhooks, [0.05, 0.1, 5], allowed=LOOPBACK, poll_s=0.05)
         task = asyncio.create_task(worker.run())
         job = _job(store, user, "job_w", {"url": receiver.url + "/w", "events": ["*"]})
-        row = await _until(lambda: [r for r in store.job_deliveries(job.id)
+        row = await _until(lambda: [r for r in store.webhooks.job_deliveries(job.id)
                                     if r["status"] == "delivered"])
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     finally:
         receiver.stop()
     assert [e["status"] for e in row[0]["log"]] == [500, 503, 204]
-    secret = store.user_webhook(user["id"])["secret"]
+    secret = store.webhooks.user_webhook(user["id"])["secret"]
     messages = receiver.at("/w")
     assert len(messages) == 3 and len({m.headers["webhook-id"] for m in messages}) == 1
     for message in messages:
@@ -249,10 +254,10 @@ async def test_worker_gives_up_at_once_on_a_refused_address(store):
     async def private(host, port):
         return ["10.9.8.7"]
 
-    worker = DeliveryWorker(store, [0.05], poll_s=0.05, resolver=private)
+    worker = DeliveryWorker(store.webhooks, [0.05], poll_s=0.05, resolver=private)
     task = asyncio.create_task(worker.run())
     job = _job(store, user, "job_p", {"url": "https://rebinding.example/", "events": ["*"]})
-    [row] = await _until(lambda: [r for r in store.job_deliveries(job.id)
+    [row] = await _until(lambda: [r for r in store.webhooks.job_deliveries(job.id)
                                   if r["status"] == "failed"])
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

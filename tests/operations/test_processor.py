@@ -21,8 +21,8 @@ from jobyard.store.sql import SqlStore
 def store(engines):
     migrate.upgrade(engines.write)
     store = SqlStore(engines)
-    store.create_org("o")
-    user = store.create_user("u", "o")
+    store.accounts.create_org("o")
+    user = store.accounts.create_user("u", "o")
     store.who = Principal(user_id=user["id"], org_id=user["org_id"], username="u")
     return store
 
@@ -47,12 +47,12 @@ def processor(store: SqlStore, tmp_path, **knobs: Any) -> OperationProcessor:
 
 
 def new_request(store: SqlStore) -> Any:
-    req, _vol = store.create_volume(store.who, "v", 10)
+    req, _vol = store.volumes.create_volume(store.who, "v", 10)
     return req
 
 
 def status(store: SqlStore, uid: str) -> OperationStatus:
-    return store.get_operation(uid).status
+    return store.operations.get_operation(uid).status
 
 
 def test_backoff_doubles_up_to_the_cap():
@@ -63,7 +63,7 @@ def test_transient_failures_retry_then_complete(store, tmp_path):
     seen: list[str] = []
 
     async def flaky(req: Any) -> str:
-        seen.append(str(store.get_operation(req.uid).status))
+        seen.append(str(store.operations.get_operation(req.uid).status))
         if len(seen) < 3:
             raise Transient("disk busy") if len(seen) == 1 else OSError("EIO")
         return "done"
@@ -72,7 +72,7 @@ def test_transient_failures_retry_then_complete(store, tmp_path):
     proc.handle(OperationType.STORAGE_CREATE, Handler(flaky))
     req = new_request(store)
     run_until(proc, lambda: status(store, req.uid) == OperationStatus.COMPLETED)
-    final = store.get_operation(req.uid)
+    final = store.operations.get_operation(req.uid)
     assert seen == ["PROCESSING"] * 3 and final.attempts == 3
     assert final.external_message == "done" and final.finished_at is not None
 
@@ -95,14 +95,15 @@ def test_permanent_errors_and_spent_attempts_fail_and_undo(store, tmp_path):
         proc.handle(OperationType.STORAGE_CREATE, Handler(fn, undo))
         req = new_request(store)
         run_until(proc, lambda uid=req.uid: status(store, uid) == OperationStatus.FAILED)
-        msg = store.get_operation(req.uid).external_message
+        msg = store.operations.get_operation(req.uid).external_message
         assert ("no such thing" if name == "refuse" else "gave up after 2 attempts") in msg
-        store.delete_volume(req.object_id)
+        store.volumes.delete_volume(req.object_id)
     assert len(undone) == 2
 
 
 def test_processing_requests_are_resumed_when_leadership_starts(store, tmp_path):
-    req = store.move_operation(new_request(store), OperationStatus.PROCESSING, attempts=1)
+    req = store.operations.move_operation(new_request(store), OperationStatus.PROCESSING,
+                                          attempts=1)
 
     async def ok(r: Any) -> str:
         return "resumed"
@@ -110,13 +111,13 @@ def test_processing_requests_are_resumed_when_leadership_starts(store, tmp_path)
     proc = processor(store, tmp_path)
     proc.handle(OperationType.STORAGE_CREATE, Handler(ok))
     run_until(proc, lambda: status(store, req.uid) == OperationStatus.COMPLETED)
-    assert store.get_operation(req.uid).attempts == 2
+    assert store.operations.get_operation(req.uid).attempts == 2
 
 
 def test_terminal_requests_do_not_move_and_unknown_types_fail(store, tmp_path):
     req = new_request(store)
     proc = processor(store, tmp_path)  # no handler registered
     run_until(proc, lambda: status(store, req.uid) == OperationStatus.FAILED)
-    assert "not supported" in store.get_operation(req.uid).external_message
+    assert "not supported" in store.operations.get_operation(req.uid).external_message
     with pytest.raises(Conflict):
-        store.move_operation(req, OperationStatus.PROCESSING)
+        store.operations.move_operation(req, OperationStatus.PROCESSING)

@@ -7,22 +7,22 @@ from tests.store.test_sql import new_job, owner
 
 def test_only_terminal_jobs_are_deleted_with_all_their_rows(store):
     user = owner(store)
-    done, _ = store.create_job(NewJob(new_job(user, uid="job_done", tags=["t"]),
+    done, _ = store.jobs.create_job(NewJob(new_job(user, uid="job_done", tags=["t"]),
                                       ("idem-1", "fp")))
-    live, _ = store.create_job(NewJob(new_job(user, uid="job_live")))
+    live, _ = store.jobs.create_job(NewJob(new_job(user, uid="job_live")))
     for state in (JobState.LAUNCHING, JobState.RUNNING, JobState.COMPLETED):
-        store.apply([Transition(done.id, state, {})])
-    store.record_outputs(done.id, 1, [{"name": "a.txt", "size": 1, "records": 1,
+        store.jobs.apply([Transition(done.id, state, {})])
+    store.telemetry.record_outputs(done.id, 1, [{"name": "a.txt", "size": 1, "records": 1,
                                        "partial": False}])
-    assert store.events(done.id)
+    assert store.jobs.events(done.id)
 
-    assert store.delete_jobs([done.id, live.id]) == [done.id]
-    assert store.get_job("job_done") is None and store.get_job("job_live") is not None
-    assert store.events(done.id) == [] and store.list_outputs(done.id) == []
+    assert store.jobs.delete_jobs([done.id, live.id]) == [done.id]
+    assert store.jobs.get_job("job_done") is None and store.jobs.get_job("job_live") is not None
+    assert store.jobs.events(done.id) == [] and store.telemetry.list_outputs(done.id) == []
     # The idempotency key went with it: the same key makes a new job.
-    again, created = store.create_job(NewJob(new_job(user, uid="job_new"), ("idem-1", "fp")))
+    again, created = store.jobs.create_job(NewJob(new_job(user, uid="job_new"), ("idem-1", "fp")))
     assert created and again.uid == "job_new"
-    assert store.delete_jobs([]) == []
+    assert store.jobs.delete_jobs([]) == []
 
 
 def test_files_of_every_attempt_and_the_workspace_go(tmp_path):

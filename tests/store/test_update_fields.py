@@ -6,14 +6,14 @@ from tests.store.test_sql import new_job, owner
 
 def test_a_guarded_update_applies_only_in_that_state(store):
     user = owner(store)
-    job, _ = store.create_job(NewJob(new_job(user, uid="job_g")))
+    job, _ = store.jobs.create_job(NewJob(new_job(user, uid="job_g")))
     for state in (JobState.LAUNCHING, JobState.RUNNING):
-        store.apply([Transition(job.id, state, {})])
-    [canceling] = store.apply([cancel_transition(store.get_job(job.id), 1.0, "ann")])
+        store.jobs.apply([Transition(job.id, state, {})])
+    [canceling] = store.jobs.apply([cancel_transition(store.jobs.get_job(job.id), 1.0, "ann")])
     assert canceling.state is JobState.CANCELING and canceling.substate is None  # requested
-    done = store.update_fields(job.id, {"substate": "stopping"}, None, JobState.CANCELING)
+    done = store.jobs.update_fields(job.id, {"substate": "stopping"}, None, JobState.CANCELING)
     assert done is not None and done.substate == "stopping"  # the daemon sent the stop
-    store.apply([Transition(job.id, JobState.CANCELED, {"substate": None})])
-    assert store.update_fields(job.id, {"substate": "stopping"}, None,
+    store.jobs.apply([Transition(job.id, JobState.CANCELED, {"substate": None})])
+    assert store.jobs.update_fields(job.id, {"substate": "stopping"}, None,
                                JobState.CANCELING) is None
-    assert store.get_job(job.id).substate is None  # a late write does not stick to the end
+    assert store.jobs.get_job(job.id).substate is None  # a late write does not stick to the end

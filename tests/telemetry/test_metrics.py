@@ -16,12 +16,11 @@ from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.models import Resources
-from jobyard.core.ports import NewJob
+from jobyard.core.ports import NewJob, SampleWrite
 from jobyard.core.states import JobState
 from jobyard.runtime import build_runtime
 from jobyard.store import migrate
 from jobyard.store.sql import SqlStore
-from jobyard.store.telemetry import SampleWrite
 from jobyard.telemetry.efficiency import attempt_marks
 from jobyard.telemetry.gpu import gpu_stats
 from jobyard.telemetry.metrics import AttemptStats, TreeSample, process_table, sample_tree
@@ -135,8 +134,8 @@ def test_without_nvml_there_are_no_gpu_stats(monkeypatch):
 def store(engines):
     migrate.upgrade(engines.write)
     store = SqlStore(engines)
-    store.create_org("o")
-    user = store.create_user("u", "o")
+    store.accounts.create_org("o")
+    user = store.accounts.create_user("u", "o")
     return store, user
 
 
@@ -147,7 +146,7 @@ def new_job(store: SqlStore, user: dict):
               command="true", env={}, workdir=None, resources=Resources(), instance_type=None,
               priority=0, time_limit_s=None, retry=RetryPolicy(), tags=[],
               state=JobState.QUEUED, created_at=time.time())
-    return store.create_job(NewJob(job))[0]
+    return store.jobs.create_job(NewJob(job))[0]
 
 
 def test_the_series_is_thinned_evenly_and_stays_bounded(store):
@@ -159,13 +158,13 @@ def test_the_series_is_thinned_evenly_and_stays_bounded(store):
         keep, thin = stats.keep(point["n"], 10)
         write = SampleWrite(job.id, 1, float(i + 1), point if keep else None,
                             {"resources": {"samples": stats.samples}}, thin)
-        if (left := store.record_samples([write])[job.id]) is not None:
+        if (left := store.telemetry.record_samples([write])[job.id]) is not None:
             stats.thinned(left)
-    ns = [data["n"] for _, data in store.metric_series(job.id, 1)]
+    ns = [data["n"] for _, data in store.telemetry.metric_series(job.id, 1)]
     assert 5 <= len(ns) <= 10 and len(ns) == stats.points
     assert ns[0] == 0 and {b - a for a, b in itertools.pairwise(ns)} == {stats.stride}
     assert ns[-1] > 99 - stats.stride  # the series reaches the newest samples
-    assert store.get_job(job.id).telemetry["resources"] == {"samples": 100}
+    assert store.jobs.get_job(job.id).telemetry["resources"] == {"samples": 100}
     # Peaks and averages use every sample, stored or not.
     assert stats.rss.peak == 1099 and stats.cpu.n == 100
 
@@ -173,10 +172,11 @@ def test_the_series_is_thinned_evenly_and_stays_bounded(store):
 def test_samples_of_an_ended_job_or_another_attempt_are_dropped(store):
     store, user = store
     job = new_job(store, user)
-    assert store.record_samples([SampleWrite(job.id, 2, 1.0, {"n": 0}, {"x": 1})]) == {}
-    store.apply([_to(job.id, JobState.CANCELED)])
-    assert store.record_samples([SampleWrite(job.id, 1, 1.0, {"n": 0}, {"x": 1})]) == {}
-    assert store.metric_series(job.id, 1) == [] and "x" not in store.get_job(job.id).telemetry
+    assert store.telemetry.record_samples([SampleWrite(job.id, 2, 1.0, {"n": 0}, {"x": 1})]) == {}
+    store.jobs.apply([_to(job.id, JobState.CANCELED)])
+    assert store.telemetry.record_samples([SampleWrite(job.id, 1, 1.0, {"n": 0}, {"x": 1})]) == {}
+    assert store.telemetry.metric_series(job.id, 1) == []
+    assert "x" not in store.jobs.get_job(job.id).telemetry
 
 
 def _to(job_id: int, state: JobState):
@@ -227,14 +227,14 @@ async def wait_for(predicate, timeout=20.0):
 
 async def run_job(rt, tmp_path, gpus: int, before: str = ""):
     """A job that waits for a file; it is let go once it has a few samples."""
-    admin = rt.store.principal_for_key(ids.hash_key("jy_t"))
+    admin = rt.store.accounts.principal_for_key(ids.hash_key("jy_t"))
     go = tmp_path / f"go-{ids.random_token(6)}"
     cmd = f"{before}while [ ! -e {go} ]; do sleep 0.02; done"
     job, _ = rt.service.submit(admin, SubmitJob(command=cmd, resources=Resources(gpus=gpus)))
-    await wait_for(lambda: rt.store.get_job(job.id).telemetry.get("resources", {})
+    await wait_for(lambda: rt.store.jobs.get_job(job.id).telemetry.get("resources", {})
                    .get("samples", 0) >= 4)
     go.touch()
-    return await wait_for(lambda: (j := rt.store.get_job(job.id)).is_terminal and j)
+    return await wait_for(lambda: (j := rt.store.jobs.get_job(job.id)).is_terminal and j)
 
 
 async def test_efficiency_flags_the_gpu_that_sat_idle(rt, tmp_path):
@@ -251,7 +251,7 @@ async def test_efficiency_flags_the_gpu_that_sat_idle(rt, tmp_path):
     assert eff["gpu_hours"] == pytest.approx(2 * eff["run_time_s"] / 3600, abs=1e-6)
     assert done.telemetry["total_cost"] == pytest.approx(3.6 * 2 * eff["run_time_s"] / 3600,
                                                          abs=2e-6)
-    point = rt.store.metric_series(done.id, 1)[-1][1]
+    point = rt.store.telemetry.metric_series(done.id, 1)[-1][1]
     assert point["gpus"][1] == {"index": 1, "name": "Fake GPU", "utilization": 2,
                                 "memory_used_bytes": 2 << 30, "memory_total_bytes": 16 << 30,
                                 "temperature_c": 51, "power_w": 101.0}
@@ -263,7 +263,7 @@ async def test_without_nvml_gpu_fields_are_absent(rt, tmp_path):
     eff, res = done.telemetry["efficiency"], done.telemetry["resources"]
     assert "gpus" not in eff and "idle_gpus" not in eff and "gpus" not in res
     assert eff["gpu_hours"] > 0  # GPU-hours are of the GPUs it held, measured or not
-    assert all("gpus" not in data for _, data in rt.store.metric_series(done.id, 1))
+    assert all("gpus" not in data for _, data in rt.store.telemetry.metric_series(done.id, 1))
 
 
 async def test_cold_start_phases_end_setup_at_the_first_output(rt, tmp_path):
@@ -304,8 +304,8 @@ async def test_an_attempt_that_ended_unwatched_still_gets_its_cost(store, tmp_pa
     sampler = ResourceSampler(config, store, Inventory([], 2, 1000, "none"))
     job = new_job(store, user)
     assigned = {"gpus": [], "cpus": 2.0, "memory_mb": 0}
-    store.apply([Transition(job.id, JobState.LAUNCHING, {"assigned": assigned})])
-    [job] = store.apply([Transition(job.id, JobState.RUNNING, {"started_at": 1000.0})])
+    store.jobs.apply([Transition(job.id, JobState.LAUNCHING, {"assigned": assigned})])
+    [job] = store.jobs.apply([Transition(job.id, JobState.RUNNING, {"started_at": 1000.0})])
     patch = await sampler.ending(job, ExitStatus("exited", 0, ended_at=1010.0))
     assert patch["total_cost"] == pytest.approx(72.0 * 10 / 3600)
     assert patch["efficiency"]["run_time_s"] == 10 and patch["efficiency"]["samples"] == 0

@@ -27,7 +27,7 @@ def bearer_token(request: Request) -> str | None:
 def principal_for(rt: Runtime, secret: str | None) -> Principal:
     if not secret:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    who = rt.store.principal_for_key(ids.hash_key(secret))
+    who = rt.store.accounts.principal_for_key(ids.hash_key(secret))
     if who is None:
         raise Unauthorized("unknown or revoked API key")
     return who

@@ -33,7 +33,7 @@ async def follow_log(rt: Runtime, job_id: int, uid: str, attempt: int, offset: i
     n = pos = 0
     while True:
         with rt.notifier.listen(job_id) as changed:
-            job = await asyncio.to_thread(rt.store.get_job, job_id)
+            job = await asyncio.to_thread(rt.store.jobs.get_job, job_id)
             chunk, pos = await asyncio.to_thread(_read_from, path, pos)
             lines = []
             for raw in chunk:

@@ -29,7 +29,7 @@ class _StoreCollector:
 
     def collect(self):
         jobs = GaugeMetricFamily("jobyard_jobs", "Jobs by state", labels=["state"])
-        counts = self.rt.store.count_by_state()
+        counts = self.rt.store.jobs.count_by_state()
         for state in JobState:
             jobs.add_metric([str(state)], counts.get(str(state), 0))
         yield jobs

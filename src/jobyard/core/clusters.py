@@ -141,7 +141,7 @@ class ClusterService:
         return self.catalog[name]
 
     def get(self, who: Principal, uid: str) -> Cluster:
-        cluster = self.store.get_cluster(uid)
+        cluster = self.store.clusters.get_cluster(uid)
         if cluster is None or not who.sees(cluster.org_id):
             raise NotFound(f"cluster {uid} not found")
         return cluster
@@ -149,7 +149,7 @@ class ClusterService:
     def check_job(self, who: Principal, uid: str, want: Resources) -> dict[str, Any]:
         """A job for cluster ``uid``: the cluster is the caller's (404), ``ready`` (409), and the
         job fits one instance of it (422). Returns what the job records: the cluster's name."""
-        cluster = self.store.get_cluster(uid)
+        cluster = self.store.clusters.get_cluster(uid)
         if cluster is None or cluster.org_id != who.org_id:
             raise NotFound(f"cluster {uid} not found")
         if cluster.state is not ClusterState.READY:
@@ -165,18 +165,18 @@ class ClusterService:
 
     def list(self, who: Principal, mine: bool = False) -> list[Cluster]:
         """The org's clusters; with ``mine``, only those the caller claimed."""
-        clusters = self.store.list_clusters(who.org_id)
+        clusters = self.store.clusters.list_clusters(who.org_id)
         return [c for c in clusters if c.user_id == who.user_id] if mine else clusters
 
     def claim(self, who: Principal, instance_type: str, count: int, name: str | None,
               deletion_protection: bool = False) -> tuple[Operation, Cluster]:
         """Refused at once (409 QUOTA_EXCEEDED) beyond the org's GPU quota."""
         it = self.instance_type(instance_type)
-        req, cluster = self.store.create_cluster(
+        req, cluster = self.store.clusters.create_cluster(
             who, check_name(name or f"{it.name}-cluster"), it.name, check_count(count), it.gpus,
             self.default_quota)
         if deletion_protection:  # before anyone was told its id
-            self.store.set_protection("clusters", cluster.uid, True, PROTECTABLE)
+            self.store.clusters.set_protection(cluster.uid, True, PROTECTABLE)
             cluster.deletion_protection = True
         self.on_intent()
         return req, cluster
@@ -184,7 +184,7 @@ class ClusterService:
     def protect(self, who: Principal, uid: str, on: bool) -> Cluster:
         """Turn deletion protection on or off, at once (no operation)."""
         cluster = self.get(who, uid)
-        set_protection(self.store, "clusters", cluster.uid, on, "cluster", PROTECTABLE)
+        set_protection(self.store.clusters, cluster.uid, on, "cluster", PROTECTABLE)
         return self.get(who, uid)
 
     def edit(self, who: Principal, uid: str, name: str | None, count: int | None,
@@ -210,7 +210,7 @@ class ClusterService:
                 return None
             return {"deletion_protection": deletion_protection}
 
-        req = self.store.cluster_operation(
+        req = self.store.clusters.cluster_operation(
             who, cluster, OperationType.CLUSTER_EDIT, params, check,
             "Cluster edit queued", gpus_after, self.default_quota)
         self.on_intent()
@@ -228,7 +228,7 @@ class ClusterService:
             refuse_if_protected("cluster", uid, fresh.deletion_protection)
             return {"state": str(ClusterState.RELEASING)}
 
-        req = self.store.cluster_operation(who, cluster, OperationType.CLUSTER_RELEASE, {},
+        req = self.store.clusters.cluster_operation(who, cluster, OperationType.CLUSTER_RELEASE, {},
                                             check, "Cluster release queued")
         self.on_intent()
         return req, cluster
@@ -255,7 +255,8 @@ class ClusterService:
                 _ready("attached to")(cluster)
 
         word = "detach" if detach else "attach"
-        req = self.store.volume_operation(who, vol, kind, {"cluster_id": cluster_uid}, check,
+        req = self.store.volumes.volume_operation(who, vol, kind, {"cluster_id": cluster_uid},
+                                                  check,
                                            f"Storage volume {word} queued")
         self.on_intent()
         return req, vol

@@ -90,7 +90,7 @@ class EndpointService:
         """A new endpoint of the caller's org; 409 when its id is taken."""
         self._validate(new)
         now = self.clock()
-        return self.store.create_endpoint({
+        return self.store.endpoints.create_endpoint({
             "uid": endpoint_uid(new.name), "org_id": who.org_id, "user_id": who.user_id,
             "name": new.name, "command": new.command, "env": dict(new.env),
             "resources": {"gpus": new.resources.gpus, "cpus": new.resources.cpus,
@@ -101,25 +101,25 @@ class EndpointService:
     def get_any(self, uid: str) -> Endpoint:
         """The endpoint whoever owns it (a dialect that answers 403 checks
         :meth:`Principal.sees`)."""
-        ep = self.store.get_endpoint(uid)
+        ep = self.store.endpoints.get_endpoint(uid)
         if ep is None:
             raise EndpointNotFound(f"endpoint {uid} not found", {"endpoint_id": uid})
         return ep
 
     def get(self, who: Principal, uid: str) -> Endpoint:
-        ep = self.store.get_endpoint(uid)
+        ep = self.store.endpoints.get_endpoint(uid)
         if ep is None or not who.sees(ep.org_id):
             raise EndpointNotFound(f"endpoint {uid} not found", {"endpoint_id": uid})
         return ep
 
     def list(self, who: Principal, limit: int = MAX_LIST) -> list[Endpoint]:
-        return self.store.list_endpoints(None if who.is_admin else who.org_id,
+        return self.store.endpoints.list_endpoints(None if who.is_admin else who.org_id,
                                          min(limit, MAX_LIST))
 
     def delete(self, who: Principal, uid: str) -> Endpoint:
         """Forget an endpoint. Jobs already run of it keep their endpoint id."""
         ep = self.get(who, uid)
-        if not self.store.delete_endpoint(ep.uid):
+        if not self.store.endpoints.delete_endpoint(ep.uid):
             raise EndpointNotFound(f"endpoint {uid} not found", {"endpoint_id": uid})
         return ep
 

@@ -91,7 +91,7 @@ class JobService:
             cluster_id=cmd.cluster_id,
             extra=extra,
         )
-        job, created = self.store.create_job(NewJob(job, idempotency))
+        job, created = self.store.jobs.create_job(NewJob(job, idempotency))
         if created:
             self.on_intent("submit")
         return job, created
@@ -134,13 +134,13 @@ class JobService:
 
     # read ------------------------------------------------------------------------------------
     def get_any(self, ref: int | str) -> Job:
-        job = self.store.get_job(ref)
+        job = self.store.jobs.get_job(ref)
         if job is None:
             raise JobNotFound(f"job {ref} not found")
         return job
 
     def get(self, who: Principal, ref: int | str) -> Job:
-        job = self.store.get_job(ref)
+        job = self.store.jobs.get_job(ref)
         if job is None or not who.sees(job.org_id):
             raise JobNotFound(f"job {ref} not found")
         return job
@@ -148,14 +148,14 @@ class JobService:
     def list(self, who: Principal, query: ListJobs) -> list[Job]:
         if query.state and query.state not in JobState.__members__.values():
             _invalid(("query", "state"), f"unknown state '{query.state}'")
-        return self.store.list_jobs(None if who.is_admin else who.org_id, query)
+        return self.store.jobs.list_jobs(None if who.is_admin else who.org_id, query)
 
     def waiting(self, job: Job) -> dict[str, Any] | None:
         """Why a queued job waits, as data: what it needs, its place, an estimated start."""
         if job.state is not JobState.QUEUED:
             return None
         now = self.clock()
-        position = self.store.queue_position(job)
+        position = self.store.jobs.queue_position(job)
         info: dict[str, Any] = {"position": position}
         if job.next_retry_at and job.next_retry_at > now:
             info["reason"] = "retry_backoff"
@@ -166,7 +166,7 @@ class JobService:
             info["waiting_for"] = {"cluster": {
                 "id": job.cluster_id, "message": "a free instance of the cluster"}}
             return info
-        snapshot = self.store.get_kv(SCHEDULER_SNAPSHOT) or {}
+        snapshot = self.store.kv.get_kv(SCHEDULER_SNAPSHOT) or {}
         free = snapshot.get("free")
         if free is not None:
             need = {
@@ -177,7 +177,7 @@ class JobService:
             info["reason"] = "resources" if need else "queue"
             info["waiting_for"] = need
         window = 600.0
-        done = self.store.finished_since(now - window)
+        done = self.store.jobs.finished_since(now - window)
         if done:
             info["estimated_start"] = now + position / (done / window)
         return info
@@ -198,7 +198,7 @@ class JobService:
                 " canceled",
                 {"state": str(job.state)},
             )
-        [result] = self.store.apply([cancel_transition(job, self.clock(), who.username)])
+        [result] = self.store.jobs.apply([cancel_transition(job, self.clock(), who.username)])
         if isinstance(result, Exception):
             # The daemon moved it meanwhile (e.g. it just ended); answer from the fresh state.
             fresh = self.get(who, job.id)
@@ -217,7 +217,7 @@ class JobService:
         """Forget a finished job (its rows; the caller removes its files). Refused (409) while
         it is not terminal."""
         job = self.get(who, ref)
-        if not job.is_terminal or not self.store.delete_jobs([job.id]):
+        if not job.is_terminal or not self.store.jobs.delete_jobs([job.id]):
             state = job.state if not job.is_terminal else self.get(who, job.id).state
             raise Conflict(f"job {job.uid} is {state}; only a finished job can be deleted",
                            {"state": str(state)})

@@ -105,13 +105,13 @@ class OperationService:
         self.clock = clock
 
     def get(self, who: Principal, uid: str) -> Operation:
-        op = self.store.get_operation(uid)
+        op = self.store.operations.get_operation(uid)
         if op is None or not who.sees(op.org_id):
             raise NotFound(f"request {uid} not found")
         return op
 
     def list(self, who: Principal, limit: int) -> list[Operation]:
-        return self.store.list_operations(who.org_id, min(limit, MAX_LIST))
+        return self.store.operations.list_operations(who.org_id, min(limit, MAX_LIST))
 
     def retry_after(self, op: Operation) -> int | None:
         """Whole seconds a client should wait before polling ``op`` again (None: terminal)."""

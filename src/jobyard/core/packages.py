@@ -251,16 +251,16 @@ class PackageService:
             raise _invalid(("resources",), f"resources exceed this server's capacity "
                            f"({self.jobs.capacity})")
         now = self.clock()
-        return self.store.create_package(Package(
+        return self.store.packages.create_package(Package(
             0, who.org_id, who.user_id, check_label(name), check_description(description),
             check_command(command), check_variables(variables), res, now, now))
 
     def get_package(self, who: Principal, ref: int | str) -> Package:
         """By integer id, or by name within the caller's org; 404 for another org's."""
         if isinstance(ref, int):
-            package = self.store.get_package(ref)
+            package = self.store.packages.get_package(ref)
         else:
-            package = self.store.package_by_name(who.org_id, ref)
+            package = self.store.packages.package_by_name(who.org_id, ref)
         if package is None or package.org_id != who.org_id:
             raise NotFound(f"package {ref} not found")
         return package
@@ -268,12 +268,12 @@ class PackageService:
     def list_packages(self, who: Principal, offset: int = 0, limit: int = 20
                       ) -> tuple[list[Package], int]:
         """A page of the org's packages, newest first, and how many there are."""
-        return self.store.list_packages(who.org_id, *page(offset, limit))
+        return self.store.packages.list_packages(who.org_id, *page(offset, limit))
 
     def delete_package(self, who: Principal, ref: int | str) -> Package:
         """409 while a schedule runs it; jobs it ran keep their facts."""
         package = self.get_package(who, ref)
-        self.store.delete_package(package.id)
+        self.store.packages.delete_package(package.id)
         return package
 
     # schedules -------------------------------------------------------------------------------
@@ -290,21 +290,21 @@ class PackageService:
             check_description(description), check_variables(variables),
             ENABLED if enabled else DISABLED, amount, unit, start,
             next_run(start, amount, unit, now, inclusive=True), now, now)
-        return self.store.create_schedule(schedule)
+        return self.store.packages.create_schedule(schedule)
 
     def get_schedule(self, who: Principal, schedule_id: int) -> Schedule:
-        schedule = self.store.get_schedule(schedule_id)
+        schedule = self.store.packages.get_schedule(schedule_id)
         if schedule is None or schedule.org_id != who.org_id:
             raise NotFound(f"schedule {schedule_id} not found")
         return schedule
 
     def list_schedules(self, who: Principal, offset: int = 0, limit: int = 20
                        ) -> tuple[list[Schedule], int]:
-        return self.store.list_schedules(who.org_id, *page(offset, limit))
+        return self.store.packages.list_schedules(who.org_id, *page(offset, limit))
 
     def delete_schedule(self, who: Principal, schedule_id: int) -> Schedule:
         schedule = self.get_schedule(who, schedule_id)
-        self.store.delete_schedule(schedule.id)
+        self.store.packages.delete_schedule(schedule.id)
         return schedule
 
     def set_enabled(self, who: Principal, schedule_id: int, enabled: bool) -> Schedule:
@@ -313,7 +313,7 @@ class PackageService:
         s = schedule
         upcoming = next_run(s.start_at, s.interval_amount, s.interval_unit, self.clock(),
                             inclusive=True) if enabled else s.next_run_at
-        self.store.set_schedule_status(s.id, ENABLED if enabled else DISABLED, upcoming)
+        self.store.packages.set_schedule_status(s.id, ENABLED if enabled else DISABLED, upcoming)
         return self.get_schedule(who, schedule_id)
 
     # runs ------------------------------------------------------------------------------------

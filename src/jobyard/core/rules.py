@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Protocol
 
 from jobyard.errors import Conflict, DeletionProtected, NotFound, ValidationFailed
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-Protectable = Literal["clusters", "volumes"]
 
 
 class ProtectionStore(Protocol):
-    def set_protection(self, table: Protectable, uid: str, on: bool,
-                       allowed: Sequence[str]) -> str | None: ...
+    def set_protection(self, uid: str, on: bool, states: Sequence[str]) -> str | None:
+        """Set it on the locked row if its state is one of ``states``; returns its state
+        (None: it does not exist)."""
 
 
 def invalid(loc: tuple[str, ...], msg: str) -> ValidationFailed:
@@ -37,11 +37,11 @@ def refuse_if_protected(what: str, uid: str, protected: bool) -> None:
             {"deletion_protection": True})
 
 
-def set_protection(store: ProtectionStore, table: Protectable, uid: str, on: bool, noun: str,
+def set_protection(store: ProtectionStore, uid: str, on: bool, noun: str,
                    allowed: Sequence[str]) -> None:
-    """Set deletion protection of a cluster or volume (``table``) in one of the ``allowed``
-    states; 404 if it is gone, 409 if it is on its way out."""
-    state = store.set_protection(table, uid, on, allowed)
+    """Set deletion protection of a cluster or volume (``store``: their repository) in one of
+    the ``allowed`` states; 404 if it is gone, 409 if it is on its way out."""
+    state = store.set_protection(uid, on, allowed)
     if state is None:
         raise NotFound(f"{noun} {uid} not found")
     if state not in allowed:

@@ -72,21 +72,21 @@ class VolumeService:
 
     # volumes ---------------------------------------------------------------------------------
     def get_volume(self, who: Principal, uid: str) -> Volume:
-        vol = self.store.get_volume(uid)
+        vol = self.store.volumes.get_volume(uid)
         if vol is None or not who.sees(vol.org_id):
             raise NotFound(f"storage volume {uid} not found")
         return vol
 
     def list_volumes(self, who: Principal, mine: bool = False) -> list[Volume]:
         """The org's volumes; with ``mine``, only those the caller created."""
-        vols = self.store.list_volumes(who.org_id)
+        vols = self.store.volumes.list_volumes(who.org_id)
         return [v for v in vols if v.user_id == who.user_id] if mine else vols
 
     def create(self, who: Principal, name: str, size_gb: int,
                deletion_protection: bool = False) -> tuple[Operation, Volume]:
-        req, vol = self.store.create_volume(who, check_name(name), check_size_gb(size_gb))
+        req, vol = self.store.volumes.create_volume(who, check_name(name), check_size_gb(size_gb))
         if deletion_protection:  # before anyone was told its id
-            self.store.set_protection("volumes", vol.uid, True, PROTECTABLE)
+            self.store.volumes.set_protection(vol.uid, True, PROTECTABLE)
             vol.deletion_protection = True
         self.on_intent()
         return req, vol
@@ -94,7 +94,7 @@ class VolumeService:
     def protect(self, who: Principal, uid: str, on: bool) -> Volume:
         """Turn deletion protection on or off, at once (no operation)."""
         vol = self.get_volume(who, uid)
-        set_protection(self.store, "volumes", vol.uid, on, "storage volume", PROTECTABLE)
+        set_protection(self.store.volumes, vol.uid, on, "storage volume", PROTECTABLE)
         return self.get_volume(who, uid)
 
     def edit(
@@ -123,7 +123,8 @@ class VolumeService:
 
         if new_size is not None:
             params["size_bytes"] = new_size
-        req = self.store.volume_operation(who, vol, OperationType.STORAGE_EDIT, params, check,
+        req = self.store.volumes.volume_operation(who, vol, OperationType.STORAGE_EDIT, params,
+                                                  check,
                                            "Storage volume edit queued")
         self.on_intent()
         if deletion_protection is not None:
@@ -143,7 +144,8 @@ class VolumeService:
                     "detach it first", {"clusters": list(fresh.attachments)})
             return {"state": str(VolumeState.DESTROYING)}
 
-        req = self.store.volume_operation(who, vol, OperationType.STORAGE_DESTROY, {}, check,
+        req = self.store.volumes.volume_operation(who, vol, OperationType.STORAGE_DESTROY, {},
+                                                  check,
                                            "Storage volume destruction queued")
         self.on_intent()
         return req, vol

@@ -141,7 +141,7 @@ class Daemon:
             await self._honour_cancels()
         free = self.allocator.free()
         if free.cpus > 0 or free.gpus > 0 or self.allocator.reserved:  # clusters' jobs too
-            queued = await self.db(self.store.queued, QUEUE_SCAN)
+            queued = await self.db(self.store.jobs.queued, QUEUE_SCAN)
             await self._admit(queued)
         await self._write_snapshot()
 
@@ -172,7 +172,7 @@ class Daemon:
         orphans = [j for j in queued
                    if j.cluster_id is not None and j.cluster_id not in self.allocator.reserved]
         for job in orphans:
-            cluster = await self.db(self.store.get_cluster, job.cluster_id)  # type: ignore[attr-defined]
+            cluster = await self.db(self.store.clusters.get_cluster, job.cluster_id)  # type: ignore[attr-defined]
             if cluster is not None and cluster.state in HOLDING:
                 continue
             message = f"its cluster {job.cluster_id} was released before the job could start"
@@ -184,7 +184,7 @@ class Daemon:
             queued.remove(job)
 
     async def _honour_cancels(self) -> None:
-        canceling = await self.db(self.store.jobs_in_states, [JobState.CANCELING], 1000)
+        canceling = await self.db(self.store.jobs.jobs_in_states, [JobState.CANCELING], 1000)
         for job in canceling:
             attempt = self.attempts.get(job.id)
             if attempt is None:
@@ -200,7 +200,7 @@ class Daemon:
                                                           self.config.kill_grace_s))
         # The stop is now under way (Integrate.io tells "stop requested" and "stopping" apart).
         with contextlib.suppress(Exception):
-            await self.db(self.store.update_fields, attempt.job.id,
+            await self.db(self.store.jobs.update_fields, attempt.job.id,
                           {"substate": str(Substate.STOPPING)}, None, JobState.CANCELING)
         await stopping
 
@@ -208,7 +208,7 @@ class Daemon:
         free = self.allocator.free()
         snapshot = {"free": {"gpus": free.gpus, "cpus": free.cpus, "memory_mb": free.memory_mb}}
         if snapshot != self._last_snapshot:
-            await self.db(self.store.put_kv, SCHEDULER_SNAPSHOT, snapshot)
+            await self.db(self.store.kv.put_kv, SCHEDULER_SNAPSHOT, snapshot)
             self._last_snapshot = snapshot
 
     # one attempt -----------------------------------------------------------------------------
@@ -255,7 +255,7 @@ class Daemon:
         result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
         if isinstance(result, Exception):
             # Canceled while it was launching: keep the handle, then stop it.
-            attempt.job = await self.db(self.store.update_fields, job.id,
+            attempt.job = await self.db(self.store.jobs.update_fields, job.id,
                                         {"runtime": attempt.handle.to_dict()})
             await self._stop(attempt)
         else:
@@ -296,7 +296,7 @@ class Daemon:
             return False
         extra = {**attempt.job.extra, "stop_error": error}
         attempt.job = await self.db(
-            self.store.update_fields, job_id,
+            self.store.jobs.update_fields, job_id,
             {"extra": extra, "substate": str(Substate.STOPPING), "message": error["message"]},
             "stopping",
         )
@@ -309,7 +309,7 @@ class Daemon:
         attempt.timed_out = True
         extra = {**attempt.job.extra, "timed_out": True}
         attempt.job = await self.db(
-            self.store.update_fields, attempt.job.id,
+            self.store.jobs.update_fields, attempt.job.id,
             {"extra": extra, "substate": str(Substate.STOPPING)}, "timeout",
         )
         await self._stop(attempt)
@@ -318,7 +318,7 @@ class Daemon:
         """Record how an attempt ended; give its resources back only after that."""
         # Decide on the stored truth (a cancel, a timeout, reports may have changed it), and
         # hand the hooks that same fresh copy.
-        job = await self.db(self.store.get_job, attempt.job.id) or attempt.job
+        job = await self.db(self.store.jobs.get_job, attempt.job.id) or attempt.job
         if attempt.timer:
             attempt.timer.cancel()
         if status.reason in ("stopped", "lost") and attempt.handle and attempt.handle.marker:

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 async def reconcile(daemon: Daemon) -> None:
     store: Any = daemon.store
-    for cluster in await daemon.db(store.list_clusters, None, True):
+    for cluster in await daemon.db(store.clusters.list_clusters, None, True):
         daemon.allocator.set_reservation(cluster.uid, cluster.instances)
-    jobs = await daemon.db(daemon.store.jobs_in_states, list(ACTIVE), 100_000)
+    jobs = await daemon.db(daemon.store.jobs.jobs_in_states, list(ACTIVE), 100_000)
     for job in jobs:
         daemon.allocator.restore(job.id, job.assigned)
         found, status = daemon.executor.recover(
@@ -69,5 +69,5 @@ async def _never_started(daemon: Daemon, job) -> None:
             "error": {"code": "LOST", "message": "lost in a restart before it started",
                       "details": {}},
         }
-    await daemon.db(daemon.store.apply, [Transition(job.id, target, fields)])
+    await daemon.db(daemon.store.jobs.apply, [Transition(job.id, target, fields)])
     daemon.allocator.release(job.id)

@@ -34,11 +34,11 @@ class Retention:
         cutoff = self.store.clock() - days * 86400
         deleted = 0
         for _ in range(MAX_BATCHES):
-            batch = await asyncio.to_thread(self.store.ended_before, cutoff,
+            batch = await asyncio.to_thread(self.store.jobs.ended_before, cutoff,
                                             self.config.retention_batch)
             if not batch:
                 break
-            gone = set(await asyncio.to_thread(self.store.delete_jobs, [j.id for j in batch]))
+            gone = set(await asyncio.to_thread(self.store.jobs.delete_jobs, [j.id for j in batch]))
             spaces = workspaces_dir(self.config.data_dir)
             for job in batch:
                 if job.id in gone:
@@ -46,7 +46,7 @@ class Retention:
             deleted += len(gone)
             if len(batch) < self.config.retention_batch:
                 break
-        await asyncio.to_thread(self.store.purge_deliveries, cutoff)
+        await asyncio.to_thread(self.store.webhooks.purge_deliveries, cutoff)
         await asyncio.to_thread(self._orphan_workspaces)
         if deleted:
             log.info("retention: deleted %d jobs that ended more than %g days ago", deleted, days)
@@ -63,7 +63,7 @@ class Retention:
             return
         for chunk in range(0, len(homes), 500):
             part = homes[chunk:chunk + 500]
-            used = self.store.workdirs_in_use([str(h / "project") for h in part])
+            used = self.store.jobs.workdirs_in_use([str(h / "project") for h in part])
             for home in part:
                 if str(home / "project") not in used:
                     shutil.rmtree(home, ignore_errors=True)

@@ -48,7 +48,7 @@ class ScheduleRunner:
         """One look: run what is due, refresh last runs' states, end idle clusters. Returns
         how many runs were submitted."""
         submitted = await asyncio.to_thread(self.run_due)
-        await asyncio.to_thread(self.store.refresh_schedule_runs)
+        await asyncio.to_thread(self.store.packages.refresh_schedule_runs)
         if self.clusters is not None and self.clock() - self._idle_checked >= IDLE_CHECK_S:
             self._idle_checked = self.clock()
             await asyncio.to_thread(self.terminate_idle)
@@ -57,15 +57,15 @@ class ScheduleRunner:
     def run_due(self) -> int:
         now = self.clock()
         submitted = 0
-        for schedule, username in self.store.due_schedules(now, BATCH):
+        for schedule, username in self.store.packages.due_schedules(now, BATCH):
             due = schedule.next_run_at
             assert due is not None
             upcoming = next_run(schedule.start_at, schedule.interval_amount,
                                 schedule.interval_unit, max(now, due))
-            if self.store.job_is_live(schedule.last_job_id):
+            if self.store.jobs.job_is_live(schedule.last_job_id):
                 log.info("schedule %s: run due at %s skipped, its last run (job %s) is still "
                          "going", schedule.id, due, schedule.last_job_id)
-                self.store.advance_schedule(schedule.id, due, upcoming, None, now)
+                self.store.packages.advance_schedule(schedule.id, due, upcoming, None, now)
                 continue
             who = Principal(schedule.user_id, schedule.org_id, username)
             try:
@@ -76,27 +76,27 @@ class ScheduleRunner:
             except JobyardError as exc:  # e.g. the package no longer fits: the next run tries
                 log.warning("schedule %s: run due at %s not submitted: %s", schedule.id, due,
                             exc.message)
-                self.store.advance_schedule(schedule.id, due, upcoming, None, now)
+                self.store.packages.advance_schedule(schedule.id, due, upcoming, None, now)
                 continue
-            if self.store.advance_schedule(schedule.id, due, upcoming, job, now):
+            if self.store.packages.advance_schedule(schedule.id, due, upcoming, job, now):
                 submitted += 1
         return submitted
 
     def terminate_idle(self) -> int:
         assert self.clusters is not None
-        metas = self.store.kv_prefixed(CLUSTER_META)
+        metas = self.store.kv.kv_prefixed(CLUSTER_META)
         watched = {int(k[len(CLUSTER_META):]): v for k, v in metas.items()
                    if isinstance(v, dict) and v.get("terminate_on_idle") and not v.get("gone")}
         ended = 0
         for number, meta in watched.items():
-            cluster = self.store.cluster_by_number(number)
+            cluster = self.store.clusters.cluster_by_number(number)
             if cluster is None or cluster.state in (ClusterState.RELEASED, ClusterState.FAILED):
                 # Never looked at again (the flag is not shown through the API).
-                self.store.put_kv(f"{CLUSTER_META}{number}", {**meta, "gone": True})
+                self.store.kv.put_kv(f"{CLUSTER_META}{number}", {**meta, "gone": True})
                 continue
             if cluster.state is not ClusterState.READY:
                 continue
-            facts = self.store.cluster_facts([cluster.uid])[cluster.uid]
+            facts = self.store.clusters.cluster_facts([cluster.uid])[cluster.uid]
             if facts["live_jobs"] or facts["open"]:
                 continue
             since = max(x for x in (facts["claimed_at"], facts["last_job_end"],

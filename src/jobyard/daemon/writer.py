@@ -43,7 +43,7 @@ class BatchWriter:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                results = await self.call(self.store.apply, [t for t, _ in batch])
+                results = await self.call(self.store.jobs.apply, [t for t, _ in batch])
             except Exception as exc:  # the whole transaction failed: every caller learns it
                 results = [exc] * len(batch)
             for (_, fut), result in zip(batch, results, strict=True):

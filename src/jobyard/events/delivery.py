@@ -26,9 +26,10 @@ import orjson
 
 from jobyard import __version__
 from jobyard.config import Config
+from jobyard.core.ports import Delivery, WebhookStore
+from jobyard.core.webhooks import message_id
 from jobyard.events import webhooks as wh
 from jobyard.events.notify import call_in_loop, within
-from jobyard.store.webhooks import Delivery, WebhookStore
 
 log = logging.getLogger(__name__)
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -198,7 +199,7 @@ class DeliveryWorker:
             secret = (await asyncio.to_thread(self.store.user_webhook, d.user_id))["secret"]
         url, headers, extensions = await pinned_request(d.url, self.allowed, self.resolver)
         body = orjson.dumps(d.payload)
-        headers |= wh.sign_headers(secret, wh.message_id(d.id), int(time.time()), body)
+        headers |= wh.sign_headers(secret, message_id(d.id), int(time.time()), body)
         request = client.build_request("POST", url, content=body, headers=headers,
                                        extensions=extensions)
         response = await client.send(request, stream=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobyard.core.models import JobEvent
-from jobyard.core.ports import Store
+from jobyard.core.ports import JobStore
 from jobyard.core.states import JobState
 from jobyard.events.notify import Notifier
 
@@ -36,8 +36,8 @@ class _Topic:
 
 
 class EventHub:
-    def __init__(self, store: Store, notifier: Notifier, read: Read):
-        self.store = store
+    def __init__(self, jobs: JobStore, notifier: Notifier, read: Read):
+        self.jobs = jobs
         self.notifier = notifier
         self.read = read  # runs a store call the way this deployment reads (inline or thread)
         self._topics: dict[int, _Topic] = {}
@@ -48,7 +48,7 @@ class EventHub:
         topic = await self._join(job_id, queue)
         try:
             while True:
-                backlog = await self.read(self.store.events, job_id, after, 500)
+                backlog = await self.read(self.jobs.events, job_id, after, 500)
                 for ev in backlog:
                     after = ev.id
                     yield ev
@@ -56,10 +56,10 @@ class EventHub:
                         return
                 if len(backlog) < 500:
                     break
-            job = await self.read(self.store.get_job, job_id)
+            job = await self.read(self.jobs.get_job, job_id)
             if job is None or job.is_terminal:
                 # Its final event commits with its state: one more read sees everything.
-                for ev in await self.read(self.store.events, job_id, after, 500):
+                for ev in await self.read(self.jobs.events, job_id, after, 500):
                     yield ev
                 return
             while True:
@@ -81,7 +81,7 @@ class EventHub:
     async def _join(self, job_id: int, queue: asyncio.Queue[list[JobEvent]]) -> _Topic:
         topic = self._topics.get(job_id)
         if topic is None:
-            latest = await self.read(self.store.last_event_id, job_id)
+            latest = await self.read(self.jobs.last_event_id, job_id)
             topic = self._topics.setdefault(job_id, _Topic(latest))
         topic.followers.add(queue)
         if topic.task is None or topic.task.done():
@@ -91,7 +91,7 @@ class EventHub:
     async def _pump(self, job_id: int, topic: _Topic) -> None:
         while topic.followers:
             with self.notifier.listen(job_id) as changed:
-                batch = await self.read(self.store.events, job_id, topic.last_id, 500)
+                batch = await self.read(self.jobs.events, job_id, topic.last_id, 500)
                 if batch:
                     topic.last_id = batch[-1].id
                     for queue in list(topic.followers):

@@ -39,7 +39,7 @@ class ClusterHandlers:
         processor.handle(OperationType.STORAGE_DETACH, Handler(self.detach))
 
     async def _get(self, uid: str) -> Cluster:
-        cluster = await asyncio.to_thread(self.store.get_cluster, uid)
+        cluster = await asyncio.to_thread(self.store.clusters.get_cluster, uid)
         if cluster is None:
             raise NotFound(f"cluster {uid} no longer exists")
         return cluster
@@ -56,7 +56,7 @@ class ClusterHandlers:
                            f"(free now: {free.gpus} GPUs, {free.cpus:g} CPUs, "
                            f"{free.memory_mb} MB)")
         try:
-            await asyncio.to_thread(self.store.update_cluster, cluster.uid,
+            await asyncio.to_thread(self.store.clusters.update_cluster, cluster.uid,
                                     instances=instances, count=count, **changes)
         except BaseException:
             alloc.set_reservation(cluster.uid, before)
@@ -66,7 +66,8 @@ class ClusterHandlers:
     async def _shrink(self, cluster: Cluster, instances: list[dict[str, Any]],
                       **changes: Any) -> None:
         """Record the smaller reservation, then free the rest."""
-        await asyncio.to_thread(self.store.update_cluster, cluster.uid, instances=instances,
+        await asyncio.to_thread(self.store.clusters.update_cluster, cluster.uid,
+                                instances=instances,
                                 **changes)
         self.daemon.allocator.set_reservation(cluster.uid, instances)
         self.daemon.notifier.wake_daemon()
@@ -96,9 +97,9 @@ class ClusterHandlers:
 
     async def claim_failed(self, req: Operation) -> None:
         uid = str(req.object_id)
-        cluster = await asyncio.to_thread(self.store.get_cluster, uid)
+        cluster = await asyncio.to_thread(self.store.clusters.get_cluster, uid)
         if cluster is not None and cluster.state is ClusterState.PENDING:
-            await asyncio.to_thread(self.store.end_cluster, uid, ClusterState.FAILED,
+            await asyncio.to_thread(self.store.clusters.end_cluster, uid, ClusterState.FAILED,
                                     "the claim failed")
         self.daemon.allocator.set_reservation(uid, [])
 
@@ -117,7 +118,7 @@ class ClusterHandlers:
         cluster = await self._get(uid)
         if cluster.state is not ClusterState.RELEASED:
             await self.stop_jobs_on_cluster(cluster)
-            await asyncio.to_thread(self.store.end_cluster, uid, ClusterState.RELEASED,
+            await asyncio.to_thread(self.store.clusters.end_cluster, uid, ClusterState.RELEASED,
                                     "released")
         self.daemon.allocator.set_reservation(uid, [])  # after the record, never before
         self.daemon.notifier.wake_daemon()
@@ -127,27 +128,27 @@ class ClusterHandlers:
         """Cancel the cluster's queued and active jobs as a cancel does (the daemon stops
         them), and return once none is left: no process of theirs, their instances idle."""
         live = [str(JobState.QUEUED), *(str(s) for s in ACTIVE)]
-        while jobs := await asyncio.to_thread(self.store.jobs_on_cluster, cluster.uid, live):
+        while jobs := await asyncio.to_thread(self.store.jobs.jobs_on_cluster, cluster.uid, live):
             now = self.store.clock()
             moves = [cancel_transition(j, now, f"release of {cluster.uid}") for j in jobs
                      if j.state is not JobState.CANCELING]
             if moves:
-                await asyncio.to_thread(self.store.apply, moves)  # a lost race: next round
+                await asyncio.to_thread(self.store.jobs.apply, moves)  # a lost race: next round
                 self.daemon.notifier.wake_daemon("cancel")
             await asyncio.sleep(STOP_POLL_S)
 
     async def attach(self, req: Operation) -> str:
         vol, cluster_uid = await self._volume(req)
-        await asyncio.to_thread(self.store.attach_volume, vol.id, cluster_uid)
+        await asyncio.to_thread(self.store.clusters.attach_volume, vol.id, cluster_uid)
         return f"Storage volume {vol.uid} attached to {cluster_uid}"
 
     async def detach(self, req: Operation) -> str:
         vol, cluster_uid = await self._volume(req)
-        await asyncio.to_thread(self.store.detach_volume, vol.id, cluster_uid)
+        await asyncio.to_thread(self.store.clusters.detach_volume, vol.id, cluster_uid)
         return f"Storage volume {vol.uid} detached from {cluster_uid}"
 
     async def _volume(self, req: Operation) -> tuple[Any, str]:
-        vol = await asyncio.to_thread(self.store.get_volume, str(req.object_id))
+        vol = await asyncio.to_thread(self.store.volumes.get_volume, str(req.object_id))
         if vol is None:
             raise NotFound(f"storage volume {req.object_id} no longer exists")
         return vol, str(req.params["cluster_id"])

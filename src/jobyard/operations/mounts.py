@@ -34,10 +34,10 @@ class VolumeMounts(AttemptHooks):
         self.volumes = VolumeHandlers(store, data_dir)
 
     def _attached(self, job: Job) -> list[Any]:
-        cluster = self.store.get_cluster(job.cluster_id) if job.cluster_id else None
+        cluster = self.store.clusters.get_cluster(job.cluster_id) if job.cluster_id else None
         if cluster is None:
             return []
-        found = (self.store.get_volume(uid) for uid in cluster.attachments)
+        found = (self.store.volumes.get_volume(uid) for uid in cluster.attachments)
         return [v for v in found if v is not None]
 
     def env(self, job: Job, run_dir: Path) -> dict[str, str]:
@@ -55,6 +55,6 @@ class VolumeMounts(AttemptHooks):
     async def ended(self, job: Job) -> None:
         if job.cluster_id is None:
             return
-        cluster = await asyncio.to_thread(self.store.get_cluster, job.cluster_id)
+        cluster = await asyncio.to_thread(self.store.clusters.get_cluster, job.cluster_id)
         if cluster is not None and cluster.attachments:
             await self.volumes.measure(list(cluster.attachments))

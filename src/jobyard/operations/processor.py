@@ -101,7 +101,7 @@ class OperationProcessor:
         if free <= 0:
             return
         try:
-            due = await asyncio.to_thread(self.store.due_operations,  # type: ignore[attr-defined]
+            due = await asyncio.to_thread(self.store.operations.due_operations,  # type: ignore[attr-defined]
                                           self.clock(), free, set(self._inflight), resume)
         except Exception:
             log.exception("requests: reading due requests failed")
@@ -129,7 +129,7 @@ class OperationProcessor:
             self.nudge()  # a slot is free
 
     async def _attempt(self, req: Operation) -> None:
-        move = self.store.move_operation  # type: ignore[attr-defined]
+        move = self.store.operations.move_operation  # type: ignore[attr-defined]
         handler = self.handlers.get(req.type)
         if handler is None:
             await asyncio.to_thread(move, req, S.FAILED,
@@ -161,5 +161,5 @@ class OperationProcessor:
     async def _fail(self, req: Operation, handler: Handler, message: str) -> None:
         if handler.failed is not None:
             await handler.failed(req)
-        await asyncio.to_thread(self.store.move_operation,  # type: ignore[attr-defined]
+        await asyncio.to_thread(self.store.operations.move_operation,  # type: ignore[attr-defined]
                                 req, S.FAILED, external_message=message)

@@ -74,44 +74,45 @@ class VolumeHandlers:
 
     async def create(self, req: Operation) -> str:
         uid = str(req.object_id)
-        if await asyncio.to_thread(self.store.get_volume, uid) is None:
+        if await asyncio.to_thread(self.store.volumes.get_volume, uid) is None:
             raise NotFound(f"storage volume {uid} no longer exists")
         await asyncio.to_thread(volume_dir(self.data_dir, uid).mkdir, parents=True,
                                 exist_ok=True)
-        await asyncio.to_thread(self.store.update_volume, uid, state=str(VolumeState.READY))
+        await asyncio.to_thread(self.store.volumes.update_volume, uid, state=str(VolumeState.READY))
         await self.measure([uid])
         return f"Storage volume {uid} created"
 
     async def create_failed(self, req: Operation) -> None:
         uid = str(req.object_id)
         await asyncio.to_thread(shutil.rmtree, volume_dir(self.data_dir, uid), True)
-        await asyncio.to_thread(self.store.delete_volume, uid)  # frees the name
+        await asyncio.to_thread(self.store.volumes.delete_volume, uid)  # frees the name
 
     async def edit(self, req: Operation) -> str:
         uid = str(req.object_id)
-        if await asyncio.to_thread(self.store.get_volume, uid) is None:
+        if await asyncio.to_thread(self.store.volumes.get_volume, uid) is None:
             raise NotFound(f"storage volume {uid} no longer exists")
-        await asyncio.to_thread(self.store.rename_volume, uid, req.params["name"],
+        await asyncio.to_thread(self.store.volumes.rename_volume, uid, req.params["name"],
                                 req.params.get("size_bytes"))
         await self.measure([uid])
         return f"Storage volume {uid} edited"
 
     async def destroy(self, req: Operation) -> str:
         uid = str(req.object_id)
-        vol = await asyncio.to_thread(self.store.get_volume, uid)
+        vol = await asyncio.to_thread(self.store.volumes.get_volume, uid)
         if vol is not None and vol.attachments:  # checked before any file is touched
             raise Conflict(f"storage volume {uid} is attached to {', '.join(vol.attachments)}")
         await asyncio.to_thread(shutil.rmtree, volume_dir(self.data_dir, uid), True)
-        await asyncio.to_thread(self.store.delete_volume, uid)
+        await asyncio.to_thread(self.store.volumes.delete_volume, uid)
         return f"Storage volume {uid} destroyed"
 
     async def destroy_failed(self, req: Operation) -> None:
         uid = str(req.object_id)
-        if await asyncio.to_thread(self.store.get_volume, uid) is not None:
-            await asyncio.to_thread(self.store.update_volume, uid, state=str(VolumeState.READY))
+        if await asyncio.to_thread(self.store.volumes.get_volume, uid) is not None:
+            await asyncio.to_thread(self.store.volumes.update_volume, uid,
+                                    state=str(VolumeState.READY))
 
     async def measure_all(self) -> None:
-        vols = await asyncio.to_thread(self.store.list_volumes, None)
+        vols = await asyncio.to_thread(self.store.volumes.list_volumes, None)
         await self.measure([v.uid for v in vols if v.state is VolumeState.READY])
 
     async def measure(self, uids: list[str]) -> None:
@@ -120,11 +121,11 @@ class VolumeHandlers:
             found = {}
             for uid in uids:
                 path = volume_dir(self.data_dir, uid)
-                vol = self.store.get_volume(uid)
+                vol = self.store.volumes.get_volume(uid)
                 if path.is_dir() and vol is not None:
                     found[uid] = usage_bytes(path)
                     set_writable(path, found[uid] <= vol.size_bytes)
             return found
 
         usage = await asyncio.to_thread(scan)
-        await asyncio.to_thread(self.store.set_volume_usage, usage, self.store.clock())
+        await asyncio.to_thread(self.store.volumes.set_volume_usage, usage, self.store.clock())

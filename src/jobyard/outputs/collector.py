@@ -52,14 +52,14 @@ class OutputCollector(AttemptHooks):
             return {}
         with contextlib.suppress(JobyardError):  # it may have ended meanwhile: just collect
             await asyncio.to_thread(
-                self.store.merge_telemetry, job.id, {}, "substate",
+                self.store.jobs.merge_telemetry, job.id, {}, "substate",
                 {"substate": str(Substate.UPLOADING)},
             )
         files = await asyncio.to_thread(self._collect, root, declared)
         partial = not (status.reason == "exited" and status.exit_code == 0)
         rows = [{"name": f.name, "size": f.size, "records": f.records, "partial": partial}
                 for f in files]
-        await asyncio.to_thread(self.store.record_outputs, job.id, job.attempt, rows)
+        await asyncio.to_thread(self.store.telemetry.record_outputs, job.id, job.attempt, rows)
         return {"outputs": {"attempt": job.attempt, "count": len(rows), "partial": partial,
                             "bytes": sum(f.size for f in files)}}
 

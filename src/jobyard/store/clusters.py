@@ -1,30 +1,42 @@
-"""The SQL store's clusters, volume attachments and org GPU quotas. Mixed into SqlStore.
+"""Clusters in the SQL store, with their volume attachments.
 
 A cluster's ``instances`` column is the one record of what it reserves: the daemon's
 Allocator is rebuilt from it at start (``daemon/reconcile.py``). Every change is recorded with
-its operation in one transaction, like volumes (``store/operations.py``).
+its operation in one transaction, like volumes (``store/volumes.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
 
 from jobyard import ids
 from jobyard.core.clusters import HOLDING, Cluster, ClusterState
-from jobyard.core.models import Job, Principal
+from jobyard.core.models import Principal
 from jobyard.core.operations import Operation, OperationType
+from jobyard.core.ports import ClusterCheck
+from jobyard.core.states import ACTIVE, TERMINAL, JobState
 from jobyard.errors import Conflict, NotFound, QuotaExceeded
 from jobyard.store import tables as t
-from jobyard.store.operations import _OPEN, _R
-from jobyard.store.rows import job_from_row
+from jobyard.store.db import Db, Repository, Row
+from jobyard.store.operations import OPEN, SqlOperations
+from jobyard.store.protection import set_protection
 
 _C = t.clusters
+
 _A = t.volume_attachments
+
+_J = t.jobs
+
+_R = t.operations
+
 _HOLDING = [str(s) for s in HOLDING]
-ClusterCheck = Callable[[Cluster], dict[str, Any] | None]  # raises to refuse; returns changes
+
+_LIVE = [str(JobState.QUEUED), *(str(s) for s in ACTIVE)]
+
+_ENDED = [str(s) for s in TERMINAL]
 
 
 def _cluster(row: Any, attachments: tuple[str, ...] = ()) -> Cluster:
@@ -33,10 +45,12 @@ def _cluster(row: Any, attachments: tuple[str, ...] = ()) -> Cluster:
     return Cluster(**m, attachments=attachments)
 
 
-class ClusterStore:
-    engines: Any
-    clock: Callable[[], float]
-    _insert_operation: Callable[..., Operation]
+class SqlClusters(Repository):
+    """Clusters: claims, edits and releases (each with its operation), attachments, quotas."""
+
+    def __init__(self, db: Db, operations: SqlOperations):
+        super().__init__(db)
+        self.operations = operations
 
     def create_cluster(
         self, who: Principal, name: str, instance_type: str, count: int, gpus_each: int,
@@ -51,10 +65,10 @@ class ClusterStore:
                    "gpus_per_instance": gpus_each, "state": str(ClusterState.PENDING),
                    "instances": [], "message": None, "created_at": now, "updated_at": now}
             row["id"] = conn.execute(sa.insert(_C), row).inserted_primary_key[0]
-            req = self._insert_operation(conn, OperationType.CLUSTER_CLAIM, who, row["uid"],
+            req = self.operations.insert(conn, OperationType.CLUSTER_CLAIM, who, row["uid"],
                                        {"instance_type": instance_type, "count": count},
                                        "Cluster claim queued")
-            return req, _cluster(_Row(row))
+            return req, _cluster(Row(row))
 
         return self.engines.write_tx(insert)
 
@@ -71,7 +85,7 @@ class ClusterStore:
             if row is None:
                 raise NotFound(f"cluster {cluster.uid} not found")
             busy = conn.execute(sa.select(_R.c.uid).where(
-                _R.c.object_id == cluster.uid, _R.c.status.in_(_OPEN)).limit(1)).scalar()
+                _R.c.object_id == cluster.uid, _R.c.status.in_(OPEN)).limit(1)).scalar()
             if busy:
                 raise Conflict(f"cluster {cluster.uid} has a request in progress ({busy})",
                                {"request_id": busy})
@@ -81,7 +95,7 @@ class ClusterStore:
             if changes:
                 conn.execute(sa.update(_C).where(_C.c.id == cluster.id)
                              .values(**changes, updated_at=self.clock()))
-            return self._insert_operation(conn, kind, who, cluster.uid, params, message)
+            return self.operations.insert(conn, kind, who, cluster.uid, params, message)
 
         return self.engines.write_tx(insert)
 
@@ -112,12 +126,6 @@ class ClusterStore:
 
         self.engines.write_tx(update)
 
-    def jobs_on_cluster(self, uid: str, states: list[str]) -> list[Job]:
-        """The cluster's jobs in ``states`` (e.g. the active ones, at a release)."""
-        stmt = sa.select(t.jobs).where(t.jobs.c.cluster_id == uid, t.jobs.c.state.in_(states))
-        with self.engines.read.connect() as conn:
-            return [job_from_row(r) for r in conn.execute(stmt)]
-
     # attachments -----------------------------------------------------------------------------
     def attach_volume(self, volume_id: int, cluster_uid: str) -> None:
         """Idempotent; 409 unless the cluster is ready."""
@@ -139,16 +147,6 @@ class ClusterStore:
         self.engines.write_tx(lambda conn: conn.execute(sa.delete(_A).where(
             _A.c.volume_id == volume_id, _A.c.cluster_id == cluster_uid)))
 
-    # quotas ----------------------------------------------------------------------------------
-    def set_org_max_gpus(self, org: str, max_gpus: int | None) -> None:
-        def update(conn: sa.Connection) -> None:
-            done = conn.execute(sa.update(t.orgs).where(t.orgs.c.name == org)
-                                .values(max_gpus=max_gpus))
-            if not done.rowcount:
-                raise NotFound(f"org '{org}' not found")
-
-        self.engines.write_tx(update)
-
     def org_gpu_usage(self, org: str) -> tuple[int, int | None, int]:
         """(org id, its own max_gpus or None, GPUs its clusters hold or will hold)."""
         with self.engines.read.connect() as conn:
@@ -156,6 +154,11 @@ class ClusterStore:
             if row is None:
                 raise NotFound(f"org '{org}' not found")
             return row.id, row.max_gpus, self._org_gpus(conn, row.id, None)
+
+    def set_protection(self, uid: str, on: bool, states: Collection[str]) -> str | None:
+        """Deletion protection of cluster ``uid`` if it is in one of ``states``; returns its
+        state (None: no such cluster)."""
+        return set_protection(self.engines, self.clock, _C, uid, on, states)
 
     def _check_quota(self, conn: sa.Connection, org_id: int, gpus: int, skip: str | None,
                      default_quota: int | None) -> None:
@@ -186,7 +189,57 @@ class ClusterStore:
                             .where(_A.c.cluster_id == cluster_uid).order_by(t.volumes.c.uid))
         return tuple(r.uid for r in rows)
 
+    def cluster_by_number(self, cluster_id: int) -> Cluster | None:
+        """A cluster by its integer id (what Integrate.io clients use)."""
+        with self.engines.read.connect() as conn:
+            uid = conn.execute(sa.select(_C.c.uid).where(_C.c.id == cluster_id)).scalar()
+        return self.get_cluster(uid) if uid else None
 
-class _Row:
-    def __init__(self, values: dict[str, Any]):
-        self._mapping = values
+    def cluster_page(self, org_id: int, offset: int, limit: int,
+                     states: Collection[str] | None = None) -> tuple[list[Cluster], int]:
+        """A page of the org's clusters (in ``states``), newest first, and how many match."""
+        where = [_C.c.org_id == org_id]
+        if states is not None:
+            where.append(_C.c.state.in_(list(states)))
+        with self.engines.read.connect() as conn:
+            uids = [r.uid for r in conn.execute(
+                sa.select(_C.c.uid).where(*where).order_by(_C.c.id.desc())
+                .offset(offset).limit(limit))]
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(_C)
+                                     .where(*where)).scalar_one())
+        clusters = [self.get_cluster(uid) for uid in uids]
+        return [c for c in clusters if c is not None], total
+
+    def cluster_facts(self, uids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """Per cluster uid: ``open`` (the status of its open request, or None), ``claimed_at``
+        and ``released_at`` (when its claim / release completed), ``live_jobs`` (queued or
+        active jobs on it) and ``last_job_end`` (when its last job ended)."""
+        uids = sorted(set(uids))
+        facts: dict[str, dict[str, Any]] = {
+            uid: {"open": None, "claimed_at": None, "released_at": None, "live_jobs": 0,
+                  "last_job_end": None} for uid in uids}
+        if not uids:
+            return facts
+        with self.engines.read.connect() as conn:
+            rows = conn.execute(sa.select(_R.c.object_id, _R.c.type, _R.c.status,
+                                          _R.c.finished_at)
+                                .where(_R.c.object_id.in_(uids)).order_by(_R.c.id))
+            for r in rows:
+                f = facts[r.object_id]
+                if r.status in ("PENDING", "PROCESSING", "RETRYING"):
+                    f["open"] = r.status
+                elif r.status == "COMPLETED" and r.type == "CLUSTER_CLAIM":
+                    f["claimed_at"] = r.finished_at
+                elif r.status == "COMPLETED" and r.type == "CLUSTER_RELEASE":
+                    f["released_at"] = r.finished_at
+            live = conn.execute(sa.select(_J.c.cluster_id, sa.func.count())
+                                .where(_J.c.cluster_id.in_(uids), _J.c.state.in_(_LIVE))
+                                .group_by(_J.c.cluster_id))
+            for uid, n in live:
+                facts[uid]["live_jobs"] = int(n)
+            ended = conn.execute(sa.select(_J.c.cluster_id, sa.func.max(_J.c.finished_at))
+                                 .where(_J.c.cluster_id.in_(uids), _J.c.state.in_(_ENDED))
+                                 .group_by(_J.c.cluster_id))
+            for uid, last in ended:
+                facts[uid]["last_job_end"] = last
+        return facts

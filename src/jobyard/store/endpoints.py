@@ -1,8 +1,8 @@
-"""The SQL store's endpoints part (TensorOne's ``ep_...`` job templates). Mixed into SqlStore."""
+"""Endpoints in the SQL store (TensorOne's ``ep_...`` job templates).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,9 +11,9 @@ from jobyard.core.endpoints import Endpoint
 from jobyard.core.models import Resources
 from jobyard.errors import Conflict
 from jobyard.store import tables as t
+from jobyard.store.db import Repository
 
 _E = t.endpoints
-
 
 def _endpoint(row: Any) -> Endpoint:
     res = row.resources or {}
@@ -26,9 +26,8 @@ def _endpoint(row: Any) -> Endpoint:
     )
 
 
-class EndpointStore:
-    engines: Any
-    clock: Callable[[], float]
+class SqlEndpoints(Repository):
+    """Endpoints of an org (their ids are unique server-wide)."""
 
     def create_endpoint(self, row: dict[str, Any]) -> Endpoint:
         """Insert an endpoint; 409 when its ``uid`` is taken."""

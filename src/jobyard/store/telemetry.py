@@ -1,21 +1,26 @@
-"""The SQL store's telemetry part: metric samples, budgets. Mixed into SqlStore."""
+"""Telemetry in the SQL store: metric series, collected outputs, spend.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from jobyard.core.models import Job
+from jobyard.core.ports import SampleWrite
 from jobyard.core.states import TERMINAL, JobState
-from jobyard.errors import NotFound
 from jobyard.store import tables as t
-from jobyard.store.rows import WRITABLE, job_from_row
+from jobyard.store.db import Repository
+from jobyard.store.rows import job_from_row
+
+_SKIPPED: Any = object()
 
 
-class TelemetryStore:
+class SqlTelemetry(Repository):
+    """What running jobs are measured to use and leave behind, and what they cost."""
+
     # resource metrics and budgets (jobyard.telemetry.sampler) ---------------------------------
     def record_samples(self, writes: Sequence[SampleWrite]) -> dict[int, int | None]:
         """Store one sampling round. For each job still active and on the same attempt: thin
@@ -63,42 +68,6 @@ class TelemetryStore:
         stmt = sa.delete(t.job_metrics).where(t.job_metrics.c.job_id.in_(old))
         return int(self.engines.write_tx(lambda conn: conn.execute(stmt).rowcount) or 0)
 
-    def state_events(self, job_id: int) -> list[tuple[float, dict[str, Any]]]:
-        """``(ts, data)`` of the job's state changes, in order (for cold-start phases)."""
-        c = t.job_events.c
-        stmt = (sa.select(c.ts, c.data).where(c.job_id == job_id, c.kind == "state")
-                .order_by(c.id))
-        with self.engines.read.connect() as conn:
-            return [(r.ts, r.data) for r in conn.execute(stmt)]
-
-    def set_budget(self, scope: str, name: str, budget: float | None) -> dict[str, Any] | None:
-        """Set (or clear, with None) a user's or org's budget; None if there is no such one."""
-        table, column = _BUDGET_SCOPES[scope]
-        stmt = sa.update(table).where(column == name).values(budget=budget)
-        if not self.engines.write_tx(lambda conn: conn.execute(stmt).rowcount):
-            return None
-        return self.get_budget(scope, name)
-
-    def get_budget(self, scope: str, name: str) -> dict[str, Any] | None:
-        """``{"id", "name", "org_id", "budget"}`` of a user or org; None if there is none."""
-        table, column = _BUDGET_SCOPES[scope]
-        org = table.c.org_id if scope == "user" else table.c.id
-        stmt = sa.select(table.c.id, column.label("name"), org.label("org_id"), table.c.budget)
-        with self.engines.read.connect() as conn:
-            row = conn.execute(stmt.where(column == name)).first()
-        return dict(row._mapping) if row else None
-
-    def budgets(self, user_ids: Iterable[int], org_ids: Iterable[int]
-                ) -> tuple[dict[int, float], dict[int, float]]:
-        """The budgets set among these users and orgs: ``({user_id: b}, {org_id: b})``."""
-        users, orgs = list(set(user_ids)), list(set(org_ids))
-        with self.engines.read.connect() as conn:
-            u = conn.execute(sa.select(t.users.c.id, t.users.c.budget).where(
-                t.users.c.id.in_(users), t.users.c.budget.is_not(None))) if users else []
-            o = conn.execute(sa.select(t.orgs.c.id, t.orgs.c.budget).where(
-                t.orgs.c.id.in_(orgs), t.orgs.c.budget.is_not(None))) if orgs else []
-            return {r.id: r.budget for r in u}, {r.id: r.budget for r in o}
-
     def settled_spend(self, user_id: int | None = None, org_id: int | None = None) -> float:
         """The total cost of a user's (or an org's) jobs that have ended."""
         c = t.jobs.c
@@ -115,66 +84,33 @@ class TelemetryStore:
         with self.engines.read.connect() as conn:
             return [job_from_row(r) for r in conn.execute(stmt)]
 
-    # progress reports (jobyard.telemetry.progress) -------------------------------------------
-    def update_telemetry(
-        self,
-        ref: int | str,
-        change: Callable[[Job], TelemetryChange | None],
-    ) -> tuple[Job, TelemetryChange | None]:
-        """Read-modify-write of one job's telemetry, in one write transaction.
-
-        ``change`` gets the job (its row locked) and returns ``(patch, fields, event)`` — a
-        telemetry patch merged at the top level, column values (e.g. ``substate``) and an
-        optional ``(kind, data)`` for a ``job_events`` row — or None to write nothing. It may
-        raise to refuse (e.g. Conflict once the job ended). Streams are woken only when an
-        event was written: most reports change no event stream.
-        """
-        column = t.jobs.c.id if isinstance(ref, int) else t.jobs.c.uid
+    def record_outputs(self, job_id: int, attempt: int, files: list[dict[str, Any]]) -> None:
+        """Replace the attempt's output list (collecting again is idempotent)."""
         now = self.clock()
+        rows = [{**f, "job_id": job_id, "attempt": attempt, "created_at": now} for f in files]
 
-        def update(conn: sa.Connection) -> tuple[Job, TelemetryChange | None]:
-            row = conn.execute(sa.select(t.jobs).where(column == ref).with_for_update()).first()
-            if row is None:
-                raise NotFound(f"job {ref} not found")
-            job = job_from_row(row)
-            result = change(job)
-            if result is None:
-                return job, None
-            patch, fields, event = result
-            if set(fields) - WRITABLE:
-                raise ValueError(f"not writable: {sorted(set(fields) - WRITABLE)}")
-            job.telemetry = {**job.telemetry, **patch}
-            values = {**fields, "telemetry": job.telemetry, "updated_at": now}
-            conn.execute(sa.update(t.jobs).where(t.jobs.c.id == job.id).values(values))
-            for name, value in fields.items():
-                setattr(job, name, value)
-            if event is not None:
-                self._record_event(conn, job, now, event[0], event[1])
-            return job, result
+        def write(conn: sa.Connection) -> None:
+            conn.execute(
+                sa.delete(t.job_outputs).where(
+                    t.job_outputs.c.job_id == job_id, t.job_outputs.c.attempt == attempt
+                )
+            )
+            if rows:
+                conn.execute(sa.insert(t.job_outputs), rows)
 
-        job, result = self.engines.write_tx(update)
-        if result is not None and result[2] is not None:
-            self.on_change((job.id,))
-        return job, result
+        self.engines.write_tx(write)
 
-
-# (telemetry patch, column values, (event kind, event data) or None)
-TelemetryChange = tuple[dict[str, Any], dict[str, Any], tuple[str, dict[str, Any]] | None]
-
-
-@dataclass(frozen=True, slots=True)
-class SampleWrite:
-    """One job's part of a sampling round (see :meth:`TelemetryStore.record_samples`)."""
-
-    job_id: int
-    attempt: int
-    ts: float
-    point: dict[str, Any] | None  # the sample to store, or None (thinned out)
-    patch: dict[str, Any]  # merged into the job's telemetry
-    thin_to: int | None = None  # delete the attempt's points whose n is not a multiple
-
-
-_SKIPPED: Any = object()
+    def list_outputs(self, job_id: int, attempt: int | None = None) -> list[dict[str, Any]]:
+        c = t.job_outputs.c
+        stmt = sa.select(t.job_outputs).where(c.job_id == job_id).order_by(c.attempt, c.name)
+        if attempt is not None:
+            stmt = stmt.where(c.attempt == attempt)
+        with self.engines.read.connect() as conn:
+            return [
+                {"name": r.name, "size": r.size, "records": r.records, "partial": bool(r.partial),
+                 "attempt": r.attempt, "created_at": r.created_at}
+                for r in conn.execute(stmt)
+            ]
 
 
 def _write_sample(conn: sa.Connection, w: SampleWrite, now: float) -> int | None:
@@ -193,9 +129,6 @@ def _write_sample(conn: sa.Connection, w: SampleWrite, now: float) -> int | None
     conn.execute(sa.update(t.jobs).where(t.jobs.c.id == w.job_id)
                  .values(telemetry=telemetry, updated_at=now))
     return points
-
-
-_BUDGET_SCOPES = {"user": (t.users, t.users.c.username), "org": (t.orgs, t.orgs.c.name)}
 
 
 def _thin(conn: sa.Connection, job_id: int, attempt: int, stride: int) -> int:

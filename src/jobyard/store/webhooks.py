@@ -1,9 +1,10 @@
-"""The SQL store's webhook part: the outbox and delivery log. Mixed into SqlStore.
+"""Webhooks in the SQL store: the outbox, the delivery log, each user's default and secret.
 
-Every job event goes through :meth:`WebhookStore._record_event`; when the job's webhook (or,
-without one, its owner's default) wants that event type, an outbox row is written in the same
-transaction as the event. A committed event therefore always has its deliveries, and the
-delivery worker (``jobyard.events.delivery``) sends each at least once.
+Every job event is handed to :meth:`SqlWebhooks.enqueue` by the event writer
+(``store/events.py``), in the event's transaction; when the job's webhook (or, without one, its
+owner's default) wants that event type, an outbox row is written. A committed event therefore
+always has its deliveries, and the delivery worker (``jobyard.events.delivery``) sends each at
+least once.
 
 ``users.webhook`` holds ``{"url", "events", "secret"}``: the owner's default target and the
 signing secret for every webhook of the user's jobs.
@@ -13,16 +14,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from typing import Any
 
 import sqlalchemy as sa
 
+from jobyard.core import webhooks as wh
 from jobyard.core.models import Job
-from jobyard.events import webhooks as wh
+from jobyard.core.ports import Delivery
 from jobyard.store import tables as t
-from jobyard.store.engine import Engines
+from jobyard.store.db import Db, Repository
 
 DEFAULT_CACHE_S = 2.0  # how stale another replica's view of a user's default may be
 MAX_LOG = 100  # attempts kept in a delivery's log
@@ -32,76 +33,54 @@ _INSERT = sa.insert(_D)
 _USER_WEBHOOK = sa.select(t.users.c.webhook).where(t.users.c.id == sa.bindparam("user_id"))
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One due outbox row, with what it takes to send it."""
+class SqlWebhooks(Repository):
+    """The outbox and what it sends with: deliveries, users' defaults and secrets."""
 
-    id: int
-    job_id: int | None
-    user_id: int
-    event_type: str
-    url: str
-    payload: dict[str, Any]
-    attempts: int
-    secret: str | None
-
-
-class WebhookStore:
-    engines: Engines
-    clock: Callable[[], float]
-    on_change: Callable[[Iterable[int]], None]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, db: Db):
+        super().__init__(db)
         # user id -> (read at, {"url", "events"} or None); a write here updates it at once.
-        self._wh_defaults: dict[int, tuple[float, dict[str, Any] | None]] = {}
-        self._wh_enqueued = 0  # outbox rows written by this process
-        self._wh_announced = 0
-        self._wh_listeners: list[Callable[[], None]] = []
-        self._wh_lock = threading.Lock()
-        changed = self.on_change
-
-        def on_change(job_ids: Iterable[int]) -> None:
-            changed(job_ids)
-            if self._wh_enqueued != self._wh_announced:
-                self._wh_announced = self._wh_enqueued
-                for listener in self._wh_listeners:
-                    listener()
-
-        self.on_change = on_change
+        self._defaults: dict[int, tuple[float, dict[str, Any] | None]] = {}
+        self._enqueued = 0  # outbox rows written by this process
+        self._announced = 0
+        self._listeners: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
 
     def add_outbox_listener(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` after a commit that wrote outbox rows (it must be thread-safe)."""
-        self._wh_listeners.append(fn)
+        self._listeners.append(fn)
+
+    def announce(self) -> None:
+        """After a commit: tell the listeners if it wrote outbox rows."""
+        if self._enqueued != self._announced:
+            self._announced = self._enqueued
+            for listener in self._listeners:
+                listener()
 
     # the outbox ----------------------------------------------------------------------------------
-    def _record_event(
-        self, conn: sa.Connection, job: Job, ts: float, kind: str, data: dict[str, Any]
-    ) -> int:
-        event_id: int = super()._record_event(conn, job, ts, kind, data)  # type: ignore[misc]
+    def enqueue(self, conn: sa.Connection, job: Job, event_id: int, ts: float, kind: str,
+                data: dict[str, Any]) -> None:
         etype = wh.event_type(kind, data)
         if etype is None:
-            return event_id
+            return
         target = job.webhook or self._default_for(conn, job.user_id)
         if not target or not target.get("url") or not wh.wants(target.get("events"), etype):
-            return event_id
+            return
         conn.execute(_INSERT, {
             "job_id": job.id, "user_id": job.user_id, "event_id": event_id, "event_type": etype,
             "url": target["url"], "payload": wh.payload(job, etype, event_id, ts, kind, data),
             "status": "pending", "attempts": 0, "next_attempt_at": ts, "created_at": ts,
             "log": [],
         })
-        with self._wh_lock:
-            self._wh_enqueued += 1
-        return event_id
+        with self._lock:
+            self._enqueued += 1
 
     def _default_for(self, conn: sa.Connection, user_id: int) -> dict[str, Any] | None:
         now = time.monotonic()
-        cached = self._wh_defaults.get(user_id)
+        cached = self._defaults.get(user_id)
         if cached is not None and now - cached[0] < DEFAULT_CACHE_S:
             return cached[1]
         value = _target(conn.execute(_USER_WEBHOOK, {"user_id": user_id}).scalar())
-        self._wh_defaults[user_id] = (now, value)
+        self._defaults[user_id] = (now, value)
         return value
 
     def due_deliveries(
@@ -149,6 +128,14 @@ class WebhookStore:
         with self.engines.read.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
+    def purge_deliveries(self, cutoff: float) -> int:
+        """Delete deliveries that are done and were made before ``cutoff``."""
+        def write(conn: sa.Connection) -> int:
+            return conn.execute(sa.delete(_D).where(
+                _D.c.status.in_(("delivered", "failed")), _D.c.created_at < cutoff)).rowcount
+
+        return self.engines.write_tx(write)
+
     # the user's default and secret ---------------------------------------------------------------
     def user_webhook(self, user_id: int) -> dict[str, Any]:
         """The user's ``{"url", "events", "secret"}``; makes the secret on first use."""
@@ -184,7 +171,7 @@ class WebhookStore:
             return value
 
         value = self.engines.write_tx(update)
-        self._wh_defaults[user_id] = (time.monotonic(), _target(value))
+        self._defaults[user_id] = (time.monotonic(), _target(value))
         return value
 
 

@@ -24,12 +24,12 @@ from typing import Any
 
 from jobyard.config import Config
 from jobyard.core.models import Job
+from jobyard.core.ports import SampleWrite
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.daemon.inventory import Inventory
 from jobyard.daemon.outcome import decide
 from jobyard.executors.base import ExitStatus, Handle
 from jobyard.store.sql import SqlStore
-from jobyard.store.telemetry import SampleWrite
 from jobyard.telemetry import efficiency as eff
 from jobyard.telemetry.cost import Prices, accrued, attempt_rate, prior_cost
 from jobyard.telemetry.gpu import GpuStats, gpu_stats
@@ -115,10 +115,10 @@ class ResourceSampler(AttemptHooks):
         telemetry = job.telemetry or {}
         started = (handle.pid_ctime if handle else None) or job.started_at or self.clock()
         resumed = (telemetry.get("resources") or {}).get("attempt") == job.attempt
-        points = self.store.metric_points(job.id, job.attempt) if resumed else 0
+        points = self.store.telemetry.metric_points(job.id, job.attempt) if resumed else 0
         stats = AttemptStats.from_telemetry(job.attempt, started, telemetry.get("resources"),
                                             points)
-        marks = eff.marks_from_job(job) or eff.attempt_marks(self.store.state_events(job.id))
+        marks = eff.marks_from_job(job) or eff.attempt_marks(self.store.jobs.state_events(job.id))
         rate, currency = attempt_rate(job, self.prices)
         if handle is None:  # not to be sampled: only its run directory is of use
             handle = Handle.from_dict(job.runtime) if job.runtime else Handle("", 0, 0.0)
@@ -160,7 +160,7 @@ class ResourceSampler(AttemptHooks):
             keep, thin = tr.stats.keep(point["n"], self.config.metrics_max_points)
             writes.append(SampleWrite(job_id, tr.job.attempt, now, point if keep else None,
                                       self._patch(tr, now), thin))
-        done = await asyncio.to_thread(self.store.record_samples, writes)
+        done = await asyncio.to_thread(self.store.telemetry.record_samples, writes)
         for job_id, points in done.items():
             if points is not None and job_id in self.tracked:
                 self.tracked[job_id].stats.thinned(points)
@@ -168,7 +168,7 @@ class ResourceSampler(AttemptHooks):
         if self.config.metrics_retention_days is not None and now >= self._next_purge:
             self._next_purge = now + PURGE_EVERY_S
             cutoff = now - self.config.metrics_retention_days * 86400
-            await asyncio.to_thread(self.store.purge_metrics, cutoff)
+            await asyncio.to_thread(self.store.telemetry.purge_metrics, cutoff)
 
     def _read(self, batch: list[Tracked]) -> list[Any]:
         procs, children = process_table()
@@ -184,7 +184,7 @@ class ResourceSampler(AttemptHooks):
                 continue
             out.append((tree, self._gpus(tr.job)))
             if tr.setup is None:
-                fresh = self.store.get_job(tr.job.id)
+                fresh = self.store.jobs.get_job(tr.job.id)
                 tr.setup = eff.setup_end(fresh.telemetry if fresh else {}, tr.job.attempt,
                                          eff.first_output(h.run_dir))
         return out
@@ -249,7 +249,7 @@ class ResourceSampler(AttemptHooks):
             return
         running = list(self.tracked.values())
         users, orgs = await asyncio.to_thread(
-            self.store.budgets, [tr.job.user_id for tr in running],
+            self.store.accounts.budgets, [tr.job.user_id for tr in running],
             [tr.job.org_id for tr in running])
         for scope, budgets in (("user", users), ("org", orgs)):
             for owner, budget in budgets.items():
@@ -268,8 +268,8 @@ class ResourceSampler(AttemptHooks):
         if cached and now - cached[1] < SPEND_TTL_S:
             return cached[0]
         who = {"user_id": owner} if scope == "user" else {"org_id": owner}
-        settled = await asyncio.to_thread(lambda: self.store.settled_spend(**who))
-        unsettled = await asyncio.to_thread(lambda: self.store.unsettled_jobs(**who))
+        settled = await asyncio.to_thread(lambda: self.store.telemetry.settled_spend(**who))
+        unsettled = await asyncio.to_thread(lambda: self.store.telemetry.unsettled_jobs(**who))
         settled += sum(prior_cost(j) for j in unsettled if j.id not in self.tracked)
         self._settled[(scope, owner)] = (settled, now)
         return settled

@@ -72,7 +72,7 @@ class TqdmWatcher(AttemptHooks):
         for job_id, bar in bars:
             attempt = watched[job_id].attempt
             with contextlib.suppress(JobyardError):  # gone or ended meanwhile
-                await asyncio.to_thread(self.store.update_telemetry, job_id,
+                await asyncio.to_thread(self.store.jobs.update_telemetry, job_id,
                                         lambda job, a=attempt, b=bar: _change(job, a, b))
 
 

@@ -418,7 +418,7 @@ def _page_jobs(database_url: str, endpoint: str, tmp: Path, gate: str,
     engines = make_engines(database_url)
     try:
         store = SqlStore(engines)
-        who = store.principal_for_key(ids.hash_key(API_KEY))
+        who = store.accounts.principal_for_key(ids.hash_key(API_KEY))
         service = JobService(store, Resources(gpus=4, cpus=64, memory_mb=1 << 30))
         specs = {
             "job_1234567890abcdef": {

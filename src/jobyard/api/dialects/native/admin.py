@@ -27,23 +27,23 @@ def me(who: Principal = Depends(principal)) -> JSON:
 
 @router.post("/orgs", status_code=201)
 def create_org(body: OrgIn, request: Request, _: Principal = Depends(admin)) -> JSON:
-    return JSON(_times(runtime(request).store.create_org(body.name)), status_code=201)
+    return JSON(_times(runtime(request).store.accounts.create_org(body.name)), status_code=201)
 
 
 @router.get("/orgs")
 def list_orgs(request: Request, _: Principal = Depends(admin)) -> JSON:
-    return JSON({"items": [_times(o) for o in runtime(request).store.list_orgs()]})
+    return JSON({"items": [_times(o) for o in runtime(request).store.accounts.list_orgs()]})
 
 
 @router.post("/users", status_code=201)
 def create_user(body: UserIn, request: Request, _: Principal = Depends(admin)) -> JSON:
-    user = runtime(request).store.create_user(body.username, body.org, body.is_admin)
+    user = runtime(request).store.accounts.create_user(body.username, body.org, body.is_admin)
     return JSON(_times(user), status_code=201)
 
 
 @router.get("/users")
 def list_users(request: Request, _: Principal = Depends(admin)) -> JSON:
-    return JSON({"items": [_times(u) for u in runtime(request).store.list_users()]})
+    return JSON({"items": [_times(u) for u in runtime(request).store.accounts.list_users()]})
 
 
 @router.post("/keys", status_code=201, summary="Create an API key (shown once)")
@@ -53,13 +53,13 @@ def create_key(body: KeyIn, request: Request, who: Principal = Depends(principal
     if body.username and body.username != who.username:
         if not who.is_admin:
             raise Forbidden("only an admin can create keys for another user")
-        user = store.find_user(body.username)
+        user = store.accounts.find_user(body.username)
         if user is None:
             raise ValidationFailed(f"user '{body.username}' does not exist",
                                    {"loc": ["body", "username"]})
         user_id = user["id"]
     secret = ids.api_key()
-    row = store.create_key(user_id, ids.hash_key(secret), secret[:10], body.name)
+    row = store.accounts.create_key(user_id, ids.hash_key(secret), secret[:10], body.name)
     return JSON({**_times(row), "key": secret}, status_code=201)
 
 
@@ -71,17 +71,17 @@ def list_keys(request: Request, username: str | None = None,
     if who.is_admin:
         user_id = None
         if username:
-            user = store.find_user(username)
+            user = store.accounts.find_user(username)
             if user is None:
                 raise NotFound(f"user '{username}' not found")
             user_id = user["id"]
-    return JSON({"items": [_times(k) for k in store.list_keys(user_id)]})
+    return JSON({"items": [_times(k) for k in store.accounts.list_keys(user_id)]})
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
 def revoke_key(key_id: int, request: Request, who: Principal = Depends(principal)) -> JSON:
     store = runtime(request).store
-    mine = {k["id"] for k in store.list_keys(None if who.is_admin else who.user_id)}
+    mine = {k["id"] for k in store.accounts.list_keys(None if who.is_admin else who.user_id)}
     if key_id not in mine:
         raise NotFound(f"key {key_id} not found")
-    return JSON(_times(store.revoke_key(key_id) or {}))
+    return JSON(_times(store.accounts.revoke_key(key_id) or {}))

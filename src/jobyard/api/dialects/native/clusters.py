@@ -121,7 +121,7 @@ def detach(uid: str, body: AttachIn, request: Request,
 @router.put("/orgs/{name}/quota", summary="Set an org's GPU quota for clusters (admin)")
 def put_quota(name: str, body: QuotaIn, request: Request, _: Principal = Depends(admin)) -> JSON:
     rt = runtime(request)
-    rt.store.set_org_max_gpus(name, body.max_gpus)
+    rt.store.accounts.set_org_max_gpus(name, body.max_gpus)
     view = _quota(rt, name)
     view.pop("org_id")
     return JSON(view)
@@ -138,6 +138,6 @@ def get_quota(name: str, request: Request, who: Principal = Depends(principal)) 
 
 
 def _quota(rt: Any, name: str) -> dict[str, Any]:
-    org_id, own, used = rt.store.org_gpu_usage(name)
+    org_id, own, used = rt.store.clusters.org_gpu_usage(name)
     limit = own if own is not None else rt.config.org_max_gpus
     return {"org": name, "org_id": org_id, "max_gpus": limit, "claimed_gpus": used}

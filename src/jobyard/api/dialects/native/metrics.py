@@ -34,7 +34,7 @@ async def job_metrics(
     rt = runtime(request)
     job = await read(rt, rt.service.get, who, job_ref(ref))
     number = attempt or job.attempt
-    series = await read(rt, rt.store.metric_series, job.id, number)
+    series = await read(rt, rt.store.telemetry.metric_series, job.id, number)
     return JSON(metrics_view(job, number, series, time.time(), Prices.from_config(rt.config)))
 
 
@@ -95,7 +95,7 @@ def put_user_budget(username: str, body: BudgetIn, request: Request,
 def get_user_budget(username: str, request: Request,
                     who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    row = rt.store.get_budget("user", username)
+    row = rt.store.accounts.get_budget("user", username)
     if row is None or not (who.is_admin or row["id"] == who.user_id):
         raise NotFound(f"user '{username}' not found")
     return JSON(_budget_view(rt, "user", username, row))
@@ -110,14 +110,14 @@ def put_org_budget(name: str, body: BudgetIn, request: Request,
 @router.get("/orgs/{name}/budget", summary="An org's budget and spend")
 def get_org_budget(name: str, request: Request, who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    row = rt.store.get_budget("org", name)
+    row = rt.store.accounts.get_budget("org", name)
     if row is None or not (who.is_admin or row["id"] == who.org_id):
         raise NotFound(f"org '{name}' not found")
     return JSON(_budget_view(rt, "org", name, row))
 
 
 def _set(rt: Runtime, scope: str, name: str, budget: float | None) -> dict[str, Any]:
-    row = rt.store.set_budget(scope, name, budget)
+    row = rt.store.accounts.set_budget(scope, name, budget)
     if row is None:
         raise NotFound(f"{scope} '{name}' not found")
     return _budget_view(rt, scope, name, row)
@@ -128,7 +128,8 @@ def _budget_view(rt: Runtime, scope: str, name: str, row: dict[str, Any]) -> dic
     is left."""
     prices = Prices.from_config(rt.config)
     who = {"user_id": row["id"]} if scope == "user" else {"org_id": row["id"]}
-    spent = round(spend(rt.store.settled_spend(**who), rt.store.unsettled_jobs(**who),
+    spent = round(spend(rt.store.telemetry.settled_spend(**who),
+                        rt.store.telemetry.unsettled_jobs(**who),
                         time.time(), prices), 6)
     budget = row["budget"]
     return {

@@ -27,7 +27,7 @@ def list_outputs(
     rt = runtime(request)
     job = rt.service.get(who, job_ref(ref))
     items = []
-    for row in rt.store.list_outputs(job.id, attempt):
+    for row in rt.store.telemetry.list_outputs(job.id, attempt):
         path = f"/v1/jobs/{job.uid}/outputs/{quote(row['name'])}?attempt={row['attempt']}"
         items.append({**row, "created_at": iso(row["created_at"]), "url": path})
     return JSON({"items": items})
@@ -40,7 +40,7 @@ def download(
 ) -> FileResponse:
     rt = runtime(request)
     job = rt.service.get(who, job_ref(ref))
-    listed = {(r["attempt"], r["name"]) for r in rt.store.list_outputs(job.id, attempt)}
+    listed = {(r["attempt"], r["name"]) for r in rt.store.telemetry.list_outputs(job.id, attempt)}
     root = output_dir(rt.config.data_dir, job.uid, attempt or job.attempt)
     path = resolve_inside(root, name)
     if path is None:

@@ -87,7 +87,7 @@ def report(ref: str, body: ReportIn | ReportBatchIn, request: Request) -> JSON:
         counts.update(accepted=out.applied, ignored=out.ignored, last_seq=out.last_seq)
         return as_change(out)
 
-    job, _ = rt.store.update_telemetry(uid, change)
+    job, _ = rt.store.jobs.update_telemetry(uid, change)
     return JSON({"job_id": job.uid, "state": str(job.state), "substate": job.substate, **counts})
 
 

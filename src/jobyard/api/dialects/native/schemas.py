@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.models import Resources, RetryPolicy
-from jobyard.events.webhooks import normalize_events
+from jobyard.core.webhooks import normalize_events
 
 
 class ResourcesIn(BaseModel):

@@ -40,7 +40,7 @@ async def caller(request: Request) -> Principal:
 def visible_job(rt: Runtime, who: Principal, job_id: str) -> Job:
     """The job; 404 ``JOB_NOT_FOUND`` when unknown or deleted (retention), 403
     ``ACCESS_DENIED`` when another org's."""
-    job = rt.store.get_job(job_id) if len(job_id) <= JOB_ID_MAX else None
+    job = rt.store.jobs.get_job(job_id) if len(job_id) <= JOB_ID_MAX else None
     if job is None:
         raise job_not_found(job_id, rt.config.retention_days)
     if not who.sees(job.org_id):

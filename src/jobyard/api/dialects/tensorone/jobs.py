@@ -99,8 +99,8 @@ async def stream_status(
 async def _updates(request: Request, number: int, include: frozenset[str],
                    after: int | None) -> AsyncIterator[ServerSentEvent]:
     rt = runtime(request)
-    last = await rt.read(rt.store.last_event_id, number)
-    job = await rt.read(rt.store.get_job, number)
+    last = await rt.read(rt.store.jobs.last_event_id, number)
+    job = await rt.read(rt.store.jobs.get_job, number)
     sent: list[str] = []
 
     async def frame(event_id: int) -> ServerSentEvent | None:
@@ -119,7 +119,7 @@ async def _updates(request: Request, number: int, include: frozenset[str],
         return
     async with contextlib.aclosing(rt.hub.follow(number, last if after is None else after)) as evs:
         async for ev in evs:
-            job = await rt.read(rt.store.get_job, number)
+            job = await rt.read(rt.store.jobs.get_job, number)
             if job is None:  # deleted meanwhile
                 return
             if (update := await frame(ev.id)) is not None:

@@ -44,8 +44,8 @@ from jobyard.api.dialects.tensorone.status import OUTPUT_FILE, status_of
 from jobyard.api.responses import JSON
 from jobyard.core.endpoints import RunEndpoint
 from jobyard.core.models import Job, Principal, RetryPolicy
+from jobyard.core.webhooks import normalize_events
 from jobyard.errors import Forbidden
-from jobyard.events.webhooks import normalize_events
 from jobyard.executors.workspaces import new_workspace
 from jobyard.runtime import Runtime
 
@@ -143,7 +143,7 @@ async def runsync(endpoint_id: str, body: RunIn, request: Request,
     deadline = time.monotonic() + rt.config.tensorone_runsync_max_s
     while True:
         with rt.notifier.listen(job.id) as changed:
-            fresh = await rt.read(rt.store.get_job, job.id)
+            fresh = await rt.read(rt.store.jobs.get_job, job.id)
             job = fresh or job
             left = deadline - time.monotonic()
             if fresh is None or job.is_terminal or left <= 0:

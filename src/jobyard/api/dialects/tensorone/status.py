@@ -93,11 +93,11 @@ def gather(store: Any, job: Job, view: View) -> Facts:
     """The blocking reads a status needs (run it off the event loop)."""
     facts = Facts(outputs=[])
     if job.is_terminal:
-        facts.outputs = store.list_outputs(job.id, job.attempt)
+        facts.outputs = store.telemetry.list_outputs(job.id, job.attempt)
         if any(f["name"] == OUTPUT_FILE for f in facts.outputs):
             _read_result(facts, output_dir(view.data_dir, job.uid, job.attempt) / OUTPUT_FILE)
     elif _waiting_for_retry(job):
-        for _ts, data in reversed(store.state_events(job.id)):
+        for _ts, data in reversed(store.jobs.state_events(job.id)):
             ended = data.get("attempt_ended")
             if ended:
                 facts.last_error = {**ended, "error": ended.get("error")}

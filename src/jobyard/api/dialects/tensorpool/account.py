@@ -86,8 +86,8 @@ def health(request: Request, body: HealthIn | None = None,
 @router.get("/user/info", summary="The caller's account (TensorPool)")
 async def user_info(request: Request, who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    summary = await read(rt, rt.store.account_summary, who.user_id)
-    key = await read(rt, rt.store.api_key_info, who.key_id) if who.key_id else None
+    summary = await read(rt, rt.store.accounts.account_summary, who.user_id)
+    key = await read(rt, rt.store.accounts.api_key_info, who.key_id) if who.key_id else None
     jobs = summary["jobs"]
     by_state = ", ".join(f"{n} {state}" for state, n in sorted(jobs.items()))
     pairs: list[tuple[str, Any]] = [
@@ -147,7 +147,7 @@ def _printable(text: str) -> str:
 def add_ssh_key(body: SshKeyIn, request: Request, who: Principal = Depends(principal)) -> JSON:
     kind, key, comment, fingerprint = parse_public_key(body.public_key)
     name = _printable(body.name or comment)[:100] or kind
-    row = runtime(request).store.add_ssh_key(who.user_id, who.org_id, name, kind, key,
+    row = runtime(request).store.accounts.add_ssh_key(who.user_id, who.org_id, name, kind, key,
                                              fingerprint)
     return JSON({"message": f"SSH key {row['uid']} ('{name}', {kind} {fingerprint}) added. "
                             "Note: this server offers no SSH access to clusters.",
@@ -158,7 +158,7 @@ def add_ssh_key(body: SshKeyIn, request: Request, who: Principal = Depends(princ
 async def list_ssh_keys(request: Request, include_org: bool = Query(False),
                         who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
-    keys = await read(rt, rt.store.list_ssh_keys, who.org_id,
+    keys = await read(rt, rt.store.accounts.list_ssh_keys, who.org_id,
                       None if include_org else who.user_id)
     if not keys:
         message = "No SSH keys. Add one with `tp me sshkey add <path to .pub file>`."
@@ -179,12 +179,12 @@ def remove_ssh_key(request: Request,
                    key_id: Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_-]+$")],
                    who: Principal = Depends(principal)) -> JSON:
     store = runtime(request).store
-    key = store.get_ssh_key(key_id)
+    key = store.accounts.get_ssh_key(key_id)
     if key is None or not (who.is_admin or key["org_id"] == who.org_id):
         raise NotFound(f"SSH key {key_id} not found")
     if key["user_id"] != who.user_id and not who.is_admin:
         raise Forbidden(f"SSH key {key_id} belongs to another user; only they can remove it")
-    if not store.delete_ssh_key(key_id):
+    if not store.accounts.delete_ssh_key(key_id):
         raise NotFound(f"SSH key {key_id} not found")
     return JSON({"message": f"SSH key {key_id} ('{key['name']}') removed", "key_id": key_id})
 

@@ -171,7 +171,7 @@ async def info(request: Request, cluster_id: ClusterId,
                who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
     c = await read(rt, rt.clusters.get, who, cluster_id)
-    jobs = await read(rt, rt.store.jobs_on_cluster, c.uid, LIVE_JOBS)
+    jobs = await read(rt, rt.store.jobs.jobs_on_cluster, c.uid, LIVE_JOBS)
     data = cluster_info(c, rt.clusters.catalog.get(c.instance_type), len(jobs))
     return JSON({"message": _info_table(c, data), "cluster_info": data})
 

@@ -57,7 +57,7 @@ def summary(job: Job) -> str:
 
 def job_info(rt: Runtime, job: Job) -> dict[str, Any]:
     tp = job.extra.get("tensorpool") or {}
-    cluster = rt.store.get_cluster(job.cluster_id) if job.cluster_id else None
+    cluster = rt.store.clusters.get_cluster(job.cluster_id) if job.cluster_id else None
     telemetry = job.telemetry
     info: dict[str, Any] = {
         "job_id": job.uid,
@@ -132,7 +132,7 @@ def list_jobs(request: Request, include_org: bool = False,
               who: Principal = Depends(principal)) -> JSON:
     rt = runtime(request)
     query = ListJobs(limit=LIST_LIMIT, user_id=None if include_org else who.user_id)
-    jobs = rt.store.list_jobs(who.org_id, query)
+    jobs = rt.store.jobs.list_jobs(who.org_id, query)
     if not jobs:
         return JSON({"message": "No jobs found. Start one with: tp job push <job file> "
                                 "<cluster id>", "jobs": []})
@@ -161,7 +161,7 @@ def pull(request: Request, job_id: str = JobId, who: Principal = Depends(princip
          dry_run: bool = False, system: str | None = Query(None, max_length=20)) -> JSON:
     rt = runtime(request)
     job = visible_job(rt, who, job_id)
-    files = rt.store.list_outputs(job.id, job.attempt)
+    files = rt.store.telemetry.list_outputs(job.id, job.attempt)
     if not files:
         why = ("its outputs are collected when it ends" if not job.is_terminal else
                "declare files to keep in 'outputs' of the job file")
@@ -182,7 +182,7 @@ def download(request: Request, token: str) -> FileResponse:
     if parts is None or len(parts) != 3:
         raise Forbidden("this download link is not valid or has expired")
     uid, attempt, name = parts
-    if rt.store.get_job(uid) is None:
+    if rt.store.jobs.get_job(uid) is None:
         raise JobNotFound(f"job {uid} not found")
     path = resolve_inside(output_dir(rt.config.data_dir, uid, int(attempt)), name)
     if path is None or not path.is_file():

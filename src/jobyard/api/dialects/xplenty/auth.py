@@ -92,7 +92,7 @@ def caller(cost: int = 1) -> Callable[[Request, str], Awaitable[Caller]]:
             raise Unauthorized("missing or malformed credentials: send your API key as the "
                                "HTTP Basic username (curl -u YOUR_API_KEY: ...)")
         who = await read(rt, principal_for, rt, key)
-        org = await read(rt, rt.store.org_by_ref, account_id)
+        org = await read(rt, rt.store.accounts.org_by_ref, account_id)
         if org is None or org[0] != who.org_id:
             raise NotFound(f"account {account_id} not found")
         rule = limiter(request, rt)

@@ -41,19 +41,19 @@ def render(c: Caller, clusters: list[Cluster], requested: bool = False
     """``requested``: answering the request that was just recorded, so it is still waiting
     (``pending``, ``pending_terminate``) whatever the processor did meanwhile."""
     store = c.rt.store
-    facts = store.cluster_facts([x.uid for x in clusters])
+    facts = store.clusters.cluster_facts([x.uid for x in clusters])
     if requested:
         facts = {x.uid: {**facts[x.uid], "open": "PENDING"} | (
             {"claimed_at": None} if x.state is ClusterState.PENDING else {})
             for x in clusters}
-    metas = store.kv_many([f"{CLUSTER_META}{x.id}" for x in clusters])
-    users = store.usernames(x.user_id for x in clusters)
+    metas = store.kv.kv_many([f"{CLUSTER_META}{x.id}" for x in clusters])
+    users = store.accounts.usernames(x.user_id for x in clusters)
     return [cluster_view(x, facts[x.uid], metas.get(f"{CLUSTER_META}{x.id}") or {}, users,
                          c.origin, c.base) for x in clusters]
 
 
 def visible(c: Caller, cluster_id: int) -> Cluster:
-    cluster = c.rt.store.cluster_by_number(cluster_id)
+    cluster = c.rt.store.clusters.cluster_by_number(cluster_id)
     if cluster is None or cluster.org_id != c.who.org_id:
         raise NotFound(f"cluster {cluster_id} not found")
     return cluster
@@ -99,7 +99,7 @@ async def create(request: Request, c: Caller = Depends(charged)) -> XJSON:
     def claim() -> dict[str, Any]:
         count = 1 if kind == "sandbox" else nodes
         _, cluster = c.rt.clusters.claim(c.who, instance_type_for(c, kind), count, name)
-        c.rt.store.put_kv(f"{CLUSTER_META}{cluster.id}", meta)
+        c.rt.store.kv.put_kv(f"{CLUSTER_META}{cluster.id}", meta)
         return render(c, [cluster], requested=True)[0]
 
     return XJSON(await asyncio.to_thread(claim), status_code=201)
@@ -109,7 +109,7 @@ async def create(request: Request, c: Caller = Depends(charged)) -> XJSON:
 def list_clusters(request: Request, c: Caller = Depends(charged)) -> XJSON:
     offset, limit = params.page(request)
     states = states_named(request.query_params.get("status") or "all")
-    clusters, total = c.rt.store.cluster_page(c.who.org_id, offset, limit, states)
+    clusters, total = c.rt.store.clusters.cluster_page(c.who.org_id, offset, limit, states)
     return collection(render(c, clusters), request.url, offset, limit, total)
 
 

@@ -41,12 +41,12 @@ def states_named(word: str) -> list[str] | None:
 
 
 def render(c: Caller, jobs: list[Job], status: str | None = None) -> list[dict[str, Any]]:
-    facts = c.rt.store.job_facts(jobs)
+    facts = c.rt.store.jobs.job_facts(jobs)
     return [job_view(j, facts, c.origin, c.base, status) for j in jobs]
 
 
 def visible(c: Caller, job_id: int) -> Job:
-    job = c.rt.store.get_job(job_id)
+    job = c.rt.store.jobs.get_job(job_id)
     if job is None or job.org_id != c.who.org_id:
         raise JobNotFound(f"job {job_id} not found")
     return job
@@ -56,7 +56,7 @@ def visible(c: Caller, job_id: int) -> Job:
 def list_jobs(request: Request, c: Caller = Depends(charged)) -> XJSON:
     offset, limit = params.page(request)
     states = states_named(request.query_params.get("status") or "all")
-    jobs, total = c.rt.store.job_page(c.who.org_id, offset, limit, states)
+    jobs, total = c.rt.store.jobs.job_page(c.who.org_id, offset, limit, states)
     return collection(render(c, jobs), request.url, offset, limit, total)
 
 
@@ -73,7 +73,7 @@ async def run_job(request: Request, c: Caller = Depends(charged)) -> XJSON:
 
     def run() -> dict[str, Any]:
         assert cluster_id is not None and package_id is not None
-        cluster = c.rt.store.cluster_by_number(cluster_id)
+        cluster = c.rt.store.clusters.cluster_by_number(cluster_id)
         if cluster is None or cluster.org_id != c.who.org_id:
             raise NotFound(f"cluster {cluster_id} not found")
         service = c.packages

@@ -127,7 +127,7 @@ def _runtime(job: Job, now: float) -> int:
 
 def job_view(job: Job, facts: dict[str, Any], origin: str, base: str,
              status: str | None = None) -> dict[str, Any]:
-    """The seed's ``Job`` (plus ``completed_at``); ``facts`` from ``store.job_facts``;
+    """The seed's ``Job`` (plus ``completed_at``); ``facts`` from ``store.jobs.job_facts``;
     ``status`` overrides the stored one (a stop just requested)."""
     x = job.extra.get(EXTRA_KEY) or {}
     word = status or job_status(job)
