@@ -18,9 +18,11 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/jobyard serve
 
+# Without a PostgreSQL at JOBYARD_TEST_PG, tests/pg_throwaway.py runs the suite on a
+# throw-away one (see there); with one, or with JOBYARD_TEST_BACKENDS=sqlite, it just runs it.
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python tests/pg_throwaway.py $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

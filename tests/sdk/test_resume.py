@@ -9,7 +9,7 @@ import pytest
 from httpx_sse import ServerSentEvent
 
 from jobyard.sdk import ConnectionFailed
-from jobyard.sdk.sse import EventFollow, LogFollow
+from jobyard.sdk.jobs import EventFollow, LogFollow
 
 
 def _sse(event: str, data: dict, id: str = "") -> ServerSentEvent:

@@ -1,4 +1,5 @@
-"""``jobyard cluster ...``: claim, list, show, edit and release clusters (async requests)."""
+"""``jobyard cluster ...``: claim, list, show, edit and release clusters (each change is an
+operation: ``jobyard request ...``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import typer
 from rich.table import Table
 
 from jobyard.cli import client, render
-from jobyard.cli.storage import JSON_OPTION, TIMEOUT_OPTION, WAIT_OPTION, finish
+from jobyard.cli.operations import TIMEOUT_OPTION, WAIT_OPTION, finish
+from jobyard.cli.render import JSON_OPTION
 from jobyard.sdk.clusters import Cluster
 
 cluster_app = typer.Typer(help="Clusters: claim, list, edit, release.", no_args_is_help=True)

@@ -12,11 +12,11 @@ from rich.table import Table
 
 from jobyard.cli import client, render
 from jobyard.cli.jobs import _parse_env
+from jobyard.cli.render import JSON_OPTION
 from jobyard.sdk.endpoints import Endpoint
 
 endpoint_app = typer.Typer(help="Endpoints: job templates run with an input (TensorOne API).",
                            no_args_is_help=True)
-JSON_OPTION = typer.Option(False, "--json", help="Print the API's JSON.")
 
 
 def endpoints_table(endpoints: Iterable[Endpoint]) -> Table:

@@ -16,7 +16,7 @@ import typer
 from jobyard.cli import client, render
 from jobyard.errors import Conflict
 from jobyard.sdk.client import Client
-from jobyard.sdk.models import Job, LogLine
+from jobyard.sdk.jobs import Job, LogLine
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 124

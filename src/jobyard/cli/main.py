@@ -14,7 +14,18 @@ import typer
 from typer.core import TyperGroup
 
 from jobyard import __version__
-from jobyard.cli import Globals, admin, clusters, endpoints, jobs, packages, render, report, storage
+from jobyard.cli import (
+    Globals,
+    accounts,
+    clusters,
+    endpoints,
+    jobs,
+    operations,
+    packages,
+    render,
+    report,
+    volumes,
+)
 from jobyard.cli import client as make_client
 from jobyard.cli.server import serve
 from jobyard.errors import JobyardError
@@ -96,9 +107,10 @@ def whoami(ctx: typer.Context) -> None:
 
 app.command("serve")(serve)
 jobs.register(app)
-admin.register(app)
+accounts.register(app)
 report.register(app)
-storage.register(app)
+volumes.register(app)
+operations.register(app)
 clusters.register(app)
 endpoints.register(app)
 packages.register(app)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from jobyard.cli import client, render
-from jobyard.cli.storage import JSON_OPTION
+from jobyard.cli.render import JSON_OPTION
 from jobyard.sdk.packages import Package, Schedule
 
 package_app = typer.Typer(help="Packages: named commands with default variables.",

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from jobyard.sdk.models import ApiKey, Job, Org, User
+from jobyard.sdk.accounts import ApiKey, Org, User
+from jobyard.sdk.jobs import Job
 
 STATE_STYLES = {
     "queued": "yellow",
@@ -28,6 +29,9 @@ STATE_STYLES = {
     "timeout": "bold red",
     "canceled": "magenta",
 }
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print the API's JSON.")
 
 
 def out() -> Console:

@@ -1,49 +1,28 @@
-"""Request building and answer parsing, shared by :class:`~jobyard.sdk.client.Client` and
-:class:`~jobyard.sdk.client.AsyncClient`.
+"""The machinery every resource module shares: a :class:`Call` (one request and how to parse
+its answer), the error an answer becomes, and small helpers for building calls.
 
-Every request is built and its answer parsed once, as a :class:`Call` (see :class:`Calls`);
-the two clients only run calls over their own httpx client. An error answer becomes the
-:mod:`jobyard.errors` exception it names (:func:`error_from_response`).
+Every request is built and its answer parsed once, as a :class:`Call`, by the ``...Calls``
+class of its resource module (:class:`~jobyard.sdk.jobs.JobCalls`,
+:class:`~jobyard.sdk.volumes.VolumeCalls`, ...); :class:`~jobyard.sdk.client.Client` and
+:class:`~jobyard.sdk.client.AsyncClient` only run calls over their own httpx client. An error
+answer becomes the :mod:`jobyard.errors` exception it names (:func:`error_from_response`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypedDict, TypeVar, Unpack
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from jobyard import errors
 from jobyard.errors import JobyardError
-from jobyard.sdk.models import ApiKey, Job, LogPage, Me, Org, Page, User
 
-__all__ = ["Call", "Calls", "JobRef", "SubmitOptions", "error_from_response",
-           "raise_for_response"]
+__all__ = ["Call", "Calls", "error_from_response", "raise_for_response"]
 
 T = TypeVar("T")
-
-JobRef = str | int | Job
-"""A job: its ``job_...`` id, its number, or a :class:`Job`."""
-
-
-class SubmitOptions(TypedDict, total=False):
-    name: str | None
-    env: dict[str, str] | None
-    workdir: str | None
-    gpus: int
-    cpus: float
-    memory_mb: int
-    instance_type: str | None
-    priority: int
-    time_limit_s: float | None
-    retry: int | dict[str, Any] | None
-    tags: list[str] | None
-    webhook: str | dict[str, Any] | None
-    idempotency_key: str | None
-    cluster_id: str | None
-    outputs: list[str] | None  # files to keep, relative to workdir ("ckpt/", "*.pt")
 
 
 # --------------------------------------------------------------------------- errors
@@ -128,119 +107,26 @@ class Call(Generic[T]):
     headers: dict[str, str] | None = None
 
 
-def job_path(job: JobRef, suffix: str = "") -> str:
-    job_id = job.id if isinstance(job, Job) else job
-    return f"/v1/jobs/{quote(str(job_id), safe='')}{suffix}"
+def segment(value: str | int) -> str:
+    """``value`` quoted as one path segment (``/`` included)."""
+    return quote(str(value), safe="")
 
 
-def _clean(values: dict[str, Any]) -> dict[str, Any]:
+def clean(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the keys whose value is None (options left out)."""
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _items(response: httpx.Response) -> list[dict[str, Any]]:
+def listing(response: httpx.Response) -> list[dict[str, Any]]:
+    """A listing's items: ``{"items": [...]}`` or a bare list."""
     body = response.json()
     return body["items"] if isinstance(body, dict) else body
 
 
-def _parse_job(response: httpx.Response) -> Job:
-    return Job.from_dict(response.json())
-
-
-def _parse_job_page(response: httpx.Response) -> Page[Job]:
-    body = response.json()
-    return Page([Job.from_dict(j) for j in body["items"]], body.get("next_cursor"))
-
-
 class Calls:
-    """Request building and answer parsing for every endpoint, shared by both clients."""
-
-    @staticmethod
-    def submit(command: str | list[str], **options: Unpack[SubmitOptions]) -> Call[Job]:
-        unknown = set(options) - SubmitOptions.__optional_keys__
-        if unknown:
-            raise TypeError(f"submit() got unexpected options: {', '.join(sorted(unknown))}")
-        o: dict[str, Any] = dict(options)
-        retry = o.get("retry")
-        body = _clean({
-            "command": command if isinstance(command, str) else [str(a) for a in command],
-            "name": o.get("name"),
-            "env": dict(o.get("env") or {}),
-            "workdir": o.get("workdir"),
-            "resources": {
-                "gpus": o.get("gpus", 0), "cpus": o.get("cpus", 1),
-                "memory_mb": o.get("memory_mb", 0),
-            },
-            "instance_type": o.get("instance_type"),
-            "priority": o.get("priority", 0),
-            "time_limit_s": o.get("time_limit_s"),
-            "retry": {"max_retries": retry} if isinstance(retry, int) else retry,
-            "tags": list(o.get("tags") or []),
-            "webhook": {"url": hook} if isinstance(hook := o.get("webhook"), str) else hook,
-            "cluster_id": o.get("cluster_id"),
-            "outputs": list(o.get("outputs") or []),
-        })
-        key = o.get("idempotency_key")
-        headers = {"Idempotency-Key": key} if key else None
-        return Call("POST", "/v1/jobs", _parse_job, json=body, headers=headers)
-
-    @staticmethod
-    def get_job(job: JobRef) -> Call[Job]:
-        return Call("GET", job_path(job), _parse_job)
-
-    @staticmethod
-    def list_jobs(
-        state: str | None, tag: str | None, name: str | None, limit: int, cursor: str | None
-    ) -> Call[Page[Job]]:
-        params = _clean({"state": state, "tag": tag, "name": name, "limit": limit,
-                         "cursor": cursor})
-        return Call("GET", "/v1/jobs", _parse_job_page, params=params)
-
-    @staticmethod
-    def cancel(job: JobRef) -> Call[Job]:
-        return Call("POST", job_path(job, "/cancel"), _parse_job)
-
-    @staticmethod
-    def logs(job: JobRef, offset: int, limit: int, tail: int | None) -> Call[LogPage]:
-        params = {"tail": tail} if tail is not None else {"offset": offset, "limit": limit}
-        return Call("GET", job_path(job, "/logs"), lambda r: LogPage.from_dict(r.json()),
-                    params=params)
-
-    @staticmethod
-    def me() -> Call[Me]:
-        return Call("GET", "/v1/me", lambda r: Me.from_dict(r.json()))
+    """The calls that belong to no resource. Each resource module has its own ``...Calls``
+    (``JobCalls``, ``UserCalls``, ``VolumeCalls``, ``OperationCalls``, ...)."""
 
     @staticmethod
     def health() -> Call[dict[str, Any]]:
         return Call("GET", "/healthz", lambda r: r.json())
-
-    @staticmethod
-    def create_user(username: str, org: str, is_admin: bool) -> Call[User]:
-        body = {"username": username, "org": org, "is_admin": is_admin}
-        return Call("POST", "/v1/users", lambda r: User.from_dict(r.json()), json=body)
-
-    @staticmethod
-    def list_users() -> Call[list[User]]:
-        return Call("GET", "/v1/users", lambda r: [User.from_dict(u) for u in _items(r)])
-
-    @staticmethod
-    def create_org(name: str) -> Call[Org]:
-        return Call("POST", "/v1/orgs", lambda r: Org.from_dict(r.json()), json={"name": name})
-
-    @staticmethod
-    def list_orgs() -> Call[list[Org]]:
-        return Call("GET", "/v1/orgs", lambda r: [Org.from_dict(o) for o in _items(r)])
-
-    @staticmethod
-    def create_key(name: str | None, username: str | None) -> Call[ApiKey]:
-        body = _clean({"name": name, "username": username})
-        return Call("POST", "/v1/keys", lambda r: ApiKey.from_dict(r.json()), json=body)
-
-    @staticmethod
-    def list_keys(username: str | None) -> Call[list[ApiKey]]:
-        return Call("GET", "/v1/keys", lambda r: [ApiKey.from_dict(k) for k in _items(r)],
-                    params=_clean({"username": username}))
-
-    @staticmethod
-    def revoke_key(key_id: int | str) -> Call[ApiKey]:
-        return Call("DELETE", f"/v1/keys/{quote(str(key_id), safe='')}",
-                    lambda r: ApiKey.from_dict(r.json()))

@@ -7,13 +7,21 @@
 ...         print(line.text)
 ...     job = client.jobs.wait(job.id)
 
-Every request is built and its answer parsed once, as a :class:`~jobyard.sdk.calls.Call`
-(:mod:`jobyard.sdk.calls`); the two clients only run calls over their own httpx client.
-Resumable SSE streams are driven by the shared plans of :mod:`jobyard.sdk.sse`; the
-``jobs``/``users``/``orgs``/``keys`` namespaces live in :mod:`jobyard.sdk.resources` and
-:mod:`jobyard.sdk.async_resources`; ``storage``/``requests`` in :mod:`jobyard.sdk.storage`.
-Errors are the classes of :mod:`jobyard.errors`; a server
-that cannot be reached raises :class:`~jobyard.errors.ConnectionFailed`, naming the URL.
+One module per resource holds its models, its ``...Calls`` (each request built and its answer
+parsed once, as a :class:`~jobyard.sdk.calls.Call`), its blocking namespace and its asyncio
+twin: :mod:`jobyard.sdk.jobs` (``jobs``), :mod:`jobyard.sdk.accounts` (``users``, ``orgs``,
+``keys``, ``me()``), :mod:`jobyard.sdk.volumes` (``volumes``), :mod:`jobyard.sdk.operations`
+(``operations``), :mod:`jobyard.sdk.clusters`, :mod:`jobyard.sdk.endpoints` and
+:mod:`jobyard.sdk.packages` (``packages``, ``schedules``). The two clients only run calls over
+their own httpx client; :mod:`jobyard.sdk.calls` is the machinery they share, and resumable SSE
+streams are driven by the plans of :mod:`jobyard.sdk.sse`.
+
+``volumes`` and ``operations`` are what the API calls storage and (async) requests
+(``/v1/storage``, ``/v1/requests``); ``client.storage`` and ``client.requests`` are their older
+names, kept as aliases of the same objects.
+
+Errors are the classes of :mod:`jobyard.errors`; a server that cannot be reached raises
+:class:`~jobyard.errors.ConnectionFailed`, naming the URL.
 """
 
 from __future__ import annotations
@@ -28,16 +36,25 @@ from httpx_sse import aconnect_sse, connect_sse
 
 from jobyard import __version__
 from jobyard.errors import ConnectionFailed
-from jobyard.sdk.async_resources import AsyncJobs, AsyncKeys, AsyncOrgs, AsyncUsers
-from jobyard.sdk.calls import Call, Calls, JobRef, SubmitOptions, raise_for_response
+from jobyard.sdk.accounts import (
+    AsyncKeys,
+    AsyncOrgs,
+    AsyncUsers,
+    Keys,
+    Me,
+    Orgs,
+    UserCalls,
+    Users,
+)
+from jobyard.sdk.calls import Call, Calls, raise_for_response
 from jobyard.sdk.clusters import AsyncClusters, Clusters
 from jobyard.sdk.endpoints import AsyncEndpoints, Endpoints
-from jobyard.sdk.models import Me
+from jobyard.sdk.jobs import AsyncJobs, JobRef, Jobs, SubmitOptions
+from jobyard.sdk.operations import AsyncOperations, Operations
 from jobyard.sdk.packages import AsyncPackages, AsyncSchedules, Packages, Schedules
-from jobyard.sdk.resources import Jobs, Keys, Orgs, Users
 from jobyard.sdk.settings import resolve
 from jobyard.sdk.sse import SSEPlan
-from jobyard.sdk.storage import AsyncRequests, AsyncStorage, Requests, Storage
+from jobyard.sdk.volumes import AsyncVolumes, Volumes
 
 # ConnectionFailed, JobRef and SubmitOptions are re-exported for older imports from here.
 __all__ = ["AsyncClient", "Client", "ConnectionFailed", "JobRef", "SubmitOptions"]
@@ -77,7 +94,12 @@ class _Base:
 
 
 class Client(_Base):
-    """Blocking client. ``Client(url=None, api_key=None, timeout=30)``; see module docs."""
+    """Blocking client. ``Client(url=None, api_key=None, timeout=30)``; see module docs.
+
+    Namespaces: ``jobs``, ``users``, ``orgs``, ``keys``, ``volumes``, ``operations``,
+    ``clusters``, ``endpoints``, ``packages``, ``schedules``; ``storage`` and ``requests`` are
+    the older names of ``volumes`` and ``operations`` (the same objects).
+    """
 
     def __init__(self, url: str | None = None, api_key: str | None = None, timeout: float = 30):
         super().__init__(url, api_key, timeout)
@@ -86,12 +108,14 @@ class Client(_Base):
         self.users = Users(self)
         self.orgs = Orgs(self)
         self.keys = Keys(self)
-        self.storage = Storage(self)
+        self.volumes = Volumes(self)
+        self.operations = Operations(self)
         self.clusters = Clusters(self)
         self.endpoints = Endpoints(self)
-        self.requests = Requests(self)
         self.packages = Packages(self)
         self.schedules = Schedules(self)
+        self.storage = self.volumes  # the older name
+        self.requests = self.operations  # the older name
 
     def _send(self, call: Call[T]) -> T:
         try:
@@ -130,7 +154,7 @@ class Client(_Base):
 
     def me(self) -> Me:
         """Who the API key belongs to."""
-        return self._send(Calls.me())
+        return self._send(UserCalls.me())
 
     def health(self) -> dict[str, Any]:
         """``GET /healthz`` (needs no key)."""
@@ -159,12 +183,14 @@ class AsyncClient(_Base):
         self.users = AsyncUsers(self)
         self.orgs = AsyncOrgs(self)
         self.keys = AsyncKeys(self)
-        self.storage = AsyncStorage(self)
+        self.volumes = AsyncVolumes(self)
+        self.operations = AsyncOperations(self)
         self.clusters = AsyncClusters(self)
         self.endpoints = AsyncEndpoints(self)
-        self.requests = AsyncRequests(self)
         self.packages = AsyncPackages(self)
         self.schedules = AsyncSchedules(self)
+        self.storage = self.volumes  # the older name
+        self.requests = self.operations  # the older name
 
     async def _send(self, call: Call[T]) -> T:
         try:
@@ -202,7 +228,7 @@ class AsyncClient(_Base):
             await asyncio.sleep(delay)
 
     async def me(self) -> Me:
-        return await self._send(Calls.me())
+        return await self._send(UserCalls.me())
 
     async def health(self) -> dict[str, Any]:
         return await self._send(Calls.health())

@@ -1,9 +1,9 @@
-"""Clusters in the SDK: ``client.clusters`` (blocking and asyncio), and volume attach/detach
-calls used by ``client.storage``. Mutations return :class:`ClusterAccepted`; wait on its
-request with ``client.requests.wait``.
+"""Clusters in the SDK: ``client.clusters`` (blocking and asyncio). Every change is an
+operation (:mod:`jobyard.sdk.operations`): the answer is a :class:`ClusterAccepted`; wait for it
+with ``client.operations.wait``. Volumes are attached from ``client.volumes``.
 
 >>> accepted = client.clusters.claim("1xGPU", count=2, name="train")
->>> client.requests.wait(accepted.request_id).status
+>>> client.operations.wait(accepted.request_id).status
 'COMPLETED'
 """
 
@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import httpx
 
-from jobyard.sdk.calls import Call
+from jobyard.sdk.calls import Call, segment
 from jobyard.sdk.models import _Model
-from jobyard.sdk.storage import Request
+from jobyard.sdk.operations import Operation
 
 if TYPE_CHECKING:
     from jobyard.sdk.client import AsyncClient, Client
@@ -44,21 +43,22 @@ class Cluster(_Model):
 
 @dataclass(frozen=True, slots=True)
 class ClusterAccepted:
-    """A 202: the request that carries the change out, and the cluster it is about."""
+    """A 202: the operation that carries the change out (``request``, as the JSON names it),
+    and the cluster it is about."""
 
     request_id: str
     cluster_id: str
-    request: Request
+    request: Operation
 
 
 def _accepted(response: httpx.Response) -> ClusterAccepted:
     body = response.json()
     return ClusterAccepted(body["request_id"], body["cluster_id"],
-                           Request.from_dict(body["request"]))
+                           Operation.from_dict(body["request"]))
 
 
 def _path(uid: str) -> str:
-    return f"/v1/clusters/{quote(uid, safe='')}"
+    return f"/v1/clusters/{segment(uid)}"
 
 
 class ClusterCalls:

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from jobyard.sdk.calls import Call
+from jobyard.sdk.calls import Call, segment
 from jobyard.sdk.models import _Model
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ class Endpoint(_Model):
 
 
 def _path(uid: str) -> str:
-    return f"/v1/endpoints/{quote(uid, safe='')}"
+    return f"/v1/endpoints/{segment(uid)}"
 
 
 class EndpointCalls:

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
-from jobyard.sdk.calls import Call
+from jobyard.sdk.calls import Call, segment
 from jobyard.sdk.models import _Model
 
 if TYPE_CHECKING:
@@ -62,10 +61,6 @@ class Schedule(_Model):
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def _ref(ref: int | str) -> str:
-    return quote(str(ref), safe="")
-
-
 def _time(value: datetime | str | None) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -92,11 +87,11 @@ class PackageCalls:
 
     @staticmethod
     def get(ref: int | str) -> Call[Package]:
-        return Call("GET", f"/v1/packages/{_ref(ref)}", lambda r: Package.from_dict(r.json()))
+        return Call("GET", f"/v1/packages/{segment(ref)}", lambda r: Package.from_dict(r.json()))
 
     @staticmethod
     def delete(ref: int | str) -> Call[dict[str, Any]]:
-        return Call("DELETE", f"/v1/packages/{_ref(ref)}", lambda r: r.json())
+        return Call("DELETE", f"/v1/packages/{segment(ref)}", lambda r: r.json())
 
 
 class ScheduleCalls:

@@ -20,6 +20,9 @@ from typing import Any
 
 from jobyard.errors import JobyardError, Unauthorized
 
+__all__ = ["DEFAULT_URL", "KEY_ENV", "URL_ENV", "Settings", "config_path", "read_config",
+           "resolve", "resolve_url", "write_config"]
+
 DEFAULT_URL = "http://127.0.0.1:8750"
 URL_ENV = "JOBYARD_URL"
 KEY_ENV = "JOBYARD_API_KEY"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import typer
 
 from jobyard.cli import client, render
+from jobyard.cli.render import JSON_OPTION
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 users_app = typer.Typer(help="Create and list users (admin).", no_args_is_help=True)
 orgs_app = typer.Typer(help="Create and list organizations (admin).", no_args_is_help=True)
-
-JSON_OPTION = typer.Option(False, "--json", help="Print the API's JSON.")
 
 
 @keys_app.command("create")
