@@ -1,4 +1,5 @@
-"""Assembles one server process: store, service, executor and daemon, built from Config."""
+"""Assembles one server process from Config: store, services, executor, daemon and its
+plug-ins, in dependency order, each given what it needs when it is made."""
 
 from __future__ import annotations
 
@@ -12,10 +13,17 @@ from typing import Any, TypeVar
 
 from jobyard import ids
 from jobyard.config import Config
+from jobyard.core.accounts import AccountService
 from jobyard.core.clusters import ClusterService, build_catalog
+from jobyard.core.cost import Prices
+from jobyard.core.endpoints import EndpointService
+from jobyard.core.files import JobFileService
 from jobyard.core.jobs import JobService, Limits
-from jobyard.core.models import Job, Principal
 from jobyard.core.operations import OperationService
+from jobyard.core.packages import PackageService
+from jobyard.core.services import SchedulerView, ServerInfo, Services
+from jobyard.core.telemetry import TelemetryService
+from jobyard.core.tokens import Signer
 from jobyard.core.volumes import VolumeService
 from jobyard.daemon.daemon import Daemon
 from jobyard.daemon.hooks import AttemptHooks
@@ -29,16 +37,14 @@ from jobyard.events.hub import EventHub
 from jobyard.events.notify import Notifier
 from jobyard.events.webhooks import url_checker
 from jobyard.executors.base import Executor
-from jobyard.executors.workspaces import workspaces_dir
 from jobyard.operations.clusters import ClusterHandlers
 from jobyard.operations.processor import OperationProcessor
 from jobyard.operations.teardown import ClusterTeardown
 from jobyard.operations.volumes import VolumeHandlers
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
-from jobyard.store.purge import remove_job_files
+from jobyard.store.files import DiskFiles
 from jobyard.store.sql import SqlStore
-from jobyard.telemetry.cost import Prices
 from jobyard.telemetry.gpu import gpu_probe
 
 log = logging.getLogger(__name__)
@@ -48,94 +54,48 @@ T = TypeVar("T")
 
 @dataclass
 class Runtime:
+    """One server process: what the API serves (``services``) and what runs behind it."""
+
     config: Config
     engines: Engines
     store: SqlStore
-    service: JobService
     notifier: Notifier
     inventory: Inventory
     executor: Executor
-    daemon: Daemon | None
-    secret: bytes = b""  # signs job tokens; made once per store
+    services: Services
+    hub: EventHub
+    daemon: Daemon | None = None
+    # Async operations and leader-only housekeeping (retention, schedules); None without a
+    # daemon.
+    operations: OperationProcessor | None = None
+    periodic: Periodic | None = None
     new_admin_key: str | None = None  # set on first start only, to print once
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
-    _webhook_task: asyncio.Task[None] | None = field(default=None, repr=False)
-    _operations_task: asyncio.Task[None] | None = field(default=None, repr=False)
-    volumes: VolumeService = field(init=False, repr=False)
-    operations_view: OperationService = field(init=False, repr=False)
-    clusters: ClusterService = field(init=False, repr=False)
-    operations: OperationProcessor | None = field(init=False, repr=False, default=None)
-    # Leader-only housekeeping (retention, schedules); None without a daemon.
-    periodic: Periodic | None = field(init=False, repr=False, default=None)
-    _periodic_task: asyncio.Task[None] | None = field(default=None, repr=False)
-    hub: EventHub = field(init=False, repr=False)
-    prices: Prices = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.hub = EventHub(self.store.jobs, self.notifier, self.read)
-        self.prices = Prices.from_config(self.config)
-        # Checked against the inventory: a type that does not fit stops the start.
-        catalog = build_catalog(self.config.instance_types, self.inventory.capacity)
-        if self.daemon is not None:
-            daemon, lead = self.daemon, self.daemon.leadership
-            # Operations wait for reconcile: cluster handlers need the rebuilt allocator.
-            self.operations = OperationProcessor(
-                self.store, self.config, lambda: (lead is None or lead.held) and daemon.ready)
-            VolumeHandlers(self.store, self.config.data_dir).register(
-                self.operations, self.config.storage_usage_interval_s)
-            ClusterHandlers(self.store, daemon, catalog).register(self.operations)
-        nudge = self.operations.nudge if self.operations else lambda: None
-        self.volumes = VolumeService(self.store, nudge)
-        self.operations_view = OperationService(self.store, self.store.clock)
-        self.clusters = ClusterService(self.store, catalog, self.volumes,
-                                       self.config.org_max_gpus, nudge)
-        self.service.check_cluster = self.clusters.check_job
-        if self.daemon is not None:  # needs the cluster service, so not in attempt_hooks()
-            self.daemon.hooks.append(ClusterTeardown(self.clusters))
-            lead = self.daemon.leadership
-            self.periodic = Periodic(lambda: lead is None or lead.held)
-            self.periodic.every("retention", self.config.retention_interval_s,
-                                Retention(self.config, self.store).sweep)
-            self.periodic.every("schedules", ScheduleRunner.INTERVAL_S, ScheduleRunner(
-                self.store, self.service, self.clusters).tick)  # and idle Integrate.io clusters
-
-    def delete_job(self, who: Principal, ref: int | str) -> Job:
-        """Delete a finished job for good: its rows, then its logs, outputs and workspace
-        (409 while it is active). Every API's delete goes through here."""
-        job = self.service.delete(who, ref)
-        remove_job_files(self.config.data_dir, job, workspaces_dir(self.config.data_dir))
-        return job
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
-        if self.engines.reads_inline:
-            return fn(*args)
-        return await asyncio.to_thread(fn, *args)
 
     async def start(self) -> None:
         self.notifier.bind(asyncio.get_running_loop())
         await self.executor.start()
-        if self.daemon is not None:
-            self._daemon_task = asyncio.create_task(self.daemon.run(), name="jobyard-daemon")
-            # Webhook deliveries: beside the daemon, so only the leader sends them.
-            lead = self.daemon.leadership
-            worker = DeliveryWorker.from_config(self.config, self.store.webhooks,
-                                                lambda: lead is None or lead.held)
-            self._webhook_task = asyncio.create_task(worker.run(), name="jobyard-webhooks")
-        if self.operations is not None:  # async operations: on the leader too
-            self._operations_task = asyncio.create_task(self.operations.run(),
-                                                      name="jobyard-operations")
+        if self.daemon is None:
+            return
+        # Deliveries, operations and housekeeping run beside the daemon: only the leader's do.
+        lead = self.daemon.leadership
+        worker = DeliveryWorker.from_config(self.config, self.store.webhooks,
+                                            lambda: lead is None or lead.held)
+        self._tasks.append(asyncio.create_task(worker.run(), name="jobyard-webhooks"))
+        if self.operations is not None:
+            self._tasks.append(asyncio.create_task(self.operations.run(),
+                                                   name="jobyard-operations"))
         if self.periodic is not None:
-            self._periodic_task = asyncio.create_task(self.periodic.run(),
-                                                      name="jobyard-periodic")
+            self._tasks.append(asyncio.create_task(self.periodic.run(), name="jobyard-periodic"))
+        self._daemon_task = asyncio.create_task(self.daemon.run(), name="jobyard-daemon")
 
     async def stop(self) -> None:
         # In-flight deliveries stay pending and operations PROCESSING: both are taken up again.
-        for task in (self._webhook_task, self._operations_task, self._periodic_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.hub.close()
         if self.daemon is not None:
             await self.daemon.shutdown()
@@ -145,6 +105,12 @@ class Runtime:
                 await self._daemon_task
         await self.executor.close()
         self.engines.dispose()
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
+        if self.engines.reads_inline:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
 
 def build_runtime(
@@ -156,46 +122,101 @@ def build_runtime(
     notifier = Notifier()
     store = SqlStore(engines, on_change=notifier.notify)
     new_key = bootstrap(store, config)
-    secret = server_secret(store)
+    signer = Signer(server_secret(store))
     inventory = detect_inventory(config)
-    service = JobService(
-        store,
-        inventory.capacity,
-        Limits(config.max_command_chars, config.max_env_vars, config.max_env_bytes),
-        on_intent=notifier.wake_daemon,
-        check_webhook=url_checker(config.webhook_allowed_networks),
-    )
+    prices = Prices.from_config(config)
+    # Checked against the inventory: a type that does not fit stops the start.
+    catalog = build_catalog(config.instance_types, inventory.capacity)
     if executor is None:
         from jobyard.executors.local import LocalExecutor
 
         executor = LocalExecutor()
-    daemon = None
-    if with_daemon:
-        leadership = Leadership(engines, config.data_dir)
-        daemon = Daemon(
-            config, store, executor, Allocator(inventory), notifier, leadership,
-            gpu_probe=gpu_probe(inventory.gpu_source), secret=secret,
-            hooks=attempt_hooks(config, store, notifier, inventory),
-        )
-    return Runtime(
-        config, engines, store, service, notifier, inventory, executor, daemon, secret, new_key
+    allocator = Allocator(inventory)
+    leadership = Leadership(engines, config.data_dir) if with_daemon else None
+    daemon: Daemon | None = None
+
+    def leads() -> bool:
+        return leadership is None or leadership.held
+
+    processor = None
+    if with_daemon:  # operations wait for reconcile: cluster handlers need the rebuilt allocator
+        processor = OperationProcessor(store, config,
+                                       lambda: leads() and daemon is not None and daemon.ready)
+        VolumeHandlers(store, config.data_dir).register(processor,
+                                                        config.storage_usage_interval_s)
+        ClusterHandlers(store, allocator, notifier, catalog).register(processor)
+    nudge = processor.nudge if processor is not None else (lambda: None)
+
+    async def read(fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args) if engines.reads_inline else await asyncio.to_thread(fn, *args)
+
+    hub = EventHub(store.jobs, notifier, read)
+    files = DiskFiles(config.data_dir)
+    check_webhook = url_checker(config.webhook_allowed_networks)
+    volumes = VolumeService(store.volumes, nudge)
+    clusters = ClusterService(store.clusters, store.volumes, store.kv, catalog, volumes,
+                              config.org_max_gpus, nudge)
+    jobs = JobService(
+        store.jobs, store.kv, inventory.capacity,
+        Limits(config.max_command_chars, config.max_env_vars, config.max_env_bytes),
+        on_intent=notifier.wake_daemon, check_webhook=check_webhook,
+        check_cluster=clusters.check_job, files=files, events=hub, changes=notifier,
+        deliveries=store.webhooks,
     )
+    if with_daemon:
+        daemon = Daemon(
+            config, store, executor, allocator, notifier, leadership,
+            gpu_probe=gpu_probe(inventory.gpu_source), signer=signer,
+            hooks=attempt_hooks(config, store, inventory, clusters),
+        )
+
+    def scheduler() -> SchedulerView | None:
+        if daemon is None:
+            return None
+        return SchedulerView(daemon.allocator.free(), len(daemon.attempts))
+
+    services = Services(
+        config=config,
+        jobs=jobs,
+        files=JobFileService(files, store.jobs, store.telemetry, notifier),
+        telemetry=TelemetryService(store.jobs, store.telemetry, signer),
+        accounts=AccountService(store.accounts, store.webhooks, store.clusters,
+                                store.telemetry, prices, check_webhook, config.org_max_gpus),
+        clusters=clusters,
+        volumes=volumes,
+        operations=OperationService(store.operations, store.clock),
+        endpoints=EndpointService(store.endpoints, jobs),
+        packages=PackageService(store.packages, jobs),
+        signer=signer,
+        prices=prices,
+        server=ServerInfo(inventory.capacity, store.jobs.count_by_state, scheduler),
+        reads_inline=engines.reads_inline,
+    )
+    periodic = None
+    if daemon is not None:
+        periodic = Periodic(leads)
+        periodic.every("retention", config.retention_interval_s, Retention(config, store).sweep)
+        periodic.every("schedules", ScheduleRunner.INTERVAL_S, ScheduleRunner(
+            store, jobs, clusters).tick)  # and idle Integrate.io clusters
+    return Runtime(config, engines, store, notifier, inventory, executor, services, hub,
+                   daemon, processor, periodic, new_key)
 
 
-def attempt_hooks(
-    config: Config, store: SqlStore, notifier: Notifier, inventory: Inventory
-) -> list[AttemptHooks]:
+def attempt_hooks(config: Config, store: SqlStore, inventory: Inventory,
+                  clusters: ClusterService) -> list[AttemptHooks]:
     """The daemon's attempt hooks, in the order they run (one line each)."""
     from jobyard.operations.mounts import VolumeMounts
     from jobyard.outputs.collector import OutputCollector
     from jobyard.telemetry.sampler import ResourceSampler
     from jobyard.telemetry.tqdm_watch import TqdmWatcher
 
-    hooks: list[AttemptHooks] = [OutputCollector(config, store)]
-    hooks.append(ResourceSampler(config, store, inventory))  # metrics, cost, budgets
-    hooks.append(TqdmWatcher(store))  # progress read off tqdm bars
-    hooks.append(VolumeMounts(store, config.data_dir))  # attached volumes, quota at job end
-    return hooks
+    return [
+        OutputCollector(config, store),
+        ResourceSampler(config, store, inventory),  # metrics, cost, budgets
+        TqdmWatcher(store),  # progress read off tqdm bars
+        VolumeMounts(store, config.data_dir),  # attached volumes, quota at job end
+        ClusterTeardown(clusters),  # release the cluster a job asked to tear down
+    ]
 
 
 def server_secret(store: SqlStore) -> bytes:
@@ -214,6 +235,6 @@ def bootstrap(store: SqlStore, config: Config) -> str | None:
     store.accounts.create_org("default")
     admin = store.accounts.create_user("admin", "default", is_admin=True)
     secret = config.bootstrap_admin_key or ids.api_key()
-    store.accounts.create_key(admin["id"], ids.hash_key(secret), secret[:10], "bootstrap admin key")
+    store.accounts.create_key(admin["id"], ids.hash_key(secret), secret[:10],
+                              "bootstrap admin key")
     return None if config.bootstrap_admin_key else secret
-

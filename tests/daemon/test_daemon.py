@@ -42,9 +42,9 @@ async def test_cancel_while_launching_stops_the_process_that_starts(tmp_path):
     await rt.start()
     try:
         admin = rt.store.accounts.principal_for_key(ids.hash_key("jy_t"))
-        job, _ = rt.service.submit(admin, SubmitJob(command="sleep 30"))
+        job, _ = rt.services.jobs.submit(admin, SubmitJob(command="sleep 30"))
         await wait_for(lambda: rt.store.jobs.get_job(job.id).state is JobState.LAUNCHING)
-        _, changed = rt.service.cancel(admin, job.id)
+        _, changed = rt.services.jobs.cancel(admin, job.id)
         assert changed and rt.store.jobs.get_job(job.id).state is JobState.CANCELING
         executor.gate.set()
         done = await wait_for(lambda: (j := rt.store.jobs.get_job(job.id)).is_terminal and j)
@@ -76,11 +76,11 @@ async def test_canceled_waits_until_nvml_shows_its_gpus_free(tmp_path):
     await rt.start()
     try:
         admin = rt.store.accounts.principal_for_key(ids.hash_key("jy_t"))
-        job, _ = rt.service.submit(admin, SubmitJob(command="sleep 30",
+        job, _ = rt.services.jobs.submit(admin, SubmitJob(command="sleep 30",
                                                     resources=Resources(gpus=1)))
         await wait_for(lambda: rt.store.jobs.get_job(job.id).state is JobState.RUNNING)
         assert rt.store.jobs.get_job(job.id).assigned["gpus"] == [0]
-        rt.service.cancel(admin, job.id)
+        rt.services.jobs.cancel(admin, job.id)
         await wait_for(lambda: len(probe.asked) >= 3)  # processes are gone; the GPU is not
         assert marked(f"{job.uid}.1") == []
         assert rt.store.jobs.get_job(job.id).state is JobState.CANCELING

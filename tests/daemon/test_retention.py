@@ -7,7 +7,7 @@ from jobyard.core.ports import NewJob, Transition
 from jobyard.core.states import JobState
 from jobyard.daemon.retention import Retention
 from jobyard.store import migrate
-from jobyard.store.logfiles import run_dir
+from jobyard.store.files import run_dir
 from jobyard.store.sql import SqlStore
 from tests.daemon.test_schedules import Clock
 from tests.store.test_sql import new_job, owner
@@ -68,7 +68,7 @@ def test_no_retention_keeps_everything(store, tmp_path):
 def test_workspaces_no_job_owns_go_after_an_hour(store, tmp_path):
     import os
 
-    from jobyard.executors.workspaces import new_workspace
+    from jobyard.store.files import new_workspace
 
     user = owner(store)
     owned, orphan, fresh = (new_workspace(tmp_path) for _ in range(3))

@@ -34,8 +34,8 @@ def setup(store, start: float = T0, **schedule):
     user = owner(store)
     who = Principal(user["id"], user["org_id"], user["username"])
     clock = Clock(start - 10)
-    jobs = JobService(store, Resources(4, 8.0, 0), clock=clock)
-    packages = PackageService(store, jobs, clock)
+    jobs = JobService(store.jobs, store.kv, Resources(4, 8.0, 0), clock=clock)
+    packages = PackageService(store.packages, jobs, clock)
     package = packages.create_package(who, "etl", 'echo "$DAY"',
                                       variables={"DAY": "'mon'", "KEEP": "k"})
     s = packages.create_schedule(who, "hourly", package.id, 1, "hours", start,
@@ -122,9 +122,10 @@ def test_disabled_schedules_do_not_run_and_enabling_plans_from_now(store):
 def test_idle_clusters_with_terminate_on_idle_are_terminated(store):
     user = owner(store)
     who = Principal(user["id"], user["org_id"], user["username"])
-    clusters = ClusterService(store, build_catalog({}, Resources(0, 8.0, 8192)),
-                              VolumeService(store))
-    jobs = JobService(store, Resources(0, 8.0, 8192))
+    clusters = ClusterService(store.clusters, store.volumes, store.kv,
+                              build_catalog({}, Resources(0, 8.0, 8192)),
+                              VolumeService(store.volumes))
+    jobs = JobService(store.jobs, store.kv, Resources(0, 8.0, 8192))
     jobs.check_cluster = clusters.check_job
 
     def ready(name: str, meta: dict | None) -> str:

@@ -6,7 +6,7 @@ import signal
 import psutil
 import pytest
 
-from jobyard.store.logfiles import run_dir
+from jobyard.store.files import run_dir
 from jobyard.testing import ServerProcess, marked_processes, wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
 

@@ -1,7 +1,7 @@
 from jobyard.core.models import Job
 from jobyard.core.ports import NewJob, Transition
 from jobyard.core.states import JobState
-from jobyard.store.purge import remove_job_files
+from jobyard.store.files import remove_job_files
 from tests.store.test_sql import new_job, owner
 
 
@@ -40,9 +40,9 @@ def test_files_of_every_attempt_and_the_workspace_go(tmp_path):
               workdir=str(spaces / "ws1" / "project"), resources=None, instance_type=None,
               priority=0, time_limit_s=None, retry=None, tags=[], state=JobState.COMPLETED,
               created_at=0, attempt=2)
-    remove_job_files(data, job, spaces)
+    remove_job_files(data, job)
     assert not (data / "runs" / "job_a.1").exists() and not (data / "runs" / "job_a.2").exists()
     assert not (spaces / "ws1").exists() and keep.exists()
     job.workdir = str(outside)  # a directory the user chose is never removed
-    remove_job_files(data, job, spaces)
+    remove_job_files(data, job)
     assert outside.exists()

@@ -230,7 +230,7 @@ async def run_job(rt, tmp_path, gpus: int, before: str = ""):
     admin = rt.store.accounts.principal_for_key(ids.hash_key("jy_t"))
     go = tmp_path / f"go-{ids.random_token(6)}"
     cmd = f"{before}while [ ! -e {go} ]; do sleep 0.02; done"
-    job, _ = rt.service.submit(admin, SubmitJob(command=cmd, resources=Resources(gpus=gpus)))
+    job, _ = rt.services.jobs.submit(admin, SubmitJob(command=cmd, resources=Resources(gpus=gpus)))
     await wait_for(lambda: rt.store.jobs.get_job(job.id).telemetry.get("resources", {})
                    .get("samples", 0) >= 4)
     go.touch()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import FastAPI
 
@@ -23,7 +24,7 @@ from jobyard.api.dialects.tensorpool import routes as tensorpool_routes
 from jobyard.api.dialects.tensorpool import upload as tensorpool_upload
 from jobyard.api.dialects.xplenty import routes as xplenty_routes
 from jobyard.api.limits import BodySizeLimit
-from jobyard.runtime import Runtime
+from jobyard.core.services import Services
 
 ROUTERS = [health.router, jobs.router, streams.router, admin.router, outputs.router,
            webhooks.router, reports.router, metrics.router,
@@ -33,7 +34,17 @@ ROUTERS = [health.router, jobs.router, streams.router, admin.router, outputs.rou
            xplenty_routes.router]  # last: it ends with a catch-all under /{account_id}/api/
 
 
-def create_app(rt: Runtime) -> FastAPI:
+class Server(Protocol):
+    """What the app serves and starts (``jobyard.runtime.Runtime``)."""
+
+    services: Services
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def create_app(rt: Server) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await rt.start()
@@ -52,11 +63,11 @@ def create_app(rt: Runtime) -> FastAPI:
         description="Self-hosted job service for GPU and compute work.",
         lifespan=lifespan,
     )
-    app.state.runtime = rt
+    app.state.services = rt.services
     app.state.metrics_registry = None
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=rt.config.max_request_bytes,
+    app.add_middleware(BodySizeLimit, max_bytes=rt.services.config.max_request_bytes,
                        overrides=tensorpool_upload.BODY_LIMITS)
     return app

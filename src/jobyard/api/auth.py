@@ -3,19 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from jobyard import ids
+from jobyard.api.deps import read, services
+from jobyard.core.accounts import require_admin
 from jobyard.core.models import Principal
-from jobyard.errors import Forbidden, Unauthorized
-from jobyard.runtime import Runtime
-
-
-def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
 
 
 def bearer_token(request: Request) -> str | None:
@@ -24,31 +18,16 @@ def bearer_token(request: Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def principal_for(rt: Runtime, secret: str | None) -> Principal:
-    if not secret:
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    who = rt.store.accounts.principal_for_key(ids.hash_key(secret))
-    if who is None:
-        raise Unauthorized("unknown or revoked API key")
-    return who
-
-
-T = TypeVar("T")
-
-
-async def read(rt: Runtime, fn: Callable[..., T], *args: Any) -> T:
-    """Run a store read on the loop where that is cheaper than a thread (see Engines)."""
-    return await rt.read(fn, *args)
-
-
 async def principal(request: Request) -> Principal:
     """FastAPI dependency: the caller, or 401."""
-    rt = runtime(request)
-    return await read(rt, principal_for, rt, bearer_token(request))
+    svc = services(request)
+    return await read(svc, svc.accounts.authenticate, bearer_token(request))
 
 
 async def admin(request: Request) -> Principal:
-    who = await principal(request)
-    if not who.is_admin:
-        raise Forbidden("this needs an admin API key")
-    return who
+    """FastAPI dependency: the caller, who must hold an admin key (401, 403)."""
+    return require_admin(await principal(request))
+
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+AdminDep = Annotated[Principal, Depends(admin)]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from jobyard import __version__
-from jobyard.api.auth import runtime
+from jobyard.api.deps import services
 from jobyard.api.responses import JSON
+from jobyard.core.services import ServerInfo
 from jobyard.core.states import JobState
-from jobyard.runtime import Runtime
 
 router = APIRouter(tags=["service"])
 
@@ -24,34 +26,34 @@ async def healthz() -> JSON:
 class _StoreCollector:
     """Reads the figures at scrape time, so every replica reports the same truth."""
 
-    def __init__(self, rt: Runtime):
-        self.rt = rt
+    def __init__(self, server: ServerInfo):
+        self.server = server
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         jobs = GaugeMetricFamily("jobyard_jobs", "Jobs by state", labels=["state"])
-        counts = self.rt.store.jobs.count_by_state()
+        counts = self.server.counts_by_state()
         for state in JobState:
             jobs.add_metric([str(state)], counts.get(str(state), 0))
         yield jobs
         capacity = GaugeMetricFamily("jobyard_capacity", "Schedulable resources",
                                      labels=["resource"])
-        cap = self.rt.inventory.capacity
+        cap = self.server.capacity
         for name in ("gpus", "cpus", "memory_mb"):
             capacity.add_metric([name], getattr(cap, name))
         yield capacity
-        if self.rt.daemon is not None:
-            free = self.rt.daemon.allocator.free()
+        scheduler = self.server.scheduler()
+        if scheduler is not None:
             gauge = GaugeMetricFamily("jobyard_free", "Unallocated resources", labels=["resource"])
             for name in ("gpus", "cpus", "memory_mb"):
-                gauge.add_metric([name], getattr(free, name))
+                gauge.add_metric([name], getattr(scheduler.free, name))
             yield gauge
             yield GaugeMetricFamily("jobyard_attempts_running", "Attempts this daemon runs",
-                                    value=len(self.rt.daemon.attempts))
+                                    value=scheduler.attempts_running)
 
 
-def metrics_registry(rt: Runtime) -> CollectorRegistry:
+def metrics_registry(server: ServerInfo) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_StoreCollector(rt))
+    registry.register(_StoreCollector(server))  # type: ignore[arg-type]
     return registry
 
 
@@ -59,5 +61,5 @@ def metrics_registry(rt: Runtime) -> CollectorRegistry:
 def metrics(request: Request) -> Response:
     registry = request.app.state.metrics_registry
     if registry is None:
-        registry = request.app.state.metrics_registry = metrics_registry(runtime(request))
+        registry = request.app.state.metrics_registry = metrics_registry(services(request).server)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

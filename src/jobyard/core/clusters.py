@@ -9,13 +9,14 @@ the local provider carves instances out of the inventory. A cluster moves
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from jobyard.core.models import Principal, Resources
+from jobyard.core.models import Job, Principal, Resources
 from jobyard.core.operations import Operation, OperationType
+from jobyard.core.ports import ClusterStore, KvStore, VolumeStore
 from jobyard.core.rules import check_name, refuse_if_protected, set_protection
 from jobyard.core.volumes import Volume, VolumeService, VolumeState
 from jobyard.errors import Conflict, NotFound, Unschedulable, ValidationFailed
@@ -124,10 +125,13 @@ class ClusterService:
     made (catalog, quota, state); the operation processor does the work
     (``operations/clusters.py``)."""
 
-    def __init__(self, store: Any, catalog: dict[str, InstanceType], volumes: VolumeService,
+    def __init__(self, clusters: ClusterStore, volume_store: VolumeStore, kv: KvStore,
+                 catalog: dict[str, InstanceType], volumes: VolumeService,
                  default_quota: int | None = None,
                  on_intent: Callable[[], None] = lambda: None):
-        self.store = store
+        self._clusters = clusters
+        self._volume_store = volume_store
+        self._kv = kv
         self.catalog = catalog
         self.volumes = volumes
         self.default_quota = default_quota
@@ -141,15 +145,45 @@ class ClusterService:
         return self.catalog[name]
 
     def get(self, who: Principal, uid: str) -> Cluster:
-        cluster = self.store.clusters.get_cluster(uid)
+        cluster = self._clusters.get_cluster(uid)
         if cluster is None or not who.sees(cluster.org_id):
             raise NotFound(f"cluster {uid} not found")
         return cluster
 
+    def of_job(self, job: Job) -> Cluster | None:
+        """The cluster a job runs on (None for its own, ephemeral one)."""
+        return self._clusters.get_cluster(job.cluster_id) if job.cluster_id else None
+
+    def by_number(self, who: Principal, number: int) -> Cluster:
+        """A cluster of the caller's org by its integer id (what Integrate.io clients use)."""
+        cluster = self._clusters.cluster_by_number(number)
+        if cluster is None or cluster.org_id != who.org_id:
+            raise NotFound(f"cluster {number} not found")
+        return cluster
+
+    def page(self, who: Principal, offset: int, limit: int,
+             states: Collection[str] | None = None) -> tuple[list[Cluster], int]:
+        """A page of the org's clusters (in ``states``), newest first, and how many match."""
+        return self._clusters.cluster_page(who.org_id, offset, limit, states)
+
+    def facts(self, clusters: Collection[Cluster]) -> dict[str, dict[str, Any]]:
+        """Per cluster uid: its open operation's status, when its claim and release completed,
+        its live jobs and when its last job ended (``ClusterStore.cluster_facts``)."""
+        return self._clusters.cluster_facts([c.uid for c in clusters])
+
+    def notes(self, clusters: Collection[Cluster], prefix: str) -> dict[int, Any]:
+        """What a dialect noted about these clusters under ``prefix`` (by cluster id)."""
+        found = self._kv.kv_many([f"{prefix}{c.id}" for c in clusters])
+        return {c.id: found[f"{prefix}{c.id}"] for c in clusters if f"{prefix}{c.id}" in found}
+
+    def note(self, cluster: Cluster, prefix: str, value: Any) -> None:
+        """Keep a dialect's own facts about a cluster (e.g. Integrate.io's idle settings)."""
+        self._kv.put_kv(f"{prefix}{cluster.id}", value)
+
     def check_job(self, who: Principal, uid: str, want: Resources) -> dict[str, Any]:
         """A job for cluster ``uid``: the cluster is the caller's (404), ``ready`` (409), and the
         job fits one instance of it (422). Returns what the job records: the cluster's name."""
-        cluster = self.store.clusters.get_cluster(uid)
+        cluster = self._clusters.get_cluster(uid)
         if cluster is None or cluster.org_id != who.org_id:
             raise NotFound(f"cluster {uid} not found")
         if cluster.state is not ClusterState.READY:
@@ -165,18 +199,18 @@ class ClusterService:
 
     def list(self, who: Principal, mine: bool = False) -> list[Cluster]:
         """The org's clusters; with ``mine``, only those the caller claimed."""
-        clusters = self.store.clusters.list_clusters(who.org_id)
+        clusters = self._clusters.list_clusters(who.org_id)
         return [c for c in clusters if c.user_id == who.user_id] if mine else clusters
 
     def claim(self, who: Principal, instance_type: str, count: int, name: str | None,
               deletion_protection: bool = False) -> tuple[Operation, Cluster]:
         """Refused at once (409 QUOTA_EXCEEDED) beyond the org's GPU quota."""
         it = self.instance_type(instance_type)
-        req, cluster = self.store.clusters.create_cluster(
+        req, cluster = self._clusters.create_cluster(
             who, check_name(name or f"{it.name}-cluster"), it.name, check_count(count), it.gpus,
             self.default_quota)
         if deletion_protection:  # before anyone was told its id
-            self.store.clusters.set_protection(cluster.uid, True, PROTECTABLE)
+            self._clusters.set_protection(cluster.uid, True, PROTECTABLE)
             cluster.deletion_protection = True
         self.on_intent()
         return req, cluster
@@ -184,7 +218,7 @@ class ClusterService:
     def protect(self, who: Principal, uid: str, on: bool) -> Cluster:
         """Turn deletion protection on or off, at once (no operation)."""
         cluster = self.get(who, uid)
-        set_protection(self.store.clusters, cluster.uid, on, "cluster", PROTECTABLE)
+        set_protection(self._clusters, cluster.uid, on, "cluster", PROTECTABLE)
         return self.get(who, uid)
 
     def edit(self, who: Principal, uid: str, name: str | None, count: int | None,
@@ -210,7 +244,7 @@ class ClusterService:
                 return None
             return {"deletion_protection": deletion_protection}
 
-        req = self.store.clusters.cluster_operation(
+        req = self._clusters.cluster_operation(
             who, cluster, OperationType.CLUSTER_EDIT, params, check,
             "Cluster edit queued", gpus_after, self.default_quota)
         self.on_intent()
@@ -228,7 +262,7 @@ class ClusterService:
             refuse_if_protected("cluster", uid, fresh.deletion_protection)
             return {"state": str(ClusterState.RELEASING)}
 
-        req = self.store.clusters.cluster_operation(who, cluster, OperationType.CLUSTER_RELEASE, {},
+        req = self._clusters.cluster_operation(who, cluster, OperationType.CLUSTER_RELEASE, {},
                                             check, "Cluster release queued")
         self.on_intent()
         return req, cluster
@@ -255,7 +289,7 @@ class ClusterService:
                 _ready("attached to")(cluster)
 
         word = "detach" if detach else "attach"
-        req = self.store.volumes.volume_operation(who, vol, kind, {"cluster_id": cluster_uid},
+        req = self._volume_store.volume_operation(who, vol, kind, {"cluster_id": cluster_uid},
                                                   check,
                                            f"Storage volume {word} queued")
         self.on_intent()

@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Job, Principal, Resources, RetryPolicy
+from jobyard.core.ports import EndpointStore
 from jobyard.errors import EndpointNotFound, Unschedulable, ValidationFailed
 
 PREFIX = "ep_"
@@ -67,13 +68,6 @@ class RunEndpoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class EndpointStore(Protocol):
-    def create_endpoint(self, row: dict[str, Any]) -> Endpoint: ...
-    def get_endpoint(self, uid: str) -> Endpoint | None: ...
-    def list_endpoints(self, org_id: int | None, limit: int) -> list[Endpoint]: ...
-    def delete_endpoint(self, uid: str) -> bool: ...
-
-
 def endpoint_uid(name: str) -> str:
     return PREFIX + name
 
@@ -81,8 +75,9 @@ def endpoint_uid(name: str) -> str:
 class EndpointService:
     """Create, read, delete endpoints and run jobs of them, for a principal."""
 
-    def __init__(self, store: Any, jobs: JobService, clock: Callable[[], float] | None = None):
-        self.store: EndpointStore = store
+    def __init__(self, endpoints: EndpointStore, jobs: JobService,
+                 clock: Callable[[], float] | None = None):
+        self._endpoints = endpoints
         self.jobs = jobs
         self.clock = clock or jobs.clock
 
@@ -90,7 +85,7 @@ class EndpointService:
         """A new endpoint of the caller's org; 409 when its id is taken."""
         self._validate(new)
         now = self.clock()
-        return self.store.endpoints.create_endpoint({
+        return self._endpoints.create_endpoint({
             "uid": endpoint_uid(new.name), "org_id": who.org_id, "user_id": who.user_id,
             "name": new.name, "command": new.command, "env": dict(new.env),
             "resources": {"gpus": new.resources.gpus, "cpus": new.resources.cpus,
@@ -101,25 +96,25 @@ class EndpointService:
     def get_any(self, uid: str) -> Endpoint:
         """The endpoint whoever owns it (a dialect that answers 403 checks
         :meth:`Principal.sees`)."""
-        ep = self.store.endpoints.get_endpoint(uid)
+        ep = self._endpoints.get_endpoint(uid)
         if ep is None:
             raise EndpointNotFound(f"endpoint {uid} not found", {"endpoint_id": uid})
         return ep
 
     def get(self, who: Principal, uid: str) -> Endpoint:
-        ep = self.store.endpoints.get_endpoint(uid)
+        ep = self._endpoints.get_endpoint(uid)
         if ep is None or not who.sees(ep.org_id):
             raise EndpointNotFound(f"endpoint {uid} not found", {"endpoint_id": uid})
         return ep
 
     def list(self, who: Principal, limit: int = MAX_LIST) -> list[Endpoint]:
-        return self.store.endpoints.list_endpoints(None if who.is_admin else who.org_id,
+        return self._endpoints.list_endpoints(None if who.is_admin else who.org_id,
                                          min(limit, MAX_LIST))
 
     def delete(self, who: Principal, uid: str) -> Endpoint:
         """Forget an endpoint. Jobs already run of it keep their endpoint id."""
         ep = self.get(who, uid)
-        if not self.store.endpoints.delete_endpoint(ep.uid):
+        if not self._endpoints.delete_endpoint(ep.uid):
             raise EndpointNotFound(f"endpoint {uid} not found", {"endpoint_id": uid})
         return ep
 

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from jobyard import ids
+from jobyard.core.files import ChangeFeed, JobFiles
 from jobyard.core.inputs import ListJobs, SubmitJob
-from jobyard.core.models import Job, Principal, Resources
-from jobyard.core.ports import NewJob, Store, Transition
+from jobyard.core.models import Job, JobEvent, Principal, Resources
+from jobyard.core.ports import EventFeed, JobStore, KvStore, NewJob, Transition, WebhookStore
 from jobyard.core.states import ACTIVE, JobState, Substate
-from jobyard.errors import Conflict, JobNotFound, Unschedulable, ValidationFailed
+from jobyard.errors import Conflict, Forbidden, JobNotFound, Unschedulable, ValidationFailed
 
 SCHEDULER_SNAPSHOT = "scheduler"  # kv key the daemon writes its free/capacity view to
+
+
+# Checks a job for a cluster (raises to refuse); returns what the job records of the cluster.
+ClusterCheck = Callable[[Principal, str, Resources], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -27,33 +32,43 @@ class Limits:
 
 
 class JobService:
-    """Submit, read and cancel jobs on behalf of a principal.
+    """Submit, read, follow, cancel and delete jobs on behalf of a principal.
 
-    The native API answers 404 alike for an unknown job and one outside the caller's org, so
-    :meth:`get` raises :class:`JobNotFound` for both; dialects that must answer 403 use
-    :meth:`get_any` and check :meth:`Principal.sees` themselves.
+    The native API answers 404 alike for an unknown job and one outside the caller's org
+    (:meth:`get`); dialects that must tell them apart (403) use :meth:`find`.
     """
 
     def __init__(
         self,
-        store: Store,
+        jobs: JobStore,
+        kv: KvStore,
         capacity: Resources,
         limits: Limits = Limits(),
         clock: Callable[[], float] = time.time,
         on_intent: Callable[[str], None] = lambda _kind: None,
         check_webhook: Callable[[str], str | None] | None = None,
+        check_cluster: ClusterCheck | None = None,
+        files: JobFiles | None = None,
+        events: EventFeed | None = None,
+        changes: ChangeFeed | None = None,
+        deliveries: WebhookStore | None = None,
     ):
-        self.store = store
+        self._jobs = jobs
+        self._kv = kv
         self.capacity = capacity
         self.limits = limits
         self.clock = clock
         # Called with "submit" or "cancel" once that intent is committed: the daemon acts on it.
-        self.on_intent = on_intent
+        self._on_intent = on_intent
         # Why a webhook URL is refused (scheme, private ranges per config), or None.
         self.check_webhook = check_webhook or _webhook_scheme
         # Checks a job for a cluster (raises to refuse) and returns what the job records of it
         # (``ClusterService.check_job``); only called for jobs that name a cluster.
-        self.check_cluster: Callable[[Principal, str, Resources], dict[str, Any]] | None = None
+        self._check_cluster = check_cluster
+        self._files = files
+        self._events = events
+        self._changes = changes
+        self._deliveries = deliveries
 
     # submit ----------------------------------------------------------------------------------
     def submit(
@@ -65,9 +80,9 @@ class JobService:
         if cmd.outputs:
             extra["outputs"] = list(cmd.outputs)
         if cmd.cluster_id is not None:
-            if self.check_cluster is None:
+            if self._check_cluster is None:
                 raise Unschedulable("this server runs no clusters", {})
-            extra["cluster"] = self.check_cluster(who, cmd.cluster_id, cmd.resources)
+            extra["cluster"] = self._check_cluster(who, cmd.cluster_id, cmd.resources)
         now = self.clock()
         job = Job(
             id=0,
@@ -91,9 +106,9 @@ class JobService:
             cluster_id=cmd.cluster_id,
             extra=extra,
         )
-        job, created = self.store.jobs.create_job(NewJob(job, idempotency))
+        job, created = self._jobs.create_job(NewJob(job, idempotency))
         if created:
-            self.on_intent("submit")
+            self._on_intent("submit")
         return job, created
 
     def _validate(self, cmd: SubmitJob) -> None:
@@ -133,29 +148,73 @@ class JobService:
             )
 
     # read ------------------------------------------------------------------------------------
-    def get_any(self, ref: int | str) -> Job:
-        job = self.store.jobs.get_job(ref)
-        if job is None:
-            raise JobNotFound(f"job {ref} not found")
-        return job
-
     def get(self, who: Principal, ref: int | str) -> Job:
-        job = self.store.jobs.get_job(ref)
+        """The job, if the caller may see it; 404 alike for unknown and other orgs' jobs."""
+        job = self._jobs.get_job(ref)
         if job is None or not who.sees(job.org_id):
             raise JobNotFound(f"job {ref} not found")
         return job
 
-    def list(self, who: Principal, query: ListJobs) -> list[Job]:
+    def find(self, who: Principal, ref: int | str) -> Job:
+        """The job: 404 when there is none, 403 when it is another org's."""
+        job = self._jobs.get_job(ref)
+        if job is None:
+            raise JobNotFound(f"job {ref} not found", {"job_id": str(ref)})
+        if not who.sees(job.org_id):
+            raise Forbidden(f"job {ref} belongs to another organization", {"job_id": str(ref)})
+        return job
+
+    def get_in_org(self, who: Principal, ref: int | str) -> Job:
+        """The job if it is of the caller's own org (an admin too: an Integrate.io account is
+        one org); 404 otherwise."""
+        job = self._jobs.get_job(ref)
+        if job is None or job.org_id != who.org_id:
+            raise JobNotFound(f"job {ref} not found")
+        return job
+
+    def refresh(self, job: Job) -> Job | None:
+        """A job the caller already holds, as it is now (None once it was deleted)."""
+        return self._jobs.get_job(job.id)
+
+    def state_of(self, ref: int | str) -> JobState | None:
+        """A job's state now, whoever owns it (None once it is gone)."""
+        job = self._jobs.get_job(ref)
+        return job.state if job is not None else None
+
+    def list(self, who: Principal, query: ListJobs, own_org: bool = False) -> list[Job]:
+        """Jobs the caller may see, newest first (an admin's: every org's, unless
+        ``own_org``)."""
         if query.state and query.state not in JobState.__members__.values():
             _invalid(("query", "state"), f"unknown state '{query.state}'")
-        return self.store.jobs.list_jobs(None if who.is_admin else who.org_id, query)
+        org_id = None if who.is_admin and not own_org else who.org_id
+        return self._jobs.list_jobs(org_id, query)
+
+    def page(self, who: Principal, offset: int, limit: int,
+             states: Collection[str] | None = None) -> tuple[list[Job], int]:
+        """A page of the caller's org's jobs (in ``states``), newest first, and how many
+        match."""
+        return self._jobs.job_page(who.org_id, offset, limit, states)
+
+    def facts(self, jobs: Collection[Job]) -> dict[str, Any]:
+        """What showing ``jobs`` needs beyond their rows: current outputs, cluster ids and
+        names, owners' usernames (see ``JobStore.job_facts``)."""
+        return self._jobs.job_facts(jobs)
+
+    def on_cluster(self, cluster_uid: str, states: Collection[str]) -> list[Job]:
+        """The jobs of a cluster (the caller checked it may see it) in ``states``."""
+        return self._jobs.jobs_on_cluster(cluster_uid, list(states))
+
+    def view(self, who: Principal, ref: int | str) -> tuple[Job, dict[str, Any] | None]:
+        """The job and, while it is queued, why it waits (:meth:`waiting`)."""
+        job = self.get(who, ref)
+        return job, self.waiting(job) if job.state is JobState.QUEUED else None
 
     def waiting(self, job: Job) -> dict[str, Any] | None:
         """Why a queued job waits, as data: what it needs, its place, an estimated start."""
         if job.state is not JobState.QUEUED:
             return None
         now = self.clock()
-        position = self.store.jobs.queue_position(job)
+        position = self._jobs.queue_position(job)
         info: dict[str, Any] = {"position": position}
         if job.next_retry_at and job.next_retry_at > now:
             info["reason"] = "retry_backoff"
@@ -166,7 +225,7 @@ class JobService:
             info["waiting_for"] = {"cluster": {
                 "id": job.cluster_id, "message": "a free instance of the cluster"}}
             return info
-        snapshot = self.store.kv.get_kv(SCHEDULER_SNAPSHOT) or {}
+        snapshot = self._kv.get_kv(SCHEDULER_SNAPSHOT) or {}
         free = snapshot.get("free")
         if free is not None:
             need = {
@@ -177,7 +236,7 @@ class JobService:
             info["reason"] = "resources" if need else "queue"
             info["waiting_for"] = need
         window = 600.0
-        done = self.store.jobs.finished_since(now - window)
+        done = self._jobs.finished_since(now - window)
         if done:
             info["estimated_start"] = now + position / (done / window)
         return info
@@ -198,7 +257,7 @@ class JobService:
                 " canceled",
                 {"state": str(job.state)},
             )
-        [result] = self.store.jobs.apply([cancel_transition(job, self.clock(), who.username)])
+        [result] = self._jobs.apply([cancel_transition(job, self.clock(), who.username)])
         if isinstance(result, Exception):
             # The daemon moved it meanwhile (e.g. it just ended); answer from the fresh state.
             fresh = self.get(who, job.id)
@@ -208,20 +267,50 @@ class JobService:
                 return self.cancel(who, job.id)
             raise Conflict(f"job {job.uid} already ended ({fresh.state})",
                            {"state": str(fresh.state)})
-        self.on_intent("cancel")
+        self._on_intent("cancel")
         return result, True
 
 
     # delete ----------------------------------------------------------------------------------
     def delete(self, who: Principal, ref: int | str) -> Job:
-        """Forget a finished job (its rows; the caller removes its files). Refused (409) while
-        it is not terminal."""
+        """Forget a finished job for good: its rows, then its logs, outputs and workspace.
+        Refused (409) while it is not terminal. Every API's delete goes through here."""
         job = self.get(who, ref)
-        if not job.is_terminal or not self.store.jobs.delete_jobs([job.id]):
+        if not job.is_terminal or not self._jobs.delete_jobs([job.id]):
             state = job.state if not job.is_terminal else self.get(who, job.id).state
             raise Conflict(f"job {job.uid} is {state}; only a finished job can be deleted",
                            {"state": str(state)})
+        if self._files is not None:
+            self._files.remove(job)
         return job
+
+    # events and changes ----------------------------------------------------------------------
+    def follow_events(self, job: Job, after: int = 0) -> AsyncIterator[JobEvent]:
+        """The job's events after ``after``, then each new one, until it has ended."""
+        assert self._events is not None, "this service was built without an event feed"
+        return self._events.follow(job.id, after)
+
+    def last_event_id(self, job: Job) -> int:
+        return self._jobs.last_event_id(job.id)
+
+    def state_events(self, job: Job) -> list[tuple[float, dict[str, Any]]]:
+        """``(ts, data)`` of the job's state changes, in order."""
+        return self._jobs.state_events(job.id)
+
+    async def wait_changed(self, job: Job, timeout: float) -> Job | None:
+        """The job once it changed, or as it is after ``timeout`` (None once it is gone)."""
+        assert self._changes is not None, "this service was built without a change feed"
+        with self._changes.listen(job.id) as changed:
+            fresh = self._jobs.get_job(job.id)
+            if fresh is None or fresh.updated_at != job.updated_at or timeout <= 0:
+                return fresh
+            await changed.wait(timeout)
+        return self._jobs.get_job(job.id)
+
+    def deliveries(self, job: Job) -> list[dict[str, Any]]:
+        """The job's webhook deliveries and their attempts, oldest first."""
+        assert self._deliveries is not None, "this service was built without webhooks"
+        return self._deliveries.job_deliveries(job.id)
 
 
 def cancel_transition(job: Job, now: float, by: str) -> Transition:

@@ -12,9 +12,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from jobyard.core.models import Principal
+from jobyard.core.ports import OperationStore
 from jobyard.errors import NotFound
 
 MAX_LIST = 500
@@ -92,26 +93,21 @@ def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
     return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))
 
 
-class OperationReads(Protocol):
-    def get_operation(self, uid: str) -> Operation | None: ...
-    def list_operations(self, org_id: int | None, limit: int) -> list[Operation]: ...
-
-
 class OperationService:
     """Operations as the API sees them: the caller's org's, newest first."""
 
-    def __init__(self, store: OperationReads, clock: Callable[[], float]):
-        self.store = store
+    def __init__(self, operations: OperationStore, clock: Callable[[], float]):
+        self._operations = operations
         self.clock = clock
 
     def get(self, who: Principal, uid: str) -> Operation:
-        op = self.store.operations.get_operation(uid)
+        op = self._operations.get_operation(uid)
         if op is None or not who.sees(op.org_id):
             raise NotFound(f"request {uid} not found")
         return op
 
     def list(self, who: Principal, limit: int) -> list[Operation]:
-        return self.store.operations.list_operations(who.org_id, min(limit, MAX_LIST))
+        return self._operations.list_operations(who.org_id, min(limit, MAX_LIST))
 
     def retry_after(self, op: Operation) -> int | None:
         """Whole seconds a client should wait before polling ``op`` again (None: terminal)."""

@@ -30,6 +30,7 @@ from jobyard.core.clusters import Cluster
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Job, Principal, Resources
+from jobyard.core.ports import PackageStore
 from jobyard.errors import NotFound, ValidationFailed
 
 EXTRA_KEY = "xplenty"  # job.extra[EXTRA_KEY]: package, variables, Integrate.io cluster id
@@ -237,8 +238,9 @@ class PackageService:
     submit use-case), so a package's run is checked like any job.
     """
 
-    def __init__(self, store: Any, jobs: JobService, clock: Callable[[], float] = time.time):
-        self.store = store
+    def __init__(self, packages: PackageStore, jobs: JobService,
+                 clock: Callable[[], float] = time.time):
+        self._packages = packages
         self.jobs = jobs
         self.clock = clock
 
@@ -251,16 +253,16 @@ class PackageService:
             raise _invalid(("resources",), f"resources exceed this server's capacity "
                            f"({self.jobs.capacity})")
         now = self.clock()
-        return self.store.packages.create_package(Package(
+        return self._packages.create_package(Package(
             0, who.org_id, who.user_id, check_label(name), check_description(description),
             check_command(command), check_variables(variables), res, now, now))
 
     def get_package(self, who: Principal, ref: int | str) -> Package:
         """By integer id, or by name within the caller's org; 404 for another org's."""
         if isinstance(ref, int):
-            package = self.store.packages.get_package(ref)
+            package = self._packages.get_package(ref)
         else:
-            package = self.store.packages.package_by_name(who.org_id, ref)
+            package = self._packages.package_by_name(who.org_id, ref)
         if package is None or package.org_id != who.org_id:
             raise NotFound(f"package {ref} not found")
         return package
@@ -268,12 +270,12 @@ class PackageService:
     def list_packages(self, who: Principal, offset: int = 0, limit: int = 20
                       ) -> tuple[list[Package], int]:
         """A page of the org's packages, newest first, and how many there are."""
-        return self.store.packages.list_packages(who.org_id, *page(offset, limit))
+        return self._packages.list_packages(who.org_id, *page(offset, limit))
 
     def delete_package(self, who: Principal, ref: int | str) -> Package:
         """409 while a schedule runs it; jobs it ran keep their facts."""
         package = self.get_package(who, ref)
-        self.store.packages.delete_package(package.id)
+        self._packages.delete_package(package.id)
         return package
 
     # schedules -------------------------------------------------------------------------------
@@ -290,21 +292,21 @@ class PackageService:
             check_description(description), check_variables(variables),
             ENABLED if enabled else DISABLED, amount, unit, start,
             next_run(start, amount, unit, now, inclusive=True), now, now)
-        return self.store.packages.create_schedule(schedule)
+        return self._packages.create_schedule(schedule)
 
     def get_schedule(self, who: Principal, schedule_id: int) -> Schedule:
-        schedule = self.store.packages.get_schedule(schedule_id)
+        schedule = self._packages.get_schedule(schedule_id)
         if schedule is None or schedule.org_id != who.org_id:
             raise NotFound(f"schedule {schedule_id} not found")
         return schedule
 
     def list_schedules(self, who: Principal, offset: int = 0, limit: int = 20
                        ) -> tuple[list[Schedule], int]:
-        return self.store.packages.list_schedules(who.org_id, *page(offset, limit))
+        return self._packages.list_schedules(who.org_id, *page(offset, limit))
 
     def delete_schedule(self, who: Principal, schedule_id: int) -> Schedule:
         schedule = self.get_schedule(who, schedule_id)
-        self.store.packages.delete_schedule(schedule.id)
+        self._packages.delete_schedule(schedule.id)
         return schedule
 
     def set_enabled(self, who: Principal, schedule_id: int, enabled: bool) -> Schedule:
@@ -313,7 +315,7 @@ class PackageService:
         s = schedule
         upcoming = next_run(s.start_at, s.interval_amount, s.interval_unit, self.clock(),
                             inclusive=True) if enabled else s.next_run_at
-        self.store.packages.set_schedule_status(s.id, ENABLED if enabled else DISABLED, upcoming)
+        self._packages.set_schedule_status(s.id, ENABLED if enabled else DISABLED, upcoming)
         return self.get_schedule(who, schedule_id)
 
     # runs ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ tests of the core's rules. The core never imports either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -515,6 +515,13 @@ class WebhookStore(Protocol):
     def user_webhook(self, user_id: int) -> dict[str, Any]:
         """The user's ``{"url", "events", "secret"}``; makes the secret on first use."""
 
+
+
+class EventFeed(Protocol):
+    """Live job events (``events/hub.py``: one store reader per followed job)."""
+
+    def follow(self, job_id: int, after: int = 0) -> AsyncIterator[JobEvent]:
+        """The job's events after ``after``, then each new one, until it has ended."""
 
 
 class Store(Protocol):

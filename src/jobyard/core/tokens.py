@@ -13,6 +13,10 @@ import base64
 import hashlib
 import hmac
 import json
+import time
+from collections.abc import Callable
+
+from jobyard.errors import Unauthorized
 
 PREFIX = "jyt_"
 
@@ -58,3 +62,32 @@ def read_link(secret: bytes, purpose: str, token: str, now: float) -> tuple[str,
     if not isinstance(expires, int) or expires < now or not all(isinstance(p, str) for p in parts):
         return None
     return tuple(parts)
+
+
+class Signer:
+    """The server secret's uses, for the API: job tokens and expiring links."""
+
+    def __init__(self, secret: bytes, clock: Callable[[], float] = time.time):
+        self._secret = secret
+        self._clock = clock
+
+    def job_token(self, uid: str, attempt: int) -> str:
+        return job_token(self._secret, uid, attempt)
+
+    def job_token_owner(self, token: str | None) -> tuple[str, int]:
+        """``(uid, attempt)`` a genuine job token is for; 401 otherwise."""
+        if not token:
+            raise Unauthorized("missing job token: send 'Authorization: Bearer "
+                               "$JOBYARD_JOB_TOKEN'")
+        owner = parse_job_token(self._secret, token)
+        if owner is None:
+            raise Unauthorized("invalid job token")
+        return owner
+
+    def link(self, purpose: str, parts: tuple[str, ...], ttl_s: float) -> str:
+        """A link token for ``parts``, good for ``ttl_s`` seconds."""
+        return signed_link(self._secret, purpose, parts, int(self._clock() + ttl_s))
+
+    def read_link(self, purpose: str, token: str) -> tuple[str, ...] | None:
+        """The parts of a genuine, unexpired link token of ``purpose``, else None."""
+        return read_link(self._secret, purpose, token, self._clock())

@@ -7,6 +7,7 @@ of the files in the directory, measured on a schedule (``storage_usage_interval_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,6 +15,7 @@ from typing import Any
 
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation, OperationType
+from jobyard.core.ports import VolumeStore
 from jobyard.core.rules import check_name, invalid, refuse_if_protected, set_protection
 from jobyard.errors import Conflict, NotFound
 
@@ -58,6 +60,11 @@ def check_size_gb(size_gb: int) -> int:
     return size_gb * GB
 
 
+def env_name(volume_name: str) -> str:
+    """The environment variable a job on a cluster finds an attached volume's path in."""
+    return "JOBYARD_VOLUME_" + re.sub(r"[^A-Za-z0-9]", "_", volume_name).upper()
+
+
 # Volumes whose deletion protection may change (a destroying one is on its way out).
 PROTECTABLE = (str(VolumeState.CREATING), str(VolumeState.READY))
 
@@ -66,27 +73,27 @@ class VolumeService:
     """Volumes as the API sees them: visibility, and the rules checked when an operation is
     made (the operation processor does the work). ``on_intent`` wakes the processor."""
 
-    def __init__(self, store: Any, on_intent: Callable[[], None] = lambda: None):
-        self.store = store
+    def __init__(self, volumes: VolumeStore, on_intent: Callable[[], None] = lambda: None):
+        self._volumes = volumes
         self.on_intent = on_intent
 
     # volumes ---------------------------------------------------------------------------------
     def get_volume(self, who: Principal, uid: str) -> Volume:
-        vol = self.store.volumes.get_volume(uid)
+        vol = self._volumes.get_volume(uid)
         if vol is None or not who.sees(vol.org_id):
             raise NotFound(f"storage volume {uid} not found")
         return vol
 
     def list_volumes(self, who: Principal, mine: bool = False) -> list[Volume]:
         """The org's volumes; with ``mine``, only those the caller created."""
-        vols = self.store.volumes.list_volumes(who.org_id)
+        vols = self._volumes.list_volumes(who.org_id)
         return [v for v in vols if v.user_id == who.user_id] if mine else vols
 
     def create(self, who: Principal, name: str, size_gb: int,
                deletion_protection: bool = False) -> tuple[Operation, Volume]:
-        req, vol = self.store.volumes.create_volume(who, check_name(name), check_size_gb(size_gb))
+        req, vol = self._volumes.create_volume(who, check_name(name), check_size_gb(size_gb))
         if deletion_protection:  # before anyone was told its id
-            self.store.volumes.set_protection(vol.uid, True, PROTECTABLE)
+            self._volumes.set_protection(vol.uid, True, PROTECTABLE)
             vol.deletion_protection = True
         self.on_intent()
         return req, vol
@@ -94,7 +101,7 @@ class VolumeService:
     def protect(self, who: Principal, uid: str, on: bool) -> Volume:
         """Turn deletion protection on or off, at once (no operation)."""
         vol = self.get_volume(who, uid)
-        set_protection(self.store.volumes, vol.uid, on, "storage volume", PROTECTABLE)
+        set_protection(self._volumes, vol.uid, on, "storage volume", PROTECTABLE)
         return self.get_volume(who, uid)
 
     def edit(
@@ -123,7 +130,7 @@ class VolumeService:
 
         if new_size is not None:
             params["size_bytes"] = new_size
-        req = self.store.volumes.volume_operation(who, vol, OperationType.STORAGE_EDIT, params,
+        req = self._volumes.volume_operation(who, vol, OperationType.STORAGE_EDIT, params,
                                                   check,
                                            "Storage volume edit queued")
         self.on_intent()
@@ -144,7 +151,7 @@ class VolumeService:
                     "detach it first", {"clusters": list(fresh.attachments)})
             return {"state": str(VolumeState.DESTROYING)}
 
-        req = self.store.volumes.volume_operation(who, vol, OperationType.STORAGE_DESTROY, {},
+        req = self._volumes.volume_operation(who, vol, OperationType.STORAGE_DESTROY, {},
                                                   check,
                                            "Storage volume destruction queued")
         self.on_intent()

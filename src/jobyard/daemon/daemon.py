@@ -22,7 +22,7 @@ from jobyard.core.jobs import SCHEDULER_SNAPSHOT
 from jobyard.core.models import Job
 from jobyard.core.ports import QueuedJob, Store, Transition
 from jobyard.core.states import JobState, Substate
-from jobyard.core.tokens import job_token
+from jobyard.core.tokens import Signer
 from jobyard.daemon import scheduler
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.daemon.inventory import Allocator
@@ -32,7 +32,7 @@ from jobyard.daemon.writer import BatchWriter
 from jobyard.errors import LaunchError
 from jobyard.events.notify import Notifier
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
-from jobyard.store.logfiles import run_dir
+from jobyard.store.files import run_dir
 from jobyard.telemetry.gpu import GpuProbe
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Daemon:
         leadership: Leadership | None = None,
         clock: Callable[[], float] = time.time,
         gpu_probe: GpuProbe | None = None,
-        secret: bytes = b"",
+        signer: Signer | None = None,
         hooks: Sequence[AttemptHooks] = (),
     ):
         self.config = config
@@ -79,7 +79,7 @@ class Daemon:
         self.leadership = leadership
         self.clock = clock
         self.gpu_probe = gpu_probe
-        self.secret = secret
+        self.signer = signer or Signer(b"")
         self.hooks = list(hooks)
         for hook in self.hooks:
             hook.bind(self)
@@ -375,7 +375,7 @@ class Daemon:
             "JOBYARD_JOB_NUMBER": str(job.id),
             "JOBYARD_ATTEMPT": str(job.attempt),
             "JOBYARD_JOB_MARKER": marker,
-            "JOBYARD_JOB_TOKEN": job_token(self.secret, job.uid, job.attempt),
+            "JOBYARD_JOB_TOKEN": self.signer.job_token(job.uid, job.attempt),
             "JOBYARD_OUTPUT_DIR": str(outputs),
             "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
         }

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from jobyard.core.ports import Transition
 from jobyard.core.states import ACTIVE, JobState
 from jobyard.executors.base import ExitStatus, Handle
-from jobyard.store.logfiles import run_dir
+from jobyard.store.files import run_dir
 
 if TYPE_CHECKING:
     from jobyard.daemon.daemon import Daemon

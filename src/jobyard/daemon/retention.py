@@ -12,8 +12,7 @@ import shutil
 import time
 
 from jobyard.config import Config
-from jobyard.executors.workspaces import workspaces_dir
-from jobyard.store.purge import remove_job_files
+from jobyard.store.files import remove_job_files, workspaces_dir
 from jobyard.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
@@ -39,10 +38,9 @@ class Retention:
             if not batch:
                 break
             gone = set(await asyncio.to_thread(self.store.jobs.delete_jobs, [j.id for j in batch]))
-            spaces = workspaces_dir(self.config.data_dir)
             for job in batch:
                 if job.id in gone:
-                    await asyncio.to_thread(remove_job_files, self.config.data_dir, job, spaces)
+                    await asyncio.to_thread(remove_job_files, self.config.data_dir, job)
             deleted += len(gone)
             if len(batch) < self.config.retention_batch:
                 break

@@ -39,7 +39,7 @@ class ScheduleRunner:
     def __init__(self, store: Any, jobs: JobService, clusters: ClusterService | None = None,
                  clock: Callable[[], float] = time.time):
         self.store = store
-        self.packages = PackageService(store, jobs, clock)
+        self.packages = PackageService(store.packages, jobs, clock)
         self.clusters = clusters
         self.clock = clock
         self._idle_checked = 0.0

@@ -10,25 +10,26 @@ claim cut short by a crash simply reserves again when it is resumed. Each step i
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobyard.core.clusters import Cluster, ClusterState, InstanceType, numbered
 from jobyard.core.jobs import cancel_transition
 from jobyard.core.operations import Operation, OperationType
 from jobyard.core.states import ACTIVE, JobState
+from jobyard.daemon.inventory import Allocator
 from jobyard.errors import Conflict, NotFound
+from jobyard.events.notify import Notifier
 from jobyard.operations.processor import Handler, OperationProcessor
-
-if TYPE_CHECKING:
-    from jobyard.daemon.daemon import Daemon
 
 STOP_POLL_S = 0.05  # how often a release looks whether its jobs are gone
 
 
 class ClusterHandlers:
-    def __init__(self, store: Any, daemon: Daemon, catalog: dict[str, InstanceType]):
+    def __init__(self, store: Any, allocator: Allocator, notifier: Notifier,
+                 catalog: dict[str, InstanceType]):
         self.store = store
-        self.daemon = daemon
+        self.allocator = allocator
+        self.notifier = notifier
         self.catalog = catalog
 
     def register(self, processor: OperationProcessor) -> None:
@@ -46,7 +47,7 @@ class ClusterHandlers:
 
     async def _grow(self, cluster: Cluster, count: int, **changes: Any) -> None:
         """Reserve up to ``count`` instances, then record them (undone if that fails)."""
-        alloc = self.daemon.allocator
+        alloc = self.allocator
         before = alloc.reservation(cluster.uid)
         each = self.catalog[cluster.instance_type].resources
         instances = alloc.reserve(cluster.uid, each, count)
@@ -61,7 +62,7 @@ class ClusterHandlers:
         except BaseException:
             alloc.set_reservation(cluster.uid, before)
             raise
-        self.daemon.notifier.wake_daemon()
+        self.notifier.wake_daemon()
 
     async def _shrink(self, cluster: Cluster, instances: list[dict[str, Any]],
                       **changes: Any) -> None:
@@ -69,14 +70,14 @@ class ClusterHandlers:
         await asyncio.to_thread(self.store.clusters.update_cluster, cluster.uid,
                                 instances=instances,
                                 **changes)
-        self.daemon.allocator.set_reservation(cluster.uid, instances)
-        self.daemon.notifier.wake_daemon()
+        self.allocator.set_reservation(cluster.uid, instances)
+        self.notifier.wake_daemon()
 
     def _keep(self, cluster: Cluster, count: int) -> list[dict[str, Any]]:
         """The instances left after shrinking to ``count``: only idle ones go (the highest
         numbers first); refused, nothing changed, when too few are idle."""
         instances = numbered(cluster.instances)
-        busy = self.daemon.allocator.busy_instances(cluster.uid)
+        busy = self.allocator.busy_instances(cluster.uid)
         idle = [i["n"] for i in instances if i["n"] not in busy]
         drop = len(instances) - count
         if drop > len(idle):
@@ -101,7 +102,7 @@ class ClusterHandlers:
         if cluster is not None and cluster.state is ClusterState.PENDING:
             await asyncio.to_thread(self.store.clusters.end_cluster, uid, ClusterState.FAILED,
                                     "the claim failed")
-        self.daemon.allocator.set_reservation(uid, [])
+        self.allocator.set_reservation(uid, [])
 
     async def edit(self, req: Operation) -> str:
         cluster = await self._get(str(req.object_id))
@@ -120,8 +121,8 @@ class ClusterHandlers:
             await self.stop_jobs_on_cluster(cluster)
             await asyncio.to_thread(self.store.clusters.end_cluster, uid, ClusterState.RELEASED,
                                     "released")
-        self.daemon.allocator.set_reservation(uid, [])  # after the record, never before
-        self.daemon.notifier.wake_daemon()
+        self.allocator.set_reservation(uid, [])  # after the record, never before
+        self.notifier.wake_daemon()
         return f"Cluster {uid} released"
 
     async def stop_jobs_on_cluster(self, cluster: Cluster) -> None:
@@ -134,7 +135,7 @@ class ClusterHandlers:
                      if j.state is not JobState.CANCELING]
             if moves:
                 await asyncio.to_thread(self.store.jobs.apply, moves)  # a lost race: next round
-                self.daemon.notifier.wake_daemon("cancel")
+                self.notifier.wake_daemon("cancel")
             await asyncio.sleep(STOP_POLL_S)
 
     async def attach(self, req: Operation) -> str:

@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
 from jobyard.core.models import Job
+from jobyard.core.volumes import env_name
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.operations.volumes import VolumeHandlers, volume_dir
 
 log = logging.getLogger(__name__)
-
-
-def env_name(volume_name: str) -> str:
-    return "JOBYARD_VOLUME_" + re.sub(r"[^A-Za-z0-9]", "_", volume_name).upper()
 
 
 class VolumeMounts(AttemptHooks):

@@ -23,15 +23,11 @@ from jobyard.core.states import Substate
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.errors import JobyardError
 from jobyard.executors.base import ExitStatus
-from jobyard.outputs.files import MAX_FILES, resolve_inside, scan
-from jobyard.store.logfiles import run_dir
+from jobyard.outputs.files import MAX_FILES, scan
+from jobyard.store.files import output_dir, resolve_inside, run_dir
 from jobyard.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
-
-
-def output_dir(data_dir: Path, uid: str, attempt: int) -> Path:
-    return run_dir(data_dir, uid, attempt) / "outputs"
 
 
 class OutputCollector(AttemptHooks):

@@ -49,14 +49,3 @@ def count_lines(path: Path) -> int:
             lines += chunk.count(b"\n")
             last = chunk[-1:]
     return lines + (0 if last == b"\n" else 1)  # a last line without a newline counts too
-
-
-def resolve_inside(root: Path, name: str) -> Path | None:
-    """The file ``name`` under ``root``, or None if it escapes it (``..``, absolute, links)."""
-    if not name or name.startswith("/") or "\0" in name:
-        return None
-    candidate = (root / name).resolve()
-    base = root.resolve()
-    if candidate != base and base not in candidate.parents:
-        return None
-    return candidate

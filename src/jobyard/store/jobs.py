@@ -290,7 +290,7 @@ class SqlJobs(Repository):
         with self.engines.read.connect() as conn:
             return {state: n for state, n in conn.execute(stmt)}
 
-    # progress reports (jobyard.telemetry.progress) -------------------------------------------
+    # progress reports (jobyard.core.progress) -------------------------------------------
     def update_telemetry(
         self,
         ref: int | str,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobyard.config import Config
+from jobyard.core.cost import Prices, accrued, attempt_rate, prior_cost
 from jobyard.core.models import Job
 from jobyard.core.ports import SampleWrite
 from jobyard.daemon.hooks import AttemptHooks
@@ -31,7 +32,6 @@ from jobyard.daemon.outcome import decide
 from jobyard.executors.base import ExitStatus, Handle
 from jobyard.store.sql import SqlStore
 from jobyard.telemetry import efficiency as eff
-from jobyard.telemetry.cost import Prices, accrued, attempt_rate, prior_cost
 from jobyard.telemetry.gpu import GpuStats, gpu_stats
 from jobyard.telemetry.metrics import AttemptStats, process_table, sample_tree
 

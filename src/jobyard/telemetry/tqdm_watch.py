@@ -3,7 +3,7 @@
 The job's supervisor keeps the latest bar of its output in ``progress.json`` in the run
 directory (see :class:`jobyard.executors.runfiles.ProgressFile`). :class:`TqdmWatcher` looks at
 those files of the running attempts every :data:`POLL_S` and applies a changed one through the
-same rules as a report (:mod:`jobyard.telemetry.progress`, source ``tqdm``); the last bar is
+same rules as a report (:mod:`jobyard.core.progress`, source ``tqdm``); the last bar is
 applied before an attempt's end is recorded.
 """
 
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobyard.core.models import Job
+from jobyard.core.progress import apply_reports, as_change, from_tqdm
 from jobyard.core.states import ACTIVE
 from jobyard.daemon.hooks import AttemptHooks
 from jobyard.errors import JobyardError
 from jobyard.executors.base import ExitStatus, Handle
 from jobyard.store.sql import SqlStore
-from jobyard.telemetry.progress import apply_reports, as_change, from_tqdm
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5

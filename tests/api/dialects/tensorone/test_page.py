@@ -419,7 +419,7 @@ def _page_jobs(database_url: str, endpoint: str, tmp: Path, gate: str,
     try:
         store = SqlStore(engines)
         who = store.accounts.principal_for_key(ids.hash_key(API_KEY))
-        service = JobService(store, Resources(gpus=4, cpus=64, memory_mb=1 << 30))
+        service = JobService(store.jobs, store.kv, Resources(gpus=4, cpus=64, memory_mb=1 << 30))
         specs = {
             "job_1234567890abcdef": {
                 "reports": [{"progress": 30, "step": "loading"},

@@ -10,14 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobyard.api.auth import admin, principal, read, runtime
+from jobyard.api.auth import admin, principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.storage import accepted, render_request
 from jobyard.api.responses import JSON
 from jobyard.core.clusters import Cluster, numbered
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
-from jobyard.errors import NotFound
 
 router = APIRouter(prefix="/v1", tags=["clusters"])
 
@@ -69,33 +69,34 @@ def cluster_accepted(r: Operation, c: Cluster) -> JSON:
 @router.get("/instance-types", summary="The instance type catalog")
 def instance_types(request: Request, _: Principal = Depends(principal)) -> JSON:
     items = [{"name": t.name, "gpus": t.gpus, "cpus": t.cpus, "memory_mb": t.memory_mb,
-              "price_hour": t.price_hour} for t in runtime(request).clusters.catalog.values()]
+              "price_hour": t.price_hour} for t in services(request).clusters.catalog.values()]
     return JSON({"items": items})
 
 
 @router.post("/clusters", status_code=202, summary="Claim a cluster (async)")
 def claim(body: ClusterIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return cluster_accepted(*runtime(request).clusters.claim(
+    return cluster_accepted(*services(request).clusters.claim(
         who, body.instance_type, body.instance_count, body.name, body.deletion_protection))
 
 
 @router.get("/clusters", summary="Your org's clusters")
 async def list_clusters(request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    return JSON({"items": [render_cluster(c) for c in await read(rt, rt.clusters.list, who)]})
+    svc = services(request)
+    clusters = await read(svc, svc.clusters.list, who)
+    return JSON({"items": [render_cluster(c) for c in clusters]})
 
 
 @router.get("/clusters/{uid}", summary="Get a cluster")
 async def get_cluster(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    return JSON(render_cluster(await read(rt, rt.clusters.get, who, uid)))
+    svc = services(request)
+    return JSON(render_cluster(await read(svc, svc.clusters.get, who, uid)))
 
 
 @router.patch("/clusters/{uid}", status_code=202,
               summary="Rename or resize a cluster (async), or set its deletion protection")
 def edit(uid: str, body: ClusterEditIn, request: Request,
          who: Principal = Depends(principal)) -> JSON:
-    req, cluster = runtime(request).clusters.edit(who, uid, body.name, body.instance_count,
+    req, cluster = services(request).clusters.edit(who, uid, body.name, body.instance_count,
                                                   body.deletion_protection)
     return JSON(render_cluster(cluster)) if req is None else cluster_accepted(req, cluster)
 
@@ -103,41 +104,27 @@ def edit(uid: str, body: ClusterEditIn, request: Request,
 @router.delete("/clusters/{uid}", status_code=202,
                summary="Release a cluster (async); 409 while deletion-protected")
 def release(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return cluster_accepted(*runtime(request).clusters.release(who, uid))
+    return cluster_accepted(*services(request).clusters.release(who, uid))
 
 
 @router.post("/storage/{uid}/attach", status_code=202, summary="Attach to a cluster (async)")
 def attach(uid: str, body: AttachIn, request: Request,
            who: Principal = Depends(principal)) -> JSON:
-    return accepted(*runtime(request).clusters.attach(who, uid, body.cluster_id))
+    return accepted(*services(request).clusters.attach(who, uid, body.cluster_id))
 
 
 @router.post("/storage/{uid}/detach", status_code=202, summary="Detach from a cluster (async)")
 def detach(uid: str, body: AttachIn, request: Request,
            who: Principal = Depends(principal)) -> JSON:
-    return accepted(*runtime(request).clusters.attach(who, uid, body.cluster_id, detach=True))
+    return accepted(*services(request).clusters.attach(who, uid, body.cluster_id,
+                                                       detach=True))
 
 
 @router.put("/orgs/{name}/quota", summary="Set an org's GPU quota for clusters (admin)")
-def put_quota(name: str, body: QuotaIn, request: Request, _: Principal = Depends(admin)) -> JSON:
-    rt = runtime(request)
-    rt.store.accounts.set_org_max_gpus(name, body.max_gpus)
-    view = _quota(rt, name)
-    view.pop("org_id")
-    return JSON(view)
+def put_quota(name: str, body: QuotaIn, request: Request, who: Principal = Depends(admin)) -> JSON:
+    return JSON(services(request).accounts.set_quota(who, name, body.max_gpus))
 
 
 @router.get("/orgs/{name}/quota", summary="An org's GPU quota and what its clusters hold")
 def get_quota(name: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    view = _quota(rt, name)
-    if not (who.is_admin or view["org_id"] == who.org_id):
-        raise NotFound(f"org '{name}' not found")
-    view.pop("org_id")
-    return JSON(view)
-
-
-def _quota(rt: Any, name: str) -> dict[str, Any]:
-    org_id, own, used = rt.store.clusters.org_gpu_usage(name)
-    limit = own if own is not None else rt.config.org_max_gpus
-    return {"org": name, "org_id": org_id, "max_gpus": limit, "claimed_gpus": used}
+    return JSON(services(request).accounts.quota(who, name))

@@ -11,13 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobyard.api.auth import principal, read, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.schemas import ResourcesIn
 from jobyard.api.responses import JSON
-from jobyard.core.endpoints import Endpoint, EndpointService, NewEndpoint
+from jobyard.core.endpoints import Endpoint, NewEndpoint
 from jobyard.core.models import Principal, Resources
-from jobyard.runtime import Runtime
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
@@ -37,10 +37,6 @@ class EndpointIn(BaseModel):
                            time_limit_s=self.time_limit_s)
 
 
-def endpoints(rt: Runtime) -> EndpointService:
-    """The endpoint use-cases on this server (stateless: cheap to make per request)."""
-    return EndpointService(rt.store, rt.service)
-
 
 def render_endpoint(ep: Endpoint) -> dict[str, Any]:
     return {
@@ -56,7 +52,7 @@ def render_endpoint(ep: Endpoint) -> dict[str, Any]:
 
 @router.post("", status_code=201, summary="Create an endpoint (a named job template)")
 def create(body: EndpointIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    ep = endpoints(runtime(request)).create(who, body.to_input())
+    ep = services(request).endpoints.create(who, body.to_input())
     return JSON(render_endpoint(ep), status_code=201,
                 headers={"Location": f"/v1/endpoints/{ep.uid}"})
 
@@ -64,18 +60,18 @@ def create(body: EndpointIn, request: Request, who: Principal = Depends(principa
 @router.get("", summary="List your org's endpoints")
 async def list_endpoints(request: Request, who: Principal = Depends(principal),
                          limit: int = Query(500, ge=1, le=500)) -> JSON:
-    rt = runtime(request)
-    items = await read(rt, endpoints(rt).list, who, limit)
+    svc = services(request)
+    items = await read(svc, svc.endpoints.list, who, limit)
     return JSON({"items": [render_endpoint(ep) for ep in items]})
 
 
 @router.get("/{endpoint_id}", summary="Get an endpoint")
 async def get(endpoint_id: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    return JSON(render_endpoint(await read(rt, endpoints(rt).get, who, endpoint_id)))
+    svc = services(request)
+    return JSON(render_endpoint(await read(svc, svc.endpoints.get, who, endpoint_id)))
 
 
 @router.delete("/{endpoint_id}", summary="Delete an endpoint (jobs run of it stay)")
 def delete(endpoint_id: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    ep = endpoints(runtime(request)).delete(who, endpoint_id)
+    ep = services(request).endpoints.delete(who, endpoint_id)
     return JSON({"id": ep.uid, "deleted": True})

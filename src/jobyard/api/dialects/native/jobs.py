@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 
-from jobyard.api.auth import principal, read, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native import render
 from jobyard.api.dialects.native.schemas import JobIn
 from jobyard.api.responses import JSON
 from jobyard.core.inputs import ListJobs
 from jobyard.core.models import Principal
-from jobyard.core.states import JobState
 from jobyard.errors import ValidationFailed
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -37,12 +37,12 @@ def submit(
     if idempotency_key:
         canonical = orjson.dumps(body.model_dump(), option=orjson.OPT_SORT_KEYS)
         idem = (idempotency_key, hashlib.sha256(canonical).hexdigest())
-    job, created = runtime(request).service.submit(who, body.to_input(), idem)
+    svc = services(request)
+    job, created = svc.jobs.submit(who, body.to_input(), idem)
     headers = {"Location": f"/v1/jobs/{job.uid}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
-    rt = runtime(request)
-    return JSON(render.job(job, prices=rt.prices), status_code=201 if created else 200,
+    return JSON(render.job(job, prices=svc.prices), status_code=201 if created else 200,
                 headers=headers)
 
 
@@ -58,7 +58,8 @@ def list_jobs(
 ) -> JSON:
     before = _decode_cursor(cursor) if cursor else None
     query = ListJobs(state=state, tag=tag, name=name, limit=limit + 1, before_id=before)
-    jobs = runtime(request).service.list(who, query)
+    svc = services(request)
+    jobs = svc.jobs.list(who, query)
     page, more = jobs[:limit], len(jobs) > limit
     next_cursor = _encode_cursor(page[-1].id) if more and page else None
     headers = {}
@@ -66,29 +67,27 @@ def list_jobs(
         params = {k: v for k, v in request.query_params.items() if k != "cursor"}
         params["cursor"] = next_cursor
         headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
-    prices = runtime(request).prices
-    items = [render.job(j, prices=prices) for j in page]
+    items = [render.job(j, prices=svc.prices) for j in page]
     return JSON({"items": items, "next_cursor": next_cursor}, headers=headers)
 
 
 @router.get("/{ref}", summary="Get a job")
 async def get_job(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    job = await read(rt, rt.service.get, who, job_ref(ref))
-    waiting = await read(rt, rt.service.waiting, job) if job.state is JobState.QUEUED else None
-    return JSON(render.job(job, waiting, rt.prices))
+    svc = services(request)
+    job, waiting = await read(svc, svc.jobs.view, who, job_ref(ref))
+    return JSON(render.job(job, waiting, svc.prices))
 
 
 @router.post("/{ref}/cancel", status_code=202, summary="Cancel a job")
 def cancel(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    job, changed = runtime(request).service.cancel(who, job_ref(ref))
-    return JSON(render.job(job, prices=runtime(request).prices),
-                status_code=202 if changed else 200)
+    svc = services(request)
+    job, changed = svc.jobs.cancel(who, job_ref(ref))
+    return JSON(render.job(job, prices=svc.prices), status_code=202 if changed else 200)
 
 
 @router.delete("/{ref}", summary="Delete a finished job (its logs and outputs too)")
 def delete(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    job = runtime(request).delete_job(who, job_ref(ref))
+    job = services(request).delete_job(who, job_ref(ref))
     return JSON({"id": job.uid, "deleted": True})
 
 

@@ -8,14 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from jobyard.api.auth import admin, principal, read, runtime
+from jobyard.api.auth import admin, principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON
+from jobyard.core.cost import Prices, cost_view
 from jobyard.core.models import Job, Principal
-from jobyard.errors import NotFound
-from jobyard.runtime import Runtime
-from jobyard.telemetry.cost import Prices, cost_view, spend
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 
@@ -31,11 +30,11 @@ async def job_metrics(
     attempt: int | None = Query(None, ge=1, description="default: the current attempt"),
     who: Principal = Depends(principal),
 ) -> JSON:
-    rt = runtime(request)
-    job = await read(rt, rt.service.get, who, job_ref(ref))
+    svc = services(request)
+    job = await read(svc, svc.jobs.get, who, job_ref(ref))
     number = attempt or job.attempt
-    series = await read(rt, rt.store.telemetry.metric_series, job.id, number)
-    return JSON(metrics_view(job, number, series, time.time(), Prices.from_config(rt.config)))
+    series = await read(svc, svc.telemetry.series, job, number)
+    return JSON(metrics_view(job, number, series, time.time(), svc.prices))
 
 
 def metrics_view(job: Job, attempt: int, series: list[tuple[float, dict[str, Any]]],
@@ -87,53 +86,22 @@ def _summary(res: dict[str, Any], kind: str) -> dict[str, Any]:
 # budgets ---------------------------------------------------------------------------------------
 @router.put("/users/{username}/budget", summary="Set or clear a user's budget (admin)")
 def put_user_budget(username: str, body: BudgetIn, request: Request,
-                    _: Principal = Depends(admin)) -> JSON:
-    return JSON(_set(runtime(request), "user", username, body.budget))
+                    who: Principal = Depends(admin)) -> JSON:
+    return JSON(services(request).accounts.set_budget(who, "user", username, body.budget))
 
 
 @router.get("/users/{username}/budget", summary="A user's budget and spend")
 def get_user_budget(username: str, request: Request,
                     who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    row = rt.store.accounts.get_budget("user", username)
-    if row is None or not (who.is_admin or row["id"] == who.user_id):
-        raise NotFound(f"user '{username}' not found")
-    return JSON(_budget_view(rt, "user", username, row))
+    return JSON(services(request).accounts.budget(who, "user", username))
 
 
 @router.put("/orgs/{name}/budget", summary="Set or clear an org's budget (admin)")
 def put_org_budget(name: str, body: BudgetIn, request: Request,
-                   _: Principal = Depends(admin)) -> JSON:
-    return JSON(_set(runtime(request), "org", name, body.budget))
+                   who: Principal = Depends(admin)) -> JSON:
+    return JSON(services(request).accounts.set_budget(who, "org", name, body.budget))
 
 
 @router.get("/orgs/{name}/budget", summary="An org's budget and spend")
 def get_org_budget(name: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    row = rt.store.accounts.get_budget("org", name)
-    if row is None or not (who.is_admin or row["id"] == who.org_id):
-        raise NotFound(f"org '{name}' not found")
-    return JSON(_budget_view(rt, "org", name, row))
-
-
-def _set(rt: Runtime, scope: str, name: str, budget: float | None) -> dict[str, Any]:
-    row = rt.store.accounts.set_budget(scope, name, budget)
-    if row is None:
-        raise NotFound(f"{scope} '{name}' not found")
-    return _budget_view(rt, scope, name, row)
-
-
-def _budget_view(rt: Runtime, scope: str, name: str, row: dict[str, Any]) -> dict[str, Any]:
-    """The budget, what was spent (ended jobs' totals plus what active jobs accrued), and what
-    is left."""
-    prices = Prices.from_config(rt.config)
-    who = {"user_id": row["id"]} if scope == "user" else {"org_id": row["id"]}
-    spent = round(spend(rt.store.telemetry.settled_spend(**who),
-                        rt.store.telemetry.unsettled_jobs(**who),
-                        time.time(), prices), 6)
-    budget = row["budget"]
-    return {
-        "scope": scope, "name": name, "budget": budget, "spent": spent,
-        "remaining": None if budget is None else round(budget - spent, 6),
-        "currency": prices.currency,
-    }
+    return JSON(services(request).accounts.budget(who, "org", name))

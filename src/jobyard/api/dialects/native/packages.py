@@ -14,13 +14,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobyard.api.auth import principal, read, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.schemas import ResourcesIn
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
-from jobyard.core.packages import Package, PackageService, Schedule
-from jobyard.runtime import Runtime
+from jobyard.core.packages import Package, Schedule
 
 router = APIRouter(prefix="/v1", tags=["packages"])
 Value = str | int | float | bool
@@ -46,10 +46,6 @@ class ScheduleIn(BaseModel):
     description: str | None = Field(None, max_length=2000)
     enabled: bool = True
 
-
-def packages(rt: Runtime) -> PackageService:
-    """The package use-cases on this server (stateless: cheap to make per request)."""
-    return PackageService(rt.store, rt.service)
 
 
 def package_ref(ref: str) -> int | str:
@@ -89,7 +85,7 @@ def _page(items: list[Any], total: int, render: Any) -> JSON:
 @router.post("/packages", status_code=201, summary="Create a package (Integrate.io)")
 def create_package(body: PackageIn, request: Request,
                    who: Principal = Depends(principal)) -> JSON:
-    p = packages(runtime(request)).create_package(
+    p = services(request).packages.create_package(
         who, body.name, body.command, body.variables, body.resources.model_dump(),
         body.description)
     return JSON(render_package(p), status_code=201, headers={"Location": f"/v1/packages/{p.id}"})
@@ -99,20 +95,20 @@ def create_package(body: PackageIn, request: Request,
 async def list_packages(request: Request, who: Principal = Depends(principal),
                         offset: int = Query(0, ge=0),
                         limit: int = Query(100, ge=1, le=100)) -> JSON:
-    rt = runtime(request)
-    items, total = await read(rt, packages(rt).list_packages, who, offset, limit)
+    svc = services(request)
+    items, total = await read(svc, svc.packages.list_packages, who, offset, limit)
     return _page(items, total, render_package)
 
 
 @router.get("/packages/{ref}", summary="Get a package (by id or name)")
 async def get_package(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    return JSON(render_package(await read(rt, packages(rt).get_package, who, package_ref(ref))))
+    svc = services(request)
+    return JSON(render_package(await read(svc, svc.packages.get_package, who, package_ref(ref))))
 
 
 @router.delete("/packages/{ref}", summary="Delete a package (409 while a schedule runs it)")
 def delete_package(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    p = packages(runtime(request)).delete_package(who, package_ref(ref))
+    p = services(request).packages.delete_package(who, package_ref(ref))
     return JSON({"id": p.id, "deleted": True})
 
 
@@ -120,7 +116,7 @@ def delete_package(ref: str, request: Request, who: Principal = Depends(principa
 @router.post("/schedules", status_code=201, summary="Create a schedule (Integrate.io)")
 def create_schedule(body: ScheduleIn, request: Request,
                     who: Principal = Depends(principal)) -> JSON:
-    s = packages(runtime(request)).create_schedule(
+    s = services(request).packages.create_schedule(
         who, body.name, package_ref(str(body.package)), body.interval_amount, body.interval_unit,
         body.start_at.timestamp() if body.start_at else None, body.variables,
         body.description, body.enabled)
@@ -132,30 +128,30 @@ def create_schedule(body: ScheduleIn, request: Request,
 async def list_schedules(request: Request, who: Principal = Depends(principal),
                          offset: int = Query(0, ge=0),
                          limit: int = Query(100, ge=1, le=100)) -> JSON:
-    rt = runtime(request)
-    items, total = await read(rt, packages(rt).list_schedules, who, offset, limit)
+    svc = services(request)
+    items, total = await read(svc, svc.packages.list_schedules, who, offset, limit)
     return _page(items, total, render_schedule)
 
 
 @router.get("/schedules/{schedule_id}", summary="Get a schedule")
 async def get_schedule(schedule_id: int, request: Request,
                        who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    return JSON(render_schedule(await read(rt, packages(rt).get_schedule, who, schedule_id)))
+    svc = services(request)
+    return JSON(render_schedule(await read(svc, svc.packages.get_schedule, who, schedule_id)))
 
 
 @router.delete("/schedules/{schedule_id}", summary="Delete a schedule (its jobs stay)")
 def delete_schedule(schedule_id: int, request: Request,
                     who: Principal = Depends(principal)) -> JSON:
-    s = packages(runtime(request)).delete_schedule(who, schedule_id)
+    s = services(request).packages.delete_schedule(who, schedule_id)
     return JSON({"id": s.id, "deleted": True})
 
 
 @router.post("/schedules/{schedule_id}/enable", summary="Enable (next run planned from now)")
 def enable(schedule_id: int, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return JSON(render_schedule(packages(runtime(request)).set_enabled(who, schedule_id, True)))
+    return JSON(render_schedule(services(request).packages.set_enabled(who, schedule_id, True)))
 
 
 @router.post("/schedules/{schedule_id}/disable", summary="Disable (no runs until enabled)")
 def disable(schedule_id: int, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return JSON(render_schedule(packages(runtime(request)).set_enabled(who, schedule_id, False)))
+    return JSON(render_schedule(services(request).packages.set_enabled(who, schedule_id, False)))

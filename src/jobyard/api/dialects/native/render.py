@@ -6,9 +6,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from jobyard.core.cost import Prices, cost_view
 from jobyard.core.models import Job
-from jobyard.telemetry.cost import Prices, cost_view
-from jobyard.telemetry.progress import view as progress_view
+from jobyard.core.progress import view as progress_view
 
 
 def iso(ts: float | None) -> str | None:

@@ -3,24 +3,19 @@
 The token (``JOBYARD_JOB_TOKEN``) is good for its own job and attempt while the job is active:
 401 for a bad token or one of an earlier attempt, 403 for another job, 409 once the job ended
 ("reports are closed": a report never changes a terminal job). The rules for what a report
-changes are in :mod:`jobyard.telemetry.progress`; checks and change are one store write.
+changes are in :mod:`jobyard.core.progress`; the checks are :mod:`jobyard.core.telemetry`'s.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobyard.api.auth import bearer_token, runtime
+from jobyard.api.auth import bearer_token
+from jobyard.api.deps import services
 from jobyard.api.responses import JSON
-from jobyard.core.models import Job
-from jobyard.core.states import ACTIVE
-from jobyard.core.tokens import parse_job_token
-from jobyard.errors import Conflict, Forbidden, Unauthorized
-from jobyard.telemetry.progress import apply_reports, as_change
 
 router = APIRouter(prefix="/v1/jobs", tags=["reports"])
 
@@ -64,37 +59,9 @@ class ReportBatchIn(BaseModel):
 
 @router.post("/{ref}/report", summary="Report progress from inside a job (job token)")
 def report(ref: str, body: ReportIn | ReportBatchIn, request: Request) -> JSON:
-    rt = runtime(request)
-    uid, attempt = _token_owner(rt.secret, bearer_token(request))
-    if not ref.isdigit() and ref != uid:
-        raise Forbidden("this job token is for another job")
     reports = body.reports if isinstance(body, ReportBatchIn) else [body]
     items = [r.model_dump(exclude_none=True) for r in reports]
-    now = time.time()
-    counts: dict[str, Any] = {}
-
-    def change(job: Job) -> Any:
-        if ref.isdigit() and job.id != int(ref):
-            raise Forbidden("this job token is for another job")
-        if job.attempt != attempt:
-            raise Unauthorized(f"job token expired: it is for attempt {attempt}, "
-                               f"the job is on attempt {job.attempt}")
-        if job.state not in ACTIVE:
-            raise Conflict(f"job {job.uid} is {job.state}; reports are closed",
-                           {"state": str(job.state)})
-        out = apply_reports(job.telemetry, items, attempt=attempt, state=str(job.state),
-                            substate=job.substate, started_at=job.started_at, now=now)
-        counts.update(accepted=out.applied, ignored=out.ignored, last_seq=out.last_seq)
-        return as_change(out)
-
-    job, _ = rt.store.jobs.update_telemetry(uid, change)
-    return JSON({"job_id": job.uid, "state": str(job.state), "substate": job.substate, **counts})
-
-
-def _token_owner(secret: bytes, token: str | None) -> tuple[str, int]:
-    if not token:
-        raise Unauthorized("missing job token: send 'Authorization: Bearer $JOBYARD_JOB_TOKEN'")
-    owner = parse_job_token(secret, token)
-    if owner is None:
-        raise Unauthorized("invalid job token")
-    return owner
+    done = services(request).telemetry.report(bearer_token(request), ref, items)
+    job = done.job
+    return JSON({"job_id": job.uid, "state": str(job.state), "substate": job.substate,
+                 "accepted": done.accepted, "ignored": done.ignored, "last_seq": done.last_seq})

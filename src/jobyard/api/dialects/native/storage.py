@@ -11,11 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from jobyard.api.auth import principal, read, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
+from jobyard.core.services import Services
 from jobyard.core.volumes import Volume
 
 router = APIRouter(prefix="/v1", tags=["storage"])
@@ -56,8 +58,8 @@ def render_request(r: Operation) -> dict[str, Any]:
     }
 
 
-def request_response(rt: Any, r: Operation) -> JSON:
-    after = r.retry_after(rt.store.clock())
+def request_response(svc: Services, r: Operation) -> JSON:
+    after = svc.operations.retry_after(r)
     headers = {"Retry-After": str(after)} if after is not None else None
     return JSON(render_request(r), headers=headers)
 
@@ -70,28 +72,28 @@ def accepted(r: Operation, v: Volume) -> JSON:
 
 @router.post("/storage", status_code=202, summary="Create a storage volume (async)")
 def create(body: VolumeIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return accepted(*runtime(request).volumes.create(who, body.name, body.size_gb,
+    return accepted(*services(request).volumes.create(who, body.name, body.size_gb,
                                                      body.deletion_protection))
 
 
 @router.get("/storage", summary="Your org's storage volumes")
 async def list_volumes(request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    vols = await read(rt, rt.volumes.list_volumes, who)
+    svc = services(request)
+    vols = await read(svc, svc.volumes.list_volumes, who)
     return JSON({"items": [render_volume(v) for v in vols]})
 
 
 @router.get("/storage/{uid}", summary="Get a storage volume")
 async def get_volume(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    return JSON(render_volume(await read(rt, rt.volumes.get_volume, who, uid)))
+    svc = services(request)
+    return JSON(render_volume(await read(svc, svc.volumes.get_volume, who, uid)))
 
 
 @router.patch("/storage/{uid}", status_code=202,
               summary="Rename or grow a volume (async), or set its deletion protection")
 def edit(uid: str, body: VolumeEditIn, request: Request,
          who: Principal = Depends(principal)) -> JSON:
-    req, vol = runtime(request).volumes.edit(who, uid, body.name, body.size_gb,
+    req, vol = services(request).volumes.edit(who, uid, body.name, body.size_gb,
                                              body.deletion_protection)
     return JSON(render_volume(vol)) if req is None else accepted(req, vol)
 
@@ -99,18 +101,18 @@ def edit(uid: str, body: VolumeEditIn, request: Request,
 @router.delete("/storage/{uid}", status_code=202,
                summary="Destroy a volume (async); 409 while attached or deletion-protected")
 def destroy(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return accepted(*runtime(request).volumes.destroy(who, uid))
+    return accepted(*services(request).volumes.destroy(who, uid))
 
 
 @router.get("/requests", summary="Your org's async requests, newest first")
 async def list_requests(request: Request, who: Principal = Depends(principal),
                         limit: int = Query(50, ge=1, le=500)) -> JSON:
-    rt = runtime(request)
-    reqs = await read(rt, rt.operations_view.list, who, limit)
+    svc = services(request)
+    reqs = await read(svc, svc.operations.list, who, limit)
     return JSON({"items": [render_request(r) for r in reqs]})
 
 
 @router.get("/requests/{uid}", summary="An async request; Retry-After while not terminal")
 async def get_request(uid: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    return request_response(rt, await read(rt, rt.operations_view.get, who, uid))
+    svc = services(request)
+    return request_response(svc, await read(svc, svc.operations.get, who, uid))

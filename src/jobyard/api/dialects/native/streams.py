@@ -11,20 +11,21 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import ServerSentEvent
 
-from jobyard.api.auth import principal, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import services
 from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.dialects.native.render import iso
-from jobyard.api.follow import follow_log
 from jobyard.api.responses import JSON, dumps
 from jobyard.api.sse import EventSourceResponse
+from jobyard.core.files import LogLine
 from jobyard.core.models import Job, JobEvent, Principal
-from jobyard.store import logfiles
+from jobyard.core.services import Services
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENTS_POLL_S = 1.0
 
 
-def _line(line: logfiles.LogLine) -> dict[str, Any]:
+def _line(line: LogLine) -> dict[str, Any]:
     return {**asdict(line), "ts": iso(line.ts)}
 
 
@@ -39,21 +40,20 @@ def logs(
     attempt: int | None = Query(None, ge=1),
     follow: bool = False,
 ):
-    rt = runtime(request)
-    job = rt.service.get(who, job_ref(ref))
-    path = logfiles.log_path(rt.config.data_dir, job.uid, attempt or job.attempt)
+    svc = services(request)
+    job = svc.jobs.get(who, job_ref(ref))
     if follow:
-        return EventSourceResponse(_follow(request, job, attempt or job.attempt, offset),
-                                   ping=rt.config.sse_heartbeat_s)
-    lines = logfiles.tail(path, tail) if tail else logfiles.read_lines(path, offset, limit)
-    next_offset = lines[-1].n + 1 if lines else offset
-    eof = job.is_terminal and len(logfiles.read_lines(path, next_offset, 1)) == 0
-    return JSON({"lines": [_line(x) for x in lines], "next_offset": next_offset, "eof": eof})
+        return EventSourceResponse(_follow(svc, job, attempt, offset),
+                                   ping=svc.config.sse_heartbeat_s)
+    page = svc.files.log(job, attempt, offset, limit, tail)
+    return JSON({"lines": [_line(x) for x in page.lines], "next_offset": page.next_offset,
+                 "eof": page.eof})
 
 
-async def _follow(request: Request, job: Job, attempt: int, offset: int) -> AsyncIterator[Any]:
+async def _follow(svc: Services, job: Job, attempt: int | None,
+                  offset: int) -> AsyncIterator[Any]:
     """Stream complete lines as they are written; end once the job ended and all was sent."""
-    async for batch in follow_log(runtime(request), job.id, job.uid, attempt, offset):
+    async for batch in svc.files.follow_log(job, attempt, offset):
         for line in batch.lines:
             yield ServerSentEvent(dumps(_line(line)), event="line", id=str(line.n))
         if batch.ended:
@@ -68,16 +68,15 @@ async def events(
     who: Principal = Depends(principal),
     last_event_id: str | None = Header(None),
 ):
-    rt = runtime(request)
-    job = await asyncio.to_thread(rt.service.get, who, job_ref(ref))
+    svc = services(request)
+    job = await asyncio.to_thread(svc.jobs.get, who, job_ref(ref))
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return EventSourceResponse(_events(request, job.id, job.uid, after),
-                               ping=rt.config.sse_heartbeat_s)
+    return EventSourceResponse(_events(svc, job, after), ping=svc.config.sse_heartbeat_s)
 
 
-async def _events(request: Request, job_id: int, uid: str, after: int) -> AsyncIterator[Any]:
-    async for ev in runtime(request).hub.follow(job_id, after):
-        yield _frame(ev, uid)
+async def _events(svc: Services, job: Job, after: int) -> AsyncIterator[Any]:
+    async for ev in svc.jobs.follow_events(job, after):
+        yield _frame(ev, job.uid)
 
 
 def _frame(ev: JobEvent, uid: str) -> bytes:

@@ -6,14 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from jobyard.api.auth import principal, read, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.schemas import WebhookIn
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
 from jobyard.core.webhooks import message_id
-from jobyard.errors import ValidationFailed
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 
@@ -24,35 +24,31 @@ def _settings(value: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/me/webhook", summary="Your default webhook and signing secret")
 def get_webhook(request: Request, who: Principal = Depends(principal)) -> JSON:
-    return JSON(_settings(runtime(request).store.webhooks.user_webhook(who.user_id)))
+    return JSON(_settings(services(request).accounts.webhook(who)))
 
 
 @router.put("/me/webhook", summary="Set your default webhook (jobs without their own use it)")
 def put_webhook(body: WebhookIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    problem = rt.service.check_webhook(body.url)
-    if problem:
-        raise ValidationFailed(problem, {"loc": ["body", "url"], "type": "value_error"})
     spec = body.to_dict()
-    return JSON(_settings(rt.store.webhooks.set_user_webhook(who.user_id, spec["url"],
-                                                             spec["events"])))
+    return JSON(_settings(services(request).accounts.set_webhook(who, spec["url"],
+                                                                 spec["events"])))
 
 
 @router.delete("/me/webhook", summary="Remove your default webhook (the secret stays)")
 def delete_webhook(request: Request, who: Principal = Depends(principal)) -> JSON:
-    return JSON(_settings(runtime(request).store.webhooks.set_user_webhook(who.user_id, None, [])))
+    return JSON(_settings(services(request).accounts.set_webhook(who, None, [])))
 
 
 @router.post("/me/webhook/rotate-secret", summary="Replace your webhook signing secret")
 def rotate_secret(request: Request, who: Principal = Depends(principal)) -> JSON:
-    return JSON(_settings(runtime(request).store.webhooks.rotate_webhook_secret(who.user_id)))
+    return JSON(_settings(services(request).accounts.rotate_webhook_secret(who)))
 
 
 @router.get("/jobs/{ref}/webhooks", summary="A job's webhook deliveries and their attempts")
 async def deliveries(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    job = await read(rt, rt.service.get, who, job_ref(ref))
-    rows = await read(rt, rt.store.webhooks.job_deliveries, job.id)
+    svc = services(request)
+    job = await read(svc, svc.jobs.get, who, job_ref(ref))
+    rows = await read(svc, svc.jobs.deliveries, job)
     return JSON({"items": [_delivery(r) for r in rows]})
 
 

@@ -7,7 +7,7 @@ import time
 
 from fastapi import Request
 
-from jobyard.api.auth import principal_for, read, runtime
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.tensorone.shapes import (
     access_denied,
     job_not_found,
@@ -15,8 +15,8 @@ from jobyard.api.dialects.tensorone.shapes import (
 from jobyard.api.dialects.tensorone.status import View
 from jobyard.api.ratelimit import RateLimiter, Verdict
 from jobyard.core.models import Job, Principal
-from jobyard.errors import RateLimited
-from jobyard.runtime import Runtime
+from jobyard.core.services import Services
+from jobyard.errors import Forbidden, JobNotFound, RateLimited
 
 JOB_ID_MAX = 100
 
@@ -33,19 +33,21 @@ def api_key(request: Request) -> str | None:
 
 async def caller(request: Request) -> Principal:
     """FastAPI dependency: the owner of the API key, or 401 ``UNAUTHORIZED``."""
-    rt = runtime(request)
-    return await read(rt, principal_for, rt, api_key(request))
+    svc = services(request)
+    return await read(svc, svc.accounts.authenticate, api_key(request))
 
 
-def visible_job(rt: Runtime, who: Principal, job_id: str) -> Job:
+def visible_job(svc: Services, who: Principal, job_id: str) -> Job:
     """The job; 404 ``JOB_NOT_FOUND`` when unknown or deleted (retention), 403
-    ``ACCESS_DENIED`` when another org's."""
-    job = rt.store.jobs.get_job(job_id) if len(job_id) <= JOB_ID_MAX else None
-    if job is None:
-        raise job_not_found(job_id, rt.config.retention_days)
-    if not who.sees(job.org_id):
-        raise access_denied(job_id)
-    return job
+    ``ACCESS_DENIED`` when another org's (the page's bodies)."""
+    try:
+        if len(job_id) > JOB_ID_MAX:
+            raise JobNotFound(job_id)
+        return svc.jobs.find(who, job_id)
+    except JobNotFound:
+        raise job_not_found(job_id, svc.config.retention_days) from None
+    except Forbidden:
+        raise access_denied(job_id) from None
 
 
 def limiter(request: Request) -> RateLimiter:
@@ -54,7 +56,7 @@ def limiter(request: Request) -> RateLimiter:
     found = getattr(state, "tensorone_status_limiter", None)
     if found is None:
         found = state.tensorone_status_limiter = RateLimiter(
-            runtime(request).config.tensorone_status_rate_limit)
+            services(request).config.tensorone_status_rate_limit)
     return found
 
 
@@ -80,6 +82,5 @@ def base_url(request: Request) -> str:
 
 
 def view(request: Request, include: frozenset[str]) -> View:
-    rt = runtime(request)
-    return View(include=include, now=time.time(), prices=rt.prices,
-                data_dir=rt.config.data_dir, base_url=base_url(request))
+    return View(include=include, now=time.time(), prices=services(request).prices,
+                base_url=base_url(request))

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
-from jobyard.api.auth import read, runtime
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.tensorone.common import (
     caller,
     check_rate,
@@ -27,7 +27,7 @@ from jobyard.api.dialects.tensorone.shapes import TensorOneRoute, camel_keys, in
 from jobyard.api.dialects.tensorone.status import status_of, summary
 from jobyard.api.responses import JSON, dumps
 from jobyard.api.sse import EventSourceResponse
-from jobyard.core.models import Principal
+from jobyard.core.models import Job, Principal
 from jobyard.errors import JobyardError
 
 router = APIRouter(prefix="/v2/jobs", tags=["tensorone"], route_class=TensorOneRoute)
@@ -51,9 +51,9 @@ def get_status(
     who: Principal = Depends(caller),
 ) -> JSON:
     headers = check_rate(request, who)
-    rt = runtime(request)
+    svc = services(request)
     shown = view(request, include_set(include))
-    status = status_of(rt.store, visible_job(rt, who, job_id), shown)
+    status = status_of(svc, visible_job(svc, who, job_id), shown)
     return JSON(summary(status) if format == "summary" else status, headers=headers)
 
 
@@ -62,7 +62,7 @@ def batch_status(body: BatchIn, request: Request, who: Principal = Depends(calle
     """One status check for up to 100 jobs. A job that cannot be shown is an entry of
     ``errors`` (its page envelope plus ``jobId``), never a failed batch."""
     headers = check_rate(request, who)
-    rt = runtime(request)
+    svc = services(request)
     include = include_set([body.include] if isinstance(body.include, str)
                           else body.include, "body")
     shown = view(request, include)
@@ -70,7 +70,7 @@ def batch_status(body: BatchIn, request: Request, who: Principal = Depends(calle
     errors: list[dict[str, Any]] = []
     for job_id in dict.fromkeys(body.jobIds):
         try:
-            jobs.append(status_of(rt.store, visible_job(rt, who, job_id), shown))
+            jobs.append(status_of(svc, visible_job(svc, who, job_id), shown))
         except JobyardError as exc:
             errors.append({"jobId": job_id, "error": exc.code, "message": exc.message,
                            "details": camel_keys(exc.details)})
@@ -88,23 +88,24 @@ async def stream_status(
     """``status`` events, each the whole status object: the current one at once, then one
     per change (state, progress, step), until the job has ended."""
     headers = check_rate(request, who)
-    rt = runtime(request)
+    svc = services(request)
     wanted = include_set(include)
-    job = await read(rt, visible_job, rt, who, job_id)
+    job = await read(svc, visible_job, svc, who, job_id)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
-    return EventSourceResponse(_updates(request, job.id, wanted, after),
-                               ping=rt.config.sse_heartbeat_s, headers=headers)
+    return EventSourceResponse(_updates(request, job, wanted, after),
+                               ping=svc.config.sse_heartbeat_s, headers=headers)
 
 
-async def _updates(request: Request, number: int, include: frozenset[str],
+async def _updates(request: Request, held: Job, include: frozenset[str],
                    after: int | None) -> AsyncIterator[ServerSentEvent]:
-    rt = runtime(request)
-    last = await rt.read(rt.store.jobs.last_event_id, number)
-    job = await rt.read(rt.store.jobs.get_job, number)
+    svc = services(request)
+    last = await read(svc, svc.jobs.last_event_id, held)
+    job = await read(svc, svc.jobs.refresh, held)
     sent: list[str] = []
 
     async def frame(event_id: int) -> ServerSentEvent | None:
-        status = await asyncio.to_thread(status_of, rt.store, job, view(request, include))
+        assert job is not None
+        status = await asyncio.to_thread(status_of, svc, job, view(request, include))
         text = dumps(status)
         if sent and sent[0] == text:  # nothing the client sees changed
             return None
@@ -117,9 +118,10 @@ async def _updates(request: Request, number: int, include: frozenset[str],
         yield first
     if job.is_terminal:
         return
-    async with contextlib.aclosing(rt.hub.follow(number, last if after is None else after)) as evs:
+    events = svc.jobs.follow_events(job, last if after is None else after)
+    async with contextlib.aclosing(events) as evs:  # type: ignore[type-var]
         async for ev in evs:
-            job = await rt.read(rt.store.jobs.get_job, number)
+            job = await read(svc, svc.jobs.refresh, held)
             if job is None:  # deleted meanwhile
                 return
             if (update := await frame(ev.id)) is not None:

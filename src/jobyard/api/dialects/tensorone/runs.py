@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from jobyard.api.auth import runtime
-from jobyard.api.dialects.native.endpoints import endpoints
+from jobyard.api.deps import services
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.dialects.tensorone.common import caller, view
 from jobyard.api.dialects.tensorone.shapes import (
@@ -44,10 +42,9 @@ from jobyard.api.dialects.tensorone.status import OUTPUT_FILE, status_of
 from jobyard.api.responses import JSON
 from jobyard.core.endpoints import RunEndpoint
 from jobyard.core.models import Job, Principal, RetryPolicy
+from jobyard.core.services import Services
 from jobyard.core.webhooks import normalize_events
 from jobyard.errors import Forbidden
-from jobyard.executors.workspaces import new_workspace
-from jobyard.runtime import Runtime
 
 router = APIRouter(prefix="/v2/endpoints", tags=["tensorone"], route_class=TensorOneRoute)
 INPUT_FILE = "input.json"
@@ -89,19 +86,17 @@ class RunIn(BaseModel):
         return {"url": self.webhook.url, "events": normalize_events(self.webhook.events)}
 
 
-def submit_run(rt: Runtime, who: Principal, endpoint_id: str, body: RunIn) -> Job:
+def submit_run(svc: Services, who: Principal, endpoint_id: str, body: RunIn) -> Job:
     """Queue one job of the endpoint, its input in a fresh workspace."""
-    service = endpoints(rt)
-    ep = service.get_any(endpoint_id)
+    ep = svc.endpoints.get_any(endpoint_id)
     if not who.sees(ep.org_id):
         raise Forbidden("You don't have permission to run this endpoint",
                         {"endpointId": endpoint_id, "requiredPermission": "endpoints:execute",
                          "userPermissions": []})
     text = json.dumps(body.input, separators=(",", ":"), ensure_ascii=False)
-    home = new_workspace(rt.config.data_dir)
+    home = svc.files.new_workspace({INPUT_FILE: text.encode()})
     try:
         workdir = home / "project"
-        (home / INPUT_FILE).write_text(text, encoding="utf-8")
         env = {"TENSORONE_INPUT_FILE": str(home / INPUT_FILE),
                "TENSORONE_OUTPUT_FILE": str(workdir / OUTPUT_FILE),
                "TENSORONE_ENDPOINT_ID": ep.uid}
@@ -115,9 +110,9 @@ def submit_run(rt: Runtime, who: Principal, endpoint_id: str, body: RunIn) -> Jo
             retry=RetryPolicy(max_retries=retry.maxRetries, backoff_s=retry.backoffSeconds),
             outputs=(OUTPUT_FILE,), extra={"tensorone": {"endpointId": ep.uid}},
         )
-        return service.run(who, ep, run)
+        return svc.endpoints.run(who, ep, run)
     except BaseException:
-        shutil.rmtree(home, ignore_errors=True)
+        svc.files.discard_workspace(home)
         raise
 
 
@@ -129,7 +124,7 @@ def accepted(job: Job) -> dict[str, Any]:
 def run(endpoint_id: str, body: RunIn, request: Request,
         who: Principal = Depends(caller)) -> JSON:
     """``{"jobId", "status"}`` at once; follow it at ``/v2/jobs/{jobId}/status``."""
-    job = submit_run(runtime(request), who, endpoint_id, body)
+    job = submit_run(services(request), who, endpoint_id, body)
     return JSON(accepted(job), headers={"Location": f"/v2/jobs/{job.uid}/status"})
 
 
@@ -138,17 +133,13 @@ async def runsync(endpoint_id: str, body: RunIn, request: Request,
                   who: Principal = Depends(caller)) -> JSON:
     """The job's full status once it ended, or, after ``tensorone_runsync_max_s``, as it is
     then (still ``queued`` or ``running``: poll its status)."""
-    rt = runtime(request)
-    job = await asyncio.to_thread(submit_run, rt, who, endpoint_id, body)
-    deadline = time.monotonic() + rt.config.tensorone_runsync_max_s
-    while True:
-        with rt.notifier.listen(job.id) as changed:
-            fresh = await rt.read(rt.store.jobs.get_job, job.id)
-            job = fresh or job
-            left = deadline - time.monotonic()
-            if fresh is None or job.is_terminal or left <= 0:
-                break
-            await changed.wait(min(left, POLL_S))
-    status = await asyncio.to_thread(status_of, rt.store, job,
-                                     view(request, include_set(None)))
+    svc = services(request)
+    job = await asyncio.to_thread(submit_run, svc, who, endpoint_id, body)
+    deadline = time.monotonic() + svc.config.tensorone_runsync_max_s
+    while not job.is_terminal and (left := deadline - time.monotonic()) > 0:
+        fresh = await svc.jobs.wait_changed(job, min(left, POLL_S))
+        if fresh is None:
+            break
+        job = fresh
+    status = await asyncio.to_thread(status_of, svc, job, view(request, include_set(None)))
     return JSON(status, headers={"Location": f"/v2/jobs/{job.uid}/status"})

@@ -51,12 +51,12 @@ from jobyard.api.dialects.tensorone.shapes import (
     size,
     tags_from_core,
 )
+from jobyard.core.cost import ACCRUING, Prices, cost_view
+from jobyard.core.files import LogLine
 from jobyard.core.models import Job
+from jobyard.core.progress import view as progress_view
+from jobyard.core.services import Services
 from jobyard.core.states import JobState, Substate
-from jobyard.outputs.collector import output_dir
-from jobyard.store import logfiles
-from jobyard.telemetry.cost import ACCRUING, Prices, cost_view
-from jobyard.telemetry.progress import view as progress_view
 
 OUTPUT_FILE = "output.json"  # what a job returns: shown as output.result
 MAX_RESULT_BYTES = 1024 * 1024  # a larger output.json is linked, not inlined
@@ -74,7 +74,6 @@ class View:
     include: frozenset[str]
     now: float
     prices: Prices
-    data_dir: Path
     base_url: str  # the server as the client reached it (output links)
 
 
@@ -86,30 +85,29 @@ class Facts:
     result: Any = None
     has_result: bool = False
     last_error: dict[str, Any] | None = None  # the failed attempt's, while a retry waits
-    logs: list[logfiles.LogLine] | None = None
+    logs: list[LogLine] | None = None
 
 
-def gather(store: Any, job: Job, view: View) -> Facts:
+def gather(svc: Services, job: Job, view: View) -> Facts:
     """The blocking reads a status needs (run it off the event loop)."""
     facts = Facts(outputs=[])
     if job.is_terminal:
-        facts.outputs = store.telemetry.list_outputs(job.id, job.attempt)
+        facts.outputs = svc.files.outputs(job, job.attempt)
         if any(f["name"] == OUTPUT_FILE for f in facts.outputs):
-            _read_result(facts, output_dir(view.data_dir, job.uid, job.attempt) / OUTPUT_FILE)
+            _read_result(facts, svc.files.read_output(job, OUTPUT_FILE, MAX_RESULT_BYTES + 1))
     elif _waiting_for_retry(job):
-        for _ts, data in reversed(store.jobs.state_events(job.id)):
+        for _ts, data in reversed(svc.jobs.state_events(job)):
             ended = data.get("attempt_ended")
             if ended:
                 facts.last_error = {**ended, "error": ended.get("error")}
                 break
     if "logs" in view.include:
-        facts.logs = logfiles.tail(logfiles.log_path(view.data_dir, job.uid, job.attempt),
-                                   LOG_LINES)
+        facts.logs = svc.files.log(job, tail=LOG_LINES).lines
     return facts
 
 
-def status_of(store: Any, job: Job, view: View) -> dict[str, Any]:
-    return render(job, gather(store, job, view), view)
+def status_of(svc: Services, job: Job, view: View) -> dict[str, Any]:
+    return render(job, gather(svc, job, view), view)
 
 
 def render(job: Job, facts: Facts, view: View) -> dict[str, Any]:
@@ -222,13 +220,10 @@ def _user_metrics(job: Job) -> dict[str, Any]:
     return dict(telemetry.get("user_metrics") or {})
 
 
-def _read_result(facts: Facts, path: Path) -> None:
-    try:
-        if path.stat().st_size > MAX_RESULT_BYTES:
-            return
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+def _read_result(facts: Facts, data: bytes | None) -> None:
+    if data is None or len(data) > MAX_RESULT_BYTES:  # a larger one is linked, not inlined
         return
+    text = data.decode("utf-8", errors="replace")
     try:
         facts.result = json.loads(text)
     except ValueError:  # not JSON: the text itself is the result

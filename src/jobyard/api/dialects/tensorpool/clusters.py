@@ -13,7 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from jobyard.api.auth import principal, read, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.tensorpool.shapes import (
     TensorPoolRoute,
@@ -133,7 +134,7 @@ def create(body: ClusterCreateIn, request: Request,
     if body.container:
         raise BadRequest("container images are not supported by this server: jobs run "
                          "directly on its machine. Create the cluster without --container.")
-    req, c = runtime(request).clusters.claim(who, body.instance_type, body.num_nodes or 1,
+    req, c = services(request).clusters.claim(who, body.instance_type, body.num_nodes or 1,
                                              body.tp_cluster_name, body.deletion_protection)
     message = (f"Cluster {c.uid} creation initiated ({c.count} x {c.instance_type}, "
                f"{_gpus(c)} GPUs). See `tp cluster info {c.uid}`.")
@@ -146,7 +147,7 @@ def create(body: ClusterCreateIn, request: Request,
 def destroy(request: Request, cluster_id: ClusterId,
             who: Principal = Depends(principal)) -> JSON:
     try:
-        req, c = runtime(request).clusters.release(who, cluster_id)
+        req, c = services(request).clusters.release(who, cluster_id)
     except DeletionProtected as exc:
         raise BadRequest(f"{exc.message}: tp cluster edit {cluster_id} "
                          "--deletion-protection false", exc.details) from exc
@@ -158,21 +159,21 @@ def destroy(request: Request, cluster_id: ClusterId,
 async def list_clusters(request: Request, include_org: bool = Query(False),
                         instances: bool = Query(False),
                         who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    clusters = [c for c in await read(rt, rt.clusters.list, who, not include_org)
+    svc = services(request)
+    clusters = [c for c in await read(svc, svc.clusters.list, who, not include_org)
                 if c.state in HOLDING]
-    return JSON({"message": list_message(clusters, rt.clusters.catalog, instances),
-                 "clusters": [cluster_info(c, rt.clusters.catalog.get(c.instance_type))
+    return JSON({"message": list_message(clusters, svc.clusters.catalog, instances),
+                 "clusters": [cluster_info(c, svc.clusters.catalog.get(c.instance_type))
                               for c in clusters]})
 
 
 @router.get("/cluster/info/{cluster_id}", summary="Get a cluster (TensorPool)")
 async def info(request: Request, cluster_id: ClusterId,
                who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    c = await read(rt, rt.clusters.get, who, cluster_id)
-    jobs = await read(rt, rt.store.jobs.jobs_on_cluster, c.uid, LIVE_JOBS)
-    data = cluster_info(c, rt.clusters.catalog.get(c.instance_type), len(jobs))
+    svc = services(request)
+    c = await read(svc, svc.clusters.get, who, cluster_id)
+    jobs = await read(svc, svc.jobs.on_cluster, c.uid, LIVE_JOBS)
+    data = cluster_info(c, svc.clusters.catalog.get(c.instance_type), len(jobs))
     return JSON({"message": _info_table(c, data), "cluster_info": data})
 
 
@@ -181,7 +182,7 @@ def edit(body: ClusterEditIn, request: Request, cluster_id: ClusterId,
          who: Principal = Depends(principal)) -> JSON:
     if body.cluster_name is None and body.deletion_protection is None:
         raise BadRequest("nothing to edit: give cluster_name and/or deletion_protection")
-    req, c = runtime(request).clusters.edit(who, cluster_id, body.cluster_name, None,
+    req, c = services(request).clusters.edit(who, cluster_id, body.cluster_name, None,
                                             body.deletion_protection)
     lines = []
     if body.cluster_name is not None and req is not None:

@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 
-from jobyard.api.auth import principal, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import services
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.dialects.tensorpool.project import TEMPLATE
@@ -22,12 +23,9 @@ from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.inputs import ListJobs
 from jobyard.core.models import Job, Principal
+from jobyard.core.services import Services
 from jobyard.core.states import JobState
-from jobyard.core.tokens import read_link, signed_link
-from jobyard.errors import BadRequest, Conflict, Forbidden, JobNotFound, NotFound
-from jobyard.outputs.collector import output_dir
-from jobyard.outputs.files import resolve_inside
-from jobyard.runtime import Runtime
+from jobyard.errors import BadRequest, Conflict, Forbidden
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
 FILE_LINK = "tp-file"
@@ -35,12 +33,9 @@ LIST_LIMIT = 200
 JobId = Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-def visible_job(rt: Runtime, who: Principal, job_id: str) -> Job:
+def visible_job(svc: Services, who: Principal, job_id: str) -> Job:
     """The job, 404 if unknown, 403 if it belongs to another org."""
-    job = rt.service.get_any(job_id)
-    if not who.sees(job.org_id):
-        raise Forbidden(f"job {job_id} belongs to another organization")
-    return job
+    return svc.jobs.find(who, job_id)
 
 
 def status(job: Job) -> str:
@@ -55,9 +50,9 @@ def summary(job: Job) -> str:
     return text + (f": {job.message}" if job.message else "")
 
 
-def job_info(rt: Runtime, job: Job) -> dict[str, Any]:
+def job_info(svc: Services, job: Job) -> dict[str, Any]:
     tp = job.extra.get("tensorpool") or {}
-    cluster = rt.store.clusters.get_cluster(job.cluster_id) if job.cluster_id else None
+    cluster = svc.clusters.of_job(job)
     telemetry = job.telemetry
     info: dict[str, Any] = {
         "job_id": job.uid,
@@ -99,11 +94,11 @@ def info_table(job: Job, info: dict[str, Any]) -> str:
 
 @router.get("/job/info/{job_id}", summary="Get job information (TensorPool)")
 async def info(request: Request, job_id: str = JobId, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
+    svc = services(request)
 
     def answer() -> dict[str, Any]:
-        job = visible_job(rt, who, job_id)
-        data = job_info(rt, job)
+        job = visible_job(svc, who, job_id)
+        data = job_info(svc, job)
         return {"message": info_table(job, data), "job_info": data}
 
     return JSON(await asyncio.to_thread(answer))
@@ -111,16 +106,18 @@ async def info(request: Request, job_id: str = JobId, who: Principal = Depends(p
 
 @router.post("/job/cancel/{job_id}", summary="Cancel a job (TensorPool)")
 def cancel(request: Request, job_id: str = JobId, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    job = visible_job(rt, who, job_id)
+    svc = services(request)
+    job = visible_job(svc, who, job_id)
     if job.state is JobState.CANCELED:
         return JSON({"job_id": job.uid, "message": f"Job {job.uid} is already canceled",
                      "status": "canceled"})
     try:
-        job, _ = rt.service.cancel(who, job.id)
+        job, _ = svc.jobs.cancel(who, job.id)
     except Conflict as exc:
-        raise BadRequest(f"Job {job.uid} already ended ({status(rt.service.get_any(job.id))})"
-                         "; it cannot be canceled", exc.details) from exc
+        now = svc.jobs.state_of(job.id) or job.state
+        raise BadRequest(f"Job {job.uid} already ended "
+                         f"({dialect_status('tensorpool', now)}); it cannot be canceled",
+                         exc.details) from exc
     word = "canceled" if job.state is JobState.CANCELED else "canceling"
     text = (f"Job {job.uid} canceled" if word == "canceled"
             else f"Job {job.uid} cancellation initiated")
@@ -130,9 +127,9 @@ def cancel(request: Request, job_id: str = JobId, who: Principal = Depends(princ
 @router.get("/job/list", summary="List jobs (TensorPool)")
 def list_jobs(request: Request, include_org: bool = False,
               who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
+    svc = services(request)
     query = ListJobs(limit=LIST_LIMIT, user_id=None if include_org else who.user_id)
-    jobs = rt.store.jobs.list_jobs(who.org_id, query)
+    jobs = svc.jobs.list(who, query, own_org=True)
     if not jobs:
         return JSON({"message": "No jobs found. Start one with: tp job push <job file> "
                                 "<cluster id>", "jobs": []})
@@ -146,10 +143,10 @@ def list_jobs(request: Request, include_org: bool = False,
 
 @router.delete("/job/delete/{job_id}", summary="Delete a finished job (TensorPool)")
 def delete(request: Request, job_id: str = JobId, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    job = visible_job(rt, who, job_id)
+    svc = services(request)
+    job = visible_job(svc, who, job_id)
     try:
-        rt.delete_job(who, job.id)
+        svc.jobs.delete(who, job.id)
     except Conflict as exc:
         raise BadRequest(f"Job {job.uid} is {status(job)}; only a finished job can be "
                          "deleted (cancel it first)", exc.details) from exc
@@ -159,17 +156,17 @@ def delete(request: Request, job_id: str = JobId, who: Principal = Depends(princ
 @router.get("/job/pull/{job_id}", summary="Download links for a job's outputs (TensorPool)")
 def pull(request: Request, job_id: str = JobId, who: Principal = Depends(principal),
          dry_run: bool = False, system: str | None = Query(None, max_length=20)) -> JSON:
-    rt = runtime(request)
-    job = visible_job(rt, who, job_id)
-    files = rt.store.telemetry.list_outputs(job.id, job.attempt)
+    svc = services(request)
+    job = visible_job(svc, who, job_id)
+    files = svc.files.outputs(job, job.attempt)
     if not files:
         why = ("its outputs are collected when it ends" if not job.is_terminal else
                "declare files to keep in 'outputs' of the job file")
         return JSON({"download_map": {}, "message": f"No output files for job {job.uid}: {why}"})
     base = base_url(request.url, f"/job/pull/{job_id}")
-    expires = int(rt.store.clock() + rt.config.tensorpool_link_ttl_s)
-    links = {f["name"]: base + "/job/file/" + signed_link(
-        rt.secret, FILE_LINK, (job.uid, str(job.attempt), f["name"]), expires) for f in files}
+    ttl = svc.config.tensorpool_link_ttl_s
+    links = {f["name"]: base + "/job/file/" + svc.signer.link(
+        FILE_LINK, (job.uid, str(job.attempt), f["name"]), ttl) for f in files}
     partial = " (partial: the job did not complete)" if any(f["partial"] for f in files) else ""
     return JSON({"download_map": links,
                  "message": f"{len(links)} output file(s) of job {job.uid}{partial}"})
@@ -177,16 +174,12 @@ def pull(request: Request, job_id: str = JobId, who: Principal = Depends(princip
 
 @router.get("/job/file/{token}", summary="A signed download link of `tp job pull`")
 def download(request: Request, token: str) -> FileResponse:
-    rt = runtime(request)
-    parts = read_link(rt.secret, FILE_LINK, token, rt.store.clock())
+    svc = services(request)
+    parts = svc.signer.read_link(FILE_LINK, token)
     if parts is None or len(parts) != 3:
         raise Forbidden("this download link is not valid or has expired")
     uid, attempt, name = parts
-    if rt.store.jobs.get_job(uid) is None:
-        raise JobNotFound(f"job {uid} not found")
-    path = resolve_inside(output_dir(rt.config.data_dir, uid, int(attempt)), name)
-    if path is None or not path.is_file():
-        raise NotFound(f"output {name} of job {uid} not found")
+    path = svc.files.linked_output(uid, int(attempt), name)
     return FileResponse(path, media_type="application/octet-stream")
 
 

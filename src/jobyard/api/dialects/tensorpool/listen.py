@@ -14,8 +14,7 @@ import contextlib
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from jobyard.api.dialects.tensorpool.jobs import summary, visible_job
-from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, runtime_of
-from jobyard.api.follow import follow_log
+from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, services_of
 from jobyard.core.states import JobState
 
 router = APIRouter(tags=["tensorpool"])
@@ -27,9 +26,9 @@ CLOSE_WAIT_S = 10.0
 async def listen(ws: WebSocket, job_id: str) -> None:
     try:
         who = await authenticate(ws)
-        rt = runtime_of(ws)
-        job = await asyncio.to_thread(visible_job, rt, who, job_id)
-        async for batch in follow_log(rt, job.id, job.uid, 1, next_attempts=True):
+        svc = services_of(ws)
+        job = await asyncio.to_thread(visible_job, svc, who, job_id)
+        async for batch in svc.files.follow_log(job, 1, next_attempts=True):
             if batch.lines and batch.lines[0].n == 0 and batch.attempt > 1:
                 await ws.send_json({"message": f"--- attempt {batch.attempt} ---"})
             for text in _frames([line.text for line in batch.lines]):

@@ -22,12 +22,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from jobyard.api.dialects.tensorpool import upload
 from jobyard.api.dialects.tensorpool.project import Project, job_script, parse_project
 from jobyard.api.dialects.tensorpool.shapes import base_url
-from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, receive_object, runtime_of
+from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, receive_object, services_of
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.models import Job, Principal, Resources
-from jobyard.core.tokens import signed_link
 from jobyard.errors import ValidationFailed
-from jobyard.executors.workspaces import new_workspace, unpack
 
 router = APIRouter(tags=["tensorpool"])
 CONFIG_TIMEOUT_S = 30.0
@@ -43,15 +41,16 @@ async def push(ws: WebSocket) -> None:
         who = await authenticate(ws)
         frame = await receive_object(ws, CONFIG_TIMEOUT_S, "job configuration")
         project, cluster_id, system, teardown = _check_config(frame)
-        rt = runtime_of(ws)
-        await asyncio.to_thread(rt.clusters.check_job, who, cluster_id, Resources())
+        svc = services_of(ws)
+        await asyncio.to_thread(svc.clusters.check_job, who, cluster_id, Resources())
         await ws.send_json({"message": "Packing and uploading the current directory ..."})
-        up = upload.UPLOADS.open(rt.config.data_dir, rt.config.tensorpool_max_upload_bytes,
-                                 rt.config.tensorpool_link_ttl_s)
+        up = upload.UPLOADS.open(svc.files.uploads_dir(),
+                                 svc.config.tensorpool_max_upload_bytes,
+                                 svc.config.tensorpool_link_ttl_s)
         name = await _upload(ws, up, project, system)
-        workspace = await asyncio.to_thread(new_workspace, rt.config.data_dir)
-        files = await asyncio.to_thread(
-            unpack, up.path, workspace / "project", rt.config.tensorpool_max_upload_bytes)
+        workspace = await asyncio.to_thread(svc.files.new_workspace)
+        files = await asyncio.to_thread(svc.files.unpack, up.path, workspace / "project",
+                                        svc.config.tensorpool_max_upload_bytes)
         job = await asyncio.to_thread(
             _submit, ws, who, project, cluster_id, teardown, name, workspace)
         workspace = None  # the job owns it now
@@ -107,13 +106,12 @@ async def _step(ws: WebSocket, command: str) -> dict[str, Any]:
 
 async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: str) -> str:
     """Bring the project over; returns the name of the user's directory."""
-    rt = runtime_of(ws)
-    cfg = rt.config
+    svc = services_of(ws)
+    cfg = svc.config
     started = await _step(ws, upload.command(system, "start", {
         "ignore": list(project.ignore), "max_bytes": cfg.tensorpool_max_upload_bytes}))
     path, name = str(started.get("path") or ""), str(started.get("name") or "project")
-    token = signed_link(rt.secret, upload.LINK, (up.id,),
-                        int(rt.store.clock() + cfg.tensorpool_link_ttl_s))
+    token = svc.signer.link(upload.LINK, (up.id,), cfg.tensorpool_link_ttl_s)
     url = base_url(ws.url, "/job/push") + f"/job/upload/{token}"
     piece = upload.FIRST_PIECE
     while True:
@@ -141,7 +139,6 @@ async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: st
 
 def _submit(ws: WebSocket, who: Principal, project: Project, cluster_id: str, teardown: bool,
             name: str, workspace: Path) -> Job:
-    rt = runtime_of(ws)
     cmd = SubmitJob(
         command=job_script(project, workspace, sys.executable),
         name=name,
@@ -151,5 +148,5 @@ def _submit(ws: WebSocket, who: Principal, project: Project, cluster_id: str, te
         extra={"tensorpool": {"commands": list(project.commands)},
                "teardown_cluster": teardown},
     )
-    job, _ = rt.service.submit(who, cmd)
+    job, _ = services_of(ws).jobs.submit(who, cmd)
     return job

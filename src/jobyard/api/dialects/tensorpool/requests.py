@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Request
 
-from jobyard.api.auth import principal, read, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.tensorpool.shapes import TensorPoolRoute, request_info
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
@@ -23,7 +24,7 @@ async def get_request_info(
     request_id: str = Path(max_length=100, pattern=r"^[A-Za-z0-9_-]+$"),
     who: Principal = Depends(principal),
 ) -> JSON:
-    rt = runtime(request)
-    req = await read(rt, rt.operations_view.get, who, request_id)
-    after = req.retry_after(rt.store.clock())
+    svc = services(request)
+    req = await read(svc, svc.operations.get, who, request_id)
+    after = svc.operations.retry_after(req)
     return JSON(request_info(req), headers={"Retry-After": str(after)} if after else None)

@@ -17,18 +17,18 @@ from typing import Any
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
-from jobyard.api.auth import principal_for, read
+from jobyard.api.deps import read, services
 from jobyard.api.errors import http_status
 from jobyard.core.models import Principal
+from jobyard.core.services import Services
 from jobyard.errors import JobyardError, ValidationFailed
-from jobyard.runtime import Runtime
 
 log = logging.getLogger(__name__)
 FIRST_FRAME_TIMEOUT_S = 30.0
 
 
-def runtime_of(ws: WebSocket) -> Runtime:
-    return ws.app.state.runtime
+def services_of(ws: WebSocket) -> Services:
+    return services(ws)
 
 
 async def receive_object(ws: WebSocket, timeout: float, what: str) -> dict[str, Any]:
@@ -51,8 +51,8 @@ async def authenticate(ws: WebSocket) -> Principal:
     await ws.accept()
     frame = await receive_object(ws, FIRST_FRAME_TIMEOUT_S, "key frame")
     key = frame.get("TENSORPOOL_KEY")
-    rt = runtime_of(ws)
-    return await read(rt, principal_for, rt, key if isinstance(key, str) else None)
+    svc = services_of(ws)
+    return await read(svc, svc.accounts.authenticate, key if isinstance(key, str) else None)
 
 
 def close_code(exc: JobyardError) -> int:

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from jobyard import ids
-from jobyard.api.auth import principal, read, runtime
+from jobyard.api.auth import principal
+from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.tensorpool.shapes import (
     TensorPoolRoute,
@@ -26,9 +27,8 @@ from jobyard.api.dialects.tensorpool.shapes import (
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
-from jobyard.core.volumes import GB, Volume
+from jobyard.core.volumes import GB, Volume, env_name
 from jobyard.errors import BadRequest, DeletionProtected
-from jobyard.operations.mounts import env_name
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
 Id = Annotated[str, Path(max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -108,7 +108,7 @@ def list_message(vols: list[Volume]) -> str:
 def create(body: StorageCreateIn, request: Request,
            who: Principal = Depends(principal)) -> JSON:
     name = body.name or f"volume-{ids.random_token(6)}"
-    req, v = runtime(request).volumes.create(who, name, body.size, body.deletion_protection)
+    req, v = services(request).volumes.create(who, name, body.size, body.deletion_protection)
     return accepted(f"Storage volume {v.uid} ('{v.name}', {v.size_gb} GB) creation initiated. "
                     f"See `tp storage info {v.uid}`.", request_id=req.uid, storage_id=v.uid)
 
@@ -117,7 +117,7 @@ def create(body: StorageCreateIn, request: Request,
                summary="Destroy a storage volume (TensorPool)")
 def destroy(request: Request, storage_id: Id, who: Principal = Depends(principal)) -> JSON:
     try:
-        req, v = runtime(request).volumes.destroy(who, storage_id)
+        req, v = services(request).volumes.destroy(who, storage_id)
     except DeletionProtected as exc:
         raise BadRequest(f"{exc.message}: tp storage edit {storage_id} "
                          "--deletion-protection false", exc.details) from exc
@@ -128,15 +128,15 @@ def destroy(request: Request, storage_id: Id, who: Principal = Depends(principal
 @router.get("/storage/list", summary="List storage volumes (TensorPool)")
 async def list_volumes(request: Request, include_org: bool = Query(False),
                        who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    vols = await read(rt, rt.volumes.list_volumes, who, not include_org)
+    svc = services(request)
+    vols = await read(svc, svc.volumes.list_volumes, who, not include_org)
     return JSON({"message": list_message(vols), "storage": [storage_info(v) for v in vols]})
 
 
 @router.get("/storage/info/{storage_id}", summary="Get a storage volume (TensorPool)")
 async def info(request: Request, storage_id: Id, who: Principal = Depends(principal)) -> JSON:
-    rt = runtime(request)
-    v = await read(rt, rt.volumes.get_volume, who, storage_id)
+    svc = services(request)
+    v = await read(svc, svc.volumes.get_volume, who, storage_id)
     return JSON({"message": _info_table(v), "storage_info": storage_info(v)})
 
 
@@ -147,7 +147,7 @@ def edit(body: StorageEditIn, request: Request, storage_id: Id,
     if body.tp_storage_name is None and body.size_gb is None and body.deletion_protection is None:
         raise BadRequest("nothing to edit: give tp_storage_name, size_gb and/or "
                          "deletion_protection")
-    req, v = runtime(request).volumes.edit(who, storage_id, body.tp_storage_name, body.size_gb,
+    req, v = services(request).volumes.edit(who, storage_id, body.tp_storage_name, body.size_gb,
                                            body.deletion_protection)
     lines = []
     if req is not None:
@@ -171,7 +171,7 @@ def attach(body: AttachIn, request: Request, who: Principal = Depends(principal)
         raise BadRequest("attach a volume to one cluster at a time (a volume has one request "
                          "in progress at a time)")
     [cluster_id] = body.cluster_ids
-    req, v = runtime(request).clusters.attach(who, body.storage_id, cluster_id)
+    req, v = services(request).clusters.attach(who, body.storage_id, cluster_id)
     return accepted(f"Attaching storage volume {v.uid} to cluster {cluster_id}: jobs on it "
                     f"see the volume at ${env_name(v.name)} (and mnt/{v.name}).",
                     request_ids=[req.uid], storage_id=v.uid)
@@ -180,7 +180,7 @@ def attach(body: AttachIn, request: Request, who: Principal = Depends(principal)
 @router.post("/storage/detach", status_code=202,
              summary="Detach a storage volume from a cluster (TensorPool)")
 def detach(body: DetachIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    req, v = runtime(request).clusters.attach(who, body.storage_id, body.cluster_id,
+    req, v = services(request).clusters.attach(who, body.storage_id, body.cluster_id,
                                               detach=True)
     return accepted(f"Detaching storage volume {v.uid} from cluster {body.cluster_id}",
                     request_id=req.uid, storage_id=v.uid)

@@ -29,10 +29,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from jobyard import ids
-from jobyard.api.auth import runtime
+from jobyard.api.deps import services
 from jobyard.api.dialects.tensorpool.shapes import TensorPoolRoute
 from jobyard.api.responses import JSON
-from jobyard.core.tokens import read_link
 from jobyard.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 LINK = "tp-upload"
@@ -76,8 +75,7 @@ class Uploads:
     def __init__(self) -> None:
         self._open: dict[str, Upload] = {}
 
-    def open(self, data_dir: Path, max_bytes: int, stale_after_s: float) -> Upload:
-        folder = Path(data_dir) / "uploads"
+    def open(self, folder: Path, max_bytes: int, stale_after_s: float) -> Upload:
         folder.mkdir(parents=True, exist_ok=True)
         self._sweep(folder, stale_after_s)
         uid = ids.random_token(20)
@@ -109,8 +107,7 @@ router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
 
 @router.put("/job/upload/{token}", summary="One piece of a pushed project (signed URL)")
 async def put_piece(token: str, request: Request, offset: int = Query(ge=0)) -> JSON:
-    rt = runtime(request)
-    parts = read_link(rt.secret, LINK, token, rt.store.clock())
+    parts = services(request).signer.read_link(LINK, token)
     if parts is None:
         raise Forbidden("this upload link is not valid or has expired")
     up = UPLOADS.get(parts[0])

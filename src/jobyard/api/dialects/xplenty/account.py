@@ -26,7 +26,7 @@ ScheduleId = Path(ge=1, le=2**31 - 1)  # one Path per name: FastAPI binds it to 
 def list_packages(request: Request, c: Caller = Depends(charged)) -> XJSON:
     offset, limit = params.page(request)
     items, total = c.packages.list_packages(c.who, offset, limit)
-    users = c.rt.store.accounts.usernames(p.user_id for p in items)
+    users = c.svc.accounts.usernames(p.user_id for p in items)
     return collection([package_view(p, users, c.origin, c.base) for p in items], request.url,
                       offset, limit, total)
 
@@ -34,14 +34,14 @@ def list_packages(request: Request, c: Caller = Depends(charged)) -> XJSON:
 @router.get("/packages/{package_id}", summary="Get a package (Integrate.io)")
 def get_package(package_id: int = PackageId, c: Caller = Depends(charged)) -> XJSON:
     p = c.packages.get_package(c.who, package_id)
-    return XJSON(package_view(p, c.rt.store.accounts.usernames([p.user_id]), c.origin, c.base))
+    return XJSON(package_view(p, c.svc.accounts.usernames([p.user_id]), c.origin, c.base))
 
 
 @router.get("/schedules", summary="List schedules, newest first (Integrate.io)")
 def list_schedules(request: Request, c: Caller = Depends(charged)) -> XJSON:
     offset, limit = params.page(request)
     items, total = c.packages.list_schedules(c.who, offset, limit)
-    users = c.rt.store.accounts.usernames(s.user_id for s in items)
+    users = c.svc.accounts.usernames(s.user_id for s in items)
     return collection([schedule_view(s, users, c.origin, c.base) for s in items], request.url,
                       offset, limit, total)
 
@@ -49,7 +49,7 @@ def list_schedules(request: Request, c: Caller = Depends(charged)) -> XJSON:
 @router.get("/schedules/{schedule_id}", summary="Get a schedule (Integrate.io)")
 def get_schedule(schedule_id: int = ScheduleId, c: Caller = Depends(charged)) -> XJSON:
     s = c.packages.get_schedule(c.who, schedule_id)
-    return XJSON(schedule_view(s, c.rt.store.accounts.usernames([s.user_id]), c.origin, c.base))
+    return XJSON(schedule_view(s, c.svc.accounts.usernames([s.user_id]), c.origin, c.base))
 
 
 @router.get("/rate_limit_status", summary="API credits left this hour (Integrate.io; free)")

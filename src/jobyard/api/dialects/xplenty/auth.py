@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from jobyard.api.auth import principal_for, read, runtime
+from jobyard.api.deps import read, services
 from jobyard.api.ratelimit import RateLimiter, Verdict
 from jobyard.core.models import Principal
 from jobyard.core.packages import PackageService
+from jobyard.core.services import Services
 from jobyard.errors import NotFound, RateLimited, Unauthorized
-from jobyard.runtime import Runtime
 
 MEDIA = "application/vnd.xplenty+json"
 _VERSION = re.compile(r"version\s*=\s*\"?([0-9.]+)", re.I)
@@ -36,7 +36,7 @@ _VERSION = re.compile(r"version\s*=\s*\"?([0-9.]+)", re.I)
 @dataclass(frozen=True, slots=True)
 class Caller:
     who: Principal
-    rt: Runtime
+    svc: Services
     account: str  # as written in the path
     origin: str  # the server's URL, e.g. http://127.0.0.1:8750
     verdict: Verdict
@@ -48,7 +48,7 @@ class Caller:
 
     @property
     def packages(self) -> PackageService:
-        return PackageService(self.rt.store, self.rt.service)
+        return self.svc.packages
 
 
 def accepts_v2(header: str) -> bool:
@@ -70,12 +70,12 @@ def basic_key(header: str) -> str | None:
     return decoded.split(":", 1)[0].strip() or None
 
 
-def limiter(request: Request, rt: Runtime) -> RateLimiter:
+def limiter(request: Request, svc: Services) -> RateLimiter:
     """One limiter per app (the spec comes from the config)."""
     state = request.app.state
     found = getattr(state, "xplenty_limiter", None)
     if found is None:
-        found = state.xplenty_limiter = RateLimiter(rt.config.xplenty_rate_limit)
+        found = state.xplenty_limiter = RateLimiter(svc.config.xplenty_rate_limit)
     return found
 
 
@@ -85,17 +85,17 @@ def caller(cost: int = 1) -> Callable[[Request, str], Awaitable[Caller]]:
     async def dependency(request: Request, account_id: str) -> Caller:
         if not accepts_v2(request.headers.get("accept", "")):
             raise NotFound("not found: send 'Accept: application/vnd.xplenty+json; version=2'")
-        rt = runtime(request)
+        svc = services(request)
         header = request.headers.get("authorization", "")
         key = basic_key(header)
         if key is None:
             raise Unauthorized("missing or malformed credentials: send your API key as the "
                                "HTTP Basic username (curl -u YOUR_API_KEY: ...)")
-        who = await read(rt, principal_for, rt, key)
-        org = await read(rt, rt.store.accounts.org_by_ref, account_id)
+        who = await read(svc, svc.accounts.authenticate, key)
+        org = await read(svc, svc.accounts.org_for_account, account_id)
         if org is None or org[0] != who.org_id:
             raise NotFound(f"account {account_id} not found")
-        rule = limiter(request, rt)
+        rule = limiter(request, svc)
         verdict = rule.hit(f"user:{who.user_id}", cost) if cost else rule.peek(
             f"user:{who.user_id}")
         request.state.xplenty_headers = verdict.headers()
@@ -104,8 +104,8 @@ def caller(cost: int = 1) -> Callable[[Request, str], Awaitable[Caller]]:
                 f"rate limit exceeded: {verdict.limit} API credits per {rule.window} per user; "
                 f"retry in {verdict.retry_after} s",
                 {"retry_after": verdict.retry_after})
-        origin = rt.config.public_url or str(request.base_url)
-        return Caller(who, rt, account_id, origin.rstrip("/"), verdict)
+        origin = svc.config.public_url or str(request.base_url)
+        return Caller(who, svc, account_id, origin.rstrip("/"), verdict)
 
     return dependency
 

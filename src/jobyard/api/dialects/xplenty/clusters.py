@@ -28,7 +28,7 @@ from jobyard.api.dialects.xplenty.shapes import (
 )
 from jobyard.core.clusters import MAX_INSTANCES, Cluster, ClusterState
 from jobyard.core.packages import CLUSTER_META
-from jobyard.errors import Conflict, DeletionProtected, NotFound, ValidationFailed
+from jobyard.errors import Conflict, DeletionProtected, ValidationFailed
 
 router = APIRouter(prefix="/{account_id}/api", tags=["integrate.io"], route_class=XplentyRoute)
 ClusterId = Path(ge=1, le=2**31 - 1, description="the cluster's integer id")
@@ -40,27 +40,23 @@ def render(c: Caller, clusters: list[Cluster], requested: bool = False
            ) -> list[dict[str, Any]]:
     """``requested``: answering the request that was just recorded, so it is still waiting
     (``pending``, ``pending_terminate``) whatever the processor did meanwhile."""
-    store = c.rt.store
-    facts = store.clusters.cluster_facts([x.uid for x in clusters])
+    facts = c.svc.clusters.facts(clusters)
     if requested:
         facts = {x.uid: {**facts[x.uid], "open": "PENDING"} | (
             {"claimed_at": None} if x.state is ClusterState.PENDING else {})
             for x in clusters}
-    metas = store.kv.kv_many([f"{CLUSTER_META}{x.id}" for x in clusters])
-    users = store.accounts.usernames(x.user_id for x in clusters)
-    return [cluster_view(x, facts[x.uid], metas.get(f"{CLUSTER_META}{x.id}") or {}, users,
-                         c.origin, c.base) for x in clusters]
+    notes = c.svc.clusters.notes(clusters, CLUSTER_META)
+    users = c.svc.accounts.usernames(x.user_id for x in clusters)
+    return [cluster_view(x, facts[x.uid], notes.get(x.id) or {}, users, c.origin, c.base)
+            for x in clusters]
 
 
 def visible(c: Caller, cluster_id: int) -> Cluster:
-    cluster = c.rt.store.clusters.cluster_by_number(cluster_id)
-    if cluster is None or cluster.org_id != c.who.org_id:
-        raise NotFound(f"cluster {cluster_id} not found")
-    return cluster
+    return c.svc.clusters.by_number(c.who, cluster_id)
 
 
 def instance_type_for(c: Caller, kind: str) -> str:
-    catalog = c.rt.clusters.catalog
+    catalog = c.svc.clusters.catalog
     if kind in catalog:
         return kind
     if kind in (*KINDS, "") and catalog:
@@ -98,8 +94,8 @@ async def create(request: Request, c: Caller = Depends(charged)) -> XJSON:
 
     def claim() -> dict[str, Any]:
         count = 1 if kind == "sandbox" else nodes
-        _, cluster = c.rt.clusters.claim(c.who, instance_type_for(c, kind), count, name)
-        c.rt.store.kv.put_kv(f"{CLUSTER_META}{cluster.id}", meta)
+        _, cluster = c.svc.clusters.claim(c.who, instance_type_for(c, kind), count, name)
+        c.svc.clusters.note(cluster, CLUSTER_META, meta)
         return render(c, [cluster], requested=True)[0]
 
     return XJSON(await asyncio.to_thread(claim), status_code=201)
@@ -109,7 +105,7 @@ async def create(request: Request, c: Caller = Depends(charged)) -> XJSON:
 def list_clusters(request: Request, c: Caller = Depends(charged)) -> XJSON:
     offset, limit = params.page(request)
     states = states_named(request.query_params.get("status") or "all")
-    clusters, total = c.rt.store.clusters.cluster_page(c.who.org_id, offset, limit, states)
+    clusters, total = c.svc.clusters.page(c.who, offset, limit, states)
     return collection(render(c, clusters), request.url, offset, limit, total)
 
 
@@ -124,7 +120,7 @@ def terminate(cluster_id: int = ClusterId, c: Caller = Depends(charged)) -> XJSO
     if cluster.state in (ClusterState.RELEASING, ClusterState.RELEASED):  # a repeat
         return XJSON(render(c, [cluster])[0])
     try:
-        c.rt.clusters.release(c.who, cluster.uid)
+        c.svc.clusters.release(c.who, cluster.uid)
     except DeletionProtected:
         raise
     except Conflict as exc:  # the core names the cluster by its string id

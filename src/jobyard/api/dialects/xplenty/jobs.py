@@ -21,7 +21,7 @@ from jobyard.api.dialects.xplenty.auth import Caller, charged
 from jobyard.api.dialects.xplenty.shapes import XJSON, XplentyRoute, collection, job_view
 from jobyard.core.models import Job
 from jobyard.core.states import JobState, Substate
-from jobyard.errors import Conflict, JobNotFound, NotFound, ValidationFailed
+from jobyard.errors import Conflict, ValidationFailed
 
 router = APIRouter(prefix="/{account_id}/api", tags=["integrate.io"], route_class=XplentyRoute)
 JobId = Path(ge=1, le=2**31 - 1, description="the job's integer id")
@@ -41,22 +41,19 @@ def states_named(word: str) -> list[str] | None:
 
 
 def render(c: Caller, jobs: list[Job], status: str | None = None) -> list[dict[str, Any]]:
-    facts = c.rt.store.jobs.job_facts(jobs)
+    facts = c.svc.jobs.facts(jobs)
     return [job_view(j, facts, c.origin, c.base, status) for j in jobs]
 
 
 def visible(c: Caller, job_id: int) -> Job:
-    job = c.rt.store.jobs.get_job(job_id)
-    if job is None or job.org_id != c.who.org_id:
-        raise JobNotFound(f"job {job_id} not found")
-    return job
+    return c.svc.jobs.get_in_org(c.who, job_id)
 
 
 @router.get("/jobs", summary="List jobs, newest first (Integrate.io)")
 def list_jobs(request: Request, c: Caller = Depends(charged)) -> XJSON:
     offset, limit = params.page(request)
     states = states_named(request.query_params.get("status") or "all")
-    jobs, total = c.rt.store.jobs.job_page(c.who.org_id, offset, limit, states)
+    jobs, total = c.svc.jobs.page(c.who, offset, limit, states)
     return collection(render(c, jobs), request.url, offset, limit, total)
 
 
@@ -73,9 +70,7 @@ async def run_job(request: Request, c: Caller = Depends(charged)) -> XJSON:
 
     def run() -> dict[str, Any]:
         assert cluster_id is not None and package_id is not None
-        cluster = c.rt.store.clusters.cluster_by_number(cluster_id)
-        if cluster is None or cluster.org_id != c.who.org_id:
-            raise NotFound(f"cluster {cluster_id} not found")
+        cluster = c.svc.clusters.by_number(c.who, cluster_id)
         service = c.packages
         package = service.get_package(c.who, package_id)
         try:
@@ -93,7 +88,7 @@ async def run_job(request: Request, c: Caller = Depends(charged)) -> XJSON:
 def stop_job(job_id: int = JobId, c: Caller = Depends(charged)) -> XJSON:
     job = visible(c, job_id)
     try:
-        job, changed = c.rt.service.cancel(c.who, job.id)
+        job, changed = c.svc.jobs.cancel(c.who, job.id)
     except Conflict as exc:
         ended = dialect_status("xplenty", visible(c, job_id).state)
         raise Conflict(f"job {job_id} already ended ({ended}); only a running or queued job "

@@ -25,9 +25,9 @@ from jobyard.api.responses import JSON
 from jobyard.core.clusters import Cluster, ClusterState
 from jobyard.core.models import Job
 from jobyard.core.packages import EXTRA_KEY, Package, Schedule
+from jobyard.core.progress import view as progress_view
 from jobyard.core.states import JobState
 from jobyard.errors import JobyardError, RateLimited
-from jobyard.telemetry.progress import view as progress_view
 
 MEDIA_TYPE = "application/vnd.xplenty+json; version=2"
 

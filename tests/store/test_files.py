@@ -4,7 +4,7 @@ import tarfile
 import pytest
 
 from jobyard.errors import ValidationFailed
-from jobyard.executors.workspaces import new_workspace, unpack
+from jobyard.store.files import new_workspace, unpack
 
 
 def archive(path, members):

@@ -1,4 +1,4 @@
-"""The report rules (jobyard.telemetry.progress): pure functions of plain dicts."""
+"""The report rules (jobyard.core.progress): pure functions of plain dicts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from jobyard.telemetry.progress import EVENT_INTERVAL_S, apply_reports, as_change, from_tqdm, view
+from jobyard.core.progress import EVENT_INTERVAL_S, apply_reports, as_change, from_tqdm, view
 
 T0 = 1_000_000.0
 
