@@ -3,9 +3,9 @@
 import pytest
 
 from jobyard.config import Config
+from jobyard.core.cost import Prices, accrued, cost_view, rate_per_hour, spend
 from jobyard.core.models import Job, Resources, RetryPolicy
 from jobyard.core.states import JobState
-from jobyard.core.cost import Prices, accrued, cost_view, rate_per_hour, spend
 
 PRICES = Prices(gpu_hour=2.0, cpu_hour=0.5, instance_types={"1xH100": 3.0}, currency="EUR")
 

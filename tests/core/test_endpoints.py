@@ -26,7 +26,8 @@ def people(store: SqlStore) -> tuple[Principal, Principal, Principal]:
 
 @pytest.fixture
 def service(store: SqlStore) -> EndpointService:
-    return EndpointService(store.endpoints, JobService(store.jobs, store.kv, Resources(gpus=2, cpus=8, memory_mb=4096)))
+    jobs = JobService(store.jobs, store.kv, Resources(gpus=2, cpus=8, memory_mb=4096))
+    return EndpointService(store.endpoints, jobs)
 
 
 def test_create_read_list_delete(store: SqlStore, service: EndpointService) -> None:

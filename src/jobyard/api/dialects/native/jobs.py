@@ -87,7 +87,7 @@ def cancel(ref: str, request: Request, who: Principal = Depends(principal)) -> J
 
 @router.delete("/{ref}", summary="Delete a finished job (its logs and outputs too)")
 def delete(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
-    job = services(request).delete_job(who, job_ref(ref))
+    job = services(request).jobs.delete(who, job_ref(ref))
     return JSON({"id": job.uid, "deleted": True})
 
 
