@@ -34,24 +34,3 @@ def test_illegal_moves_are_refused_with_a_clear_error(src, dst):
         check_transition(JobState(src), JobState(dst))
     assert src in info.value.message and dst in info.value.message
     assert info.value.details == {"from": src, "to": dst}
-
-
-def test_core_imports_no_framework():
-    """Layers point one way: core/ knows nothing of HTTP, SQL or processes."""
-    import ast
-    import pathlib
-
-    import jobyard.core
-
-    banned = {"fastapi", "starlette", "sqlalchemy", "httpx", "subprocess", "jobyard.api",
-              "jobyard.store", "jobyard.daemon", "jobyard.executors", "uvicorn"}
-    for path in pathlib.Path(jobyard.core.__file__).parent.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                assert not any(name == b or name.startswith(b + ".") for b in banned), (path, name)

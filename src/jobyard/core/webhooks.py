@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from jobyard.core.models import Job
+from jobyard.core.times import iso
 
 # A job's state -> the event type its webhook receives.
 STATE_EVENTS = {
@@ -63,12 +63,6 @@ def normalize_events(names: Iterable[str] | None) -> list[str]:
 def wants(events: Sequence[str] | None, etype: str) -> bool:
     events = events or DEFAULT_EVENTS
     return etype in events or ALL in events
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def payload(

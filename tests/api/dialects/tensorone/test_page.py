@@ -22,10 +22,10 @@ import pytest
 from httpx_sse import connect_sse
 
 from jobyard import ids
-from jobyard.api.dialects.native.render import iso
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Resources
+from jobyard.core.times import iso
 from jobyard.store.engine import make_engines
 from jobyard.store.sql import SqlStore
 from jobyard.testing import ServerProcess, wait_until

@@ -3,7 +3,7 @@
 ``python sdk_driver.py URL ACCOUNT KEY ACTION [ARGS_JSON]`` prints one JSON line: the result
 (models as their attributes, dates as ISO strings or null, ``missing`` naming the attributes
 the SDK did not create) or ``{"error": message, "status": code}``. Only the Python 3 shims of
-shared/compat/xplenty-sdk.md section 7 are applied; ``wait_*`` actions poll until a status is
+docs/compat/xplenty-sdk.md section 7 are applied; ``wait_*`` actions poll until a status is
 reached (the SDK has no wait of its own).
 """
 

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Request
 
 from jobyard.api.auth import admin, principal
 from jobyard.api.deps import services
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.schemas import KeyIn, OrgIn, UserIn
 from jobyard.api.responses import JSON
 from jobyard.core.accounts import CreateKey
 from jobyard.core.models import Principal
+from jobyard.core.times import iso
 
 router = APIRouter(prefix="/v1", tags=["accounts"])
 

@@ -12,12 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobyard.api.auth import admin, principal
 from jobyard.api.deps import read, services
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.storage import accepted, render_request
 from jobyard.api.responses import JSON
 from jobyard.core.clusters import Cluster, numbered
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
+from jobyard.core.times import iso
 
 router = APIRouter(prefix="/v1", tags=["clusters"])
 

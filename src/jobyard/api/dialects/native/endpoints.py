@@ -13,11 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.schemas import ResourcesIn
 from jobyard.api.responses import JSON
 from jobyard.core.endpoints import Endpoint, NewEndpoint
 from jobyard.core.models import Principal, Resources
+from jobyard.core.times import iso
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 

@@ -11,10 +11,10 @@ from pydantic import BaseModel, Field
 from jobyard.api.auth import admin, principal
 from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.jobs import job_ref
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON
 from jobyard.core.cost import Prices, cost_view
 from jobyard.core.models import Job, Principal
+from jobyard.core.times import iso
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 

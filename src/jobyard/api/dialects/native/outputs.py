@@ -10,9 +10,9 @@ from fastapi.responses import FileResponse
 from jobyard.api.auth import principal
 from jobyard.api.deps import services
 from jobyard.api.dialects.native.jobs import job_ref
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
+from jobyard.core.times import iso
 
 router = APIRouter(prefix="/v1/jobs", tags=["outputs"])
 

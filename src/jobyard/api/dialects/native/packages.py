@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.schemas import ResourcesIn
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
 from jobyard.core.packages import Package, Schedule
+from jobyard.core.times import iso
 
 router = APIRouter(prefix="/v1", tags=["packages"])
 Value = str | int | float | bool

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from jobyard.core.cost import Prices, cost_view
 from jobyard.core.models import Job
 from jobyard.core.progress import view as progress_view
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+from jobyard.core.times import iso
 
 
 def job(

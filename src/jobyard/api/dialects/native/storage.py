@@ -13,11 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
 from jobyard.core.services import Services
+from jobyard.core.times import iso
 from jobyard.core.volumes import Volume
 
 router = APIRouter(prefix="/v1", tags=["storage"])

@@ -14,12 +14,12 @@ from sse_starlette import ServerSentEvent
 from jobyard.api.auth import principal
 from jobyard.api.deps import services
 from jobyard.api.dialects.native.jobs import job_ref
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.responses import JSON, dumps
 from jobyard.api.sse import EventSourceResponse
 from jobyard.core.files import LogLine
 from jobyard.core.models import Job, JobEvent, Principal
 from jobyard.core.services import Services
+from jobyard.core.times import iso
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 EVENTS_POLL_S = 1.0

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Request
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.jobs import job_ref
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.native.schemas import WebhookIn
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
+from jobyard.core.times import iso
 from jobyard.core.webhooks import message_id
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.dialects.tensorone.shapes import (
     camel_keys,
@@ -57,6 +56,7 @@ from jobyard.core.models import Job
 from jobyard.core.progress import view as progress_view
 from jobyard.core.services import Services
 from jobyard.core.states import JobState, Substate
+from jobyard.core.times import iso
 
 OUTPUT_FILE = "output.json"  # what a job returns: shown as output.result
 MAX_RESULT_BYTES = 1024 * 1024  # a larger output.json is linked, not inlined

@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.tensorpool.shapes import (
     TensorPoolRoute,
     accepted,
@@ -27,6 +26,7 @@ from jobyard.api.responses import JSON
 from jobyard.core.clusters import HOLDING, Cluster, InstanceType, numbered
 from jobyard.core.models import Principal
 from jobyard.core.states import ACTIVE, JobState
+from jobyard.core.times import iso
 from jobyard.errors import BadRequest, DeletionProtected
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)

@@ -15,7 +15,6 @@ from fastapi.responses import FileResponse
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import services
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.dialects.tensorpool.project import TEMPLATE
 from jobyard.api.dialects.tensorpool.shapes import TensorPoolRoute, base_url, when
@@ -25,6 +24,7 @@ from jobyard.core.inputs import ListJobs
 from jobyard.core.models import Job, Principal
 from jobyard.core.services import Services
 from jobyard.core.states import JobState
+from jobyard.core.times import iso
 from jobyard.errors import BadRequest, Conflict, Forbidden
 
 router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)

@@ -14,10 +14,10 @@ from typing import Any
 from starlette.datastructures import URL
 
 from jobyard.api.dialects.envelope import envelope_route
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.errors import http_status
 from jobyard.api.responses import JSON
 from jobyard.core.operations import Operation
+from jobyard.core.times import iso
 from jobyard.errors import JobyardError, ValidationFailed
 
 

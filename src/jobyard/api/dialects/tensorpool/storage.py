@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from jobyard import ids
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.tensorpool.shapes import (
     TensorPoolRoute,
     accepted,
@@ -27,6 +26,7 @@ from jobyard.api.dialects.tensorpool.shapes import (
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.models import Principal
+from jobyard.core.times import iso
 from jobyard.core.volumes import GB, Volume, env_name
 from jobyard.errors import BadRequest, DeletionProtected
 

@@ -18,7 +18,6 @@ from fastapi import Request, Response
 from starlette.datastructures import URL
 
 from jobyard.api.dialects.envelope import envelope_route
-from jobyard.api.dialects.native.render import iso
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.errors import http_status
 from jobyard.api.responses import JSON
@@ -27,6 +26,7 @@ from jobyard.core.models import Job
 from jobyard.core.packages import EXTRA_KEY, Package, Schedule
 from jobyard.core.progress import view as progress_view
 from jobyard.core.states import JobState
+from jobyard.core.times import iso
 from jobyard.errors import JobyardError, RateLimited
 
 MEDIA_TYPE = "application/vnd.xplenty+json; version=2"
