@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # lazy: the server never pays for importing the SDK
+def __getattr__(name: str) -> object:  # lazy: the server never pays for importing the SDK
     if name in ("Client", "AsyncClient"):
         from jobyard.sdk import client
 

@@ -170,6 +170,7 @@ class Reporter:
             if self._closed:
                 return False
             batch, self._pending, self._busy = self._pending, None, True
+        assert batch is not None
         status, answer = self._sender.post(batch)
         with self._cond:
             self._busy = False

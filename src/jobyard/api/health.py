@@ -53,7 +53,7 @@ class _StoreCollector:
 
 def metrics_registry(server: ServerInfo) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_StoreCollector(server))  # type: ignore[arg-type]
+    registry.register(_StoreCollector(server))
     return registry
 
 

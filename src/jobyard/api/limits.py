@@ -39,7 +39,7 @@ class BodySizeLimit:
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise _TooLarge
-            return message
+            return dict(message)
 
         try:
             await self.app(scope, limited_receive, send)

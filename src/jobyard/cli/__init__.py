@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import click
+import typer
 
 if TYPE_CHECKING:
     from jobyard.sdk.client import Client
@@ -19,7 +19,7 @@ class Globals:
     api_key: str | None = None
 
 
-def client(ctx: click.Context) -> Client:
+def client(ctx: typer.Context) -> Client:
     """An SDK client for the global options, env, or ``jobyard login``'s config file."""
     from jobyard.sdk.client import Client
 

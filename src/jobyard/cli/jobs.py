@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from jobyard.cli import client, render
@@ -64,7 +63,7 @@ def _should_cancel(job_id: str) -> bool:
         return True  # nobody to ask: Ctrl-C / SIGINT means cancel
     try:
         return typer.confirm(f"\nCancel job {job_id}?", default=False, err=True)
-    except click.Abort:
+    except typer.Abort:
         return False
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -36,7 +35,8 @@ from jobyard.sdk.client import Client
 class _Group(TyperGroup):
     """Turns expected errors, from any command, into one red line and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    # ``ctx`` is typer's own (vendored) click Context, which it does not export by name.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except (JobyardError, TimeoutError, OSError) as exc:  # OSError: e.g. the config file

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import uvicorn
@@ -13,6 +14,9 @@ from rich.console import Console
 from jobyard.config import load_config
 
 err = Console(stderr=True, soft_wrap=True)  # never break a line meant for copy-paste
+
+if TYPE_CHECKING:
+    from jobyard.runtime import Runtime
 
 
 def serve(
@@ -35,7 +39,7 @@ def serve(
     )
 
 
-def _banner(rt) -> None:
+def _banner(rt: Runtime) -> None:
     cfg = rt.config
     inv = rt.inventory
     err.print(f"[bold]Jobyard[/bold] listening on [cyan]{cfg.url}[/cyan]  (data: {cfg.data_dir})")

@@ -99,8 +99,8 @@ class Record:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Record):
-            return self._data == other._data
-        return isinstance(other, dict) and self._data == other
+            return bool(self._data == other._data)
+        return isinstance(other, dict) and bool(self._data == other)
 
     __hash__ = None  # type: ignore[assignment]
 

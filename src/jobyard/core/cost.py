@@ -90,4 +90,4 @@ def cost_view(job: Job, now: float, prices: Prices) -> dict[str, Any]:
 
 def spend(settled: float, active: Iterable[Job], now: float, prices: Prices) -> float:
     """An owner's spend: the total of its ended jobs plus what its active jobs accrued."""
-    return settled + sum(cost_view(job, now, prices)["accrued"] for job in active)
+    return settled + sum(float(cost_view(job, now, prices)["accrued"]) for job in active)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import shlex
 import time
 from collections.abc import AsyncIterator, Callable, Collection
@@ -190,7 +191,7 @@ class JobService:
         return self._jobs.list_jobs(org_id, query)
 
     def page(self, who: Principal, offset: int, limit: int,
-             states: Collection[str] | None = None) -> tuple[list[Job], int]:
+             states: Collection[str] | None = None) -> tuple[builtins.list[Job], int]:
         """A page of the caller's org's jobs (in ``states``), newest first, and how many
         match."""
         return self._jobs.job_page(who.org_id, offset, limit, states)
@@ -200,7 +201,7 @@ class JobService:
         names, owners' usernames (see ``JobStore.job_facts``)."""
         return self._jobs.job_facts(jobs)
 
-    def on_cluster(self, cluster_uid: str, states: Collection[str]) -> list[Job]:
+    def on_cluster(self, cluster_uid: str, states: Collection[str]) -> builtins.list[Job]:
         """The jobs of a cluster (the caller checked it may see it) in ``states``."""
         return self._jobs.jobs_on_cluster(cluster_uid, list(states))
 
@@ -293,7 +294,7 @@ class JobService:
     def last_event_id(self, job: Job) -> int:
         return self._jobs.last_event_id(job.id)
 
-    def state_events(self, job: Job) -> list[tuple[float, dict[str, Any]]]:
+    def state_events(self, job: Job) -> builtins.list[tuple[float, dict[str, Any]]]:
         """``(ts, data)`` of the job's state changes, in order."""
         return self._jobs.state_events(job.id)
 
@@ -307,7 +308,7 @@ class JobService:
             await changed.wait(timeout)
         return self._jobs.get_job(job.id)
 
-    def deliveries(self, job: Job) -> list[dict[str, Any]]:
+    def deliveries(self, job: Job) -> builtins.list[dict[str, Any]]:
         """The job's webhook deliveries and their attempts, oldest first."""
         assert self._deliveries is not None, "this service was built without webhooks"
         return self._deliveries.job_deliveries(job.id)
@@ -337,7 +338,7 @@ def _default_name(command: str | list[str]) -> str:
     try:
         argv = shlex.split(command) if isinstance(command, str) else command
     except ValueError:  # unbalanced quotes: the shell will say so when it runs
-        argv = command.split()
+        argv = command.split() if isinstance(command, str) else command
     first = argv[0] if argv else "job"
     return first.rsplit("/", 1)[-1][:200] or "job"
 

@@ -33,7 +33,7 @@ class RetryPolicy:
     on: tuple[str, ...] = ("error", "failed")
 
     def delay_before(self, retry_number: int) -> float:
-        return self.backoff_s * (2 ** max(0, retry_number - 1))
+        return float(self.backoff_s * (2 ** max(0, retry_number - 1)))
 
 
 @dataclass(slots=True)

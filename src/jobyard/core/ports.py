@@ -525,15 +525,34 @@ class EventFeed(Protocol):
 
 
 class Store(Protocol):
-    """The whole store: one repository per resource."""
+    """The whole store: one repository per resource (read-only members)."""
 
-    jobs: JobStore
-    accounts: AccountStore
-    clusters: ClusterStore
-    volumes: VolumeStore
-    operations: OperationStore
-    packages: PackageStore
-    endpoints: EndpointStore
-    telemetry: TelemetryStore
-    kv: KvStore
-    webhooks: WebhookStore
+    @property
+    def jobs(self) -> JobStore: ...
+
+    @property
+    def accounts(self) -> AccountStore: ...
+
+    @property
+    def clusters(self) -> ClusterStore: ...
+
+    @property
+    def volumes(self) -> VolumeStore: ...
+
+    @property
+    def operations(self) -> OperationStore: ...
+
+    @property
+    def packages(self) -> PackageStore: ...
+
+    @property
+    def endpoints(self) -> EndpointStore: ...
+
+    @property
+    def telemetry(self) -> TelemetryStore: ...
+
+    @property
+    def kv(self) -> KvStore: ...
+
+    @property
+    def webhooks(self) -> WebhookStore: ...

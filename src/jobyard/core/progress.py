@@ -173,7 +173,7 @@ def _apply_one(prog: dict[str, Any], metrics: dict[str, Any], report: dict[str, 
     percent = report.get("progress")
     if percent is None and done is not None and prog["items"].get("total"):
         percent = 100.0 * prog["items"]["done"] / prog["items"]["total"]
-    if _finite(percent):
+    if percent is not None and _finite(percent):
         _progress(prog, min(100.0, max(0.0, float(percent))), now, started_at)
 
 

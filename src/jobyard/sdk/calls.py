@@ -120,7 +120,8 @@ def clean(values: dict[str, Any]) -> dict[str, Any]:
 def listing(response: httpx.Response) -> list[dict[str, Any]]:
     """A listing's items: ``{"items": [...]}`` or a bare list."""
     body = response.json()
-    return body["items"] if isinstance(body, dict) else body
+    items: list[dict[str, Any]] = body["items"] if isinstance(body, dict) else body
+    return items
 
 
 class Calls:

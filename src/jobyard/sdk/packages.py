@@ -10,6 +10,7 @@ weeks or months.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,7 @@ class PackageCalls:
     """Request building and answer parsing for /v1/packages."""
 
     @staticmethod
-    def create(name: str, command: str | list[str], variables: dict[str, Value] | None,
+    def create(name: str, command: str | list[str], variables: Mapping[str, Value] | None,
                gpus: int, cpus: float, memory_mb: int, description: str | None
                ) -> Call[Package]:
         body: dict[str, Any] = {"name": name, "command": command, "variables": variables or {},
@@ -99,7 +100,7 @@ class ScheduleCalls:
 
     @staticmethod
     def create(name: str, package: int | str, every: int, unit: str,
-               start_at: datetime | str | None, variables: dict[str, Value] | None,
+               start_at: datetime | str | None, variables: Mapping[str, Value] | None,
                description: str | None, enabled: bool) -> Call[Schedule]:
         body: dict[str, Any] = {"name": name, "package": package, "interval_amount": every,
                                 "interval_unit": unit, "variables": variables or {},
@@ -139,7 +140,7 @@ class Packages:
         self._c = client
 
     def create(self, name: str, command: str | list[str],
-               variables: dict[str, Value] | None = None, gpus: int = 0, cpus: float = 1.0,
+               variables: Mapping[str, Value] | None = None, gpus: int = 0, cpus: float = 1.0,
                memory_mb: int = 0, description: str | None = None) -> Package:
         return self._c._send(PackageCalls.create(name, command, variables, gpus, cpus,
                                                  memory_mb, description))
@@ -159,7 +160,7 @@ class AsyncPackages:
         self._c = client
 
     async def create(self, name: str, command: str | list[str],
-                     variables: dict[str, Value] | None = None, gpus: int = 0,
+                     variables: Mapping[str, Value] | None = None, gpus: int = 0,
                      cpus: float = 1.0, memory_mb: int = 0,
                      description: str | None = None) -> Package:
         return await self._c._send(PackageCalls.create(name, command, variables, gpus, cpus,
@@ -183,7 +184,7 @@ class Schedules:
 
     def create(self, name: str, package: int | str, every: int, unit: str,
                start_at: datetime | str | None = None,
-               variables: dict[str, Value] | None = None, description: str | None = None,
+               variables: Mapping[str, Value] | None = None, description: str | None = None,
                enabled: bool = True) -> Schedule:
         return self._c._send(ScheduleCalls.create(name, package, every, unit, start_at,
                                                   variables, description, enabled))
@@ -210,7 +211,7 @@ class AsyncSchedules:
 
     async def create(self, name: str, package: int | str, every: int, unit: str,
                      start_at: datetime | str | None = None,
-                     variables: dict[str, Value] | None = None,
+                     variables: Mapping[str, Value] | None = None,
                      description: str | None = None, enabled: bool = True) -> Schedule:
         return await self._c._send(ScheduleCalls.create(name, package, every, unit, start_at,
                                                         variables, description, enabled))

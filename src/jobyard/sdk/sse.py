@@ -62,4 +62,4 @@ class SSEPlan(Generic[T]):
         if self._failures > self.max_failures:
             why = (str(exc) or type(exc).__name__) if exc else "stream closed before the end"
             raise ConnectionFailed(f"lost the stream {url}{self.path}: {why}", {"url": url})
-        return min(0.1 * 2 ** (self._failures - 1), 2.0)
+        return float(min(0.1 * 2 ** (self._failures - 1), 2.0))

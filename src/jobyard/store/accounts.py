@@ -13,7 +13,7 @@ from jobyard.core.clusters import HOLDING
 from jobyard.core.models import Principal
 from jobyard.errors import Conflict, NotFound, ValidationFailed
 from jobyard.store import tables as t
-from jobyard.store.db import Db, Repository
+from jobyard.store.db import Db, Repository, inserted_id
 from jobyard.store.engine import Prepared
 
 _PRINCIPAL_BY_KEY = (
@@ -55,9 +55,9 @@ class SqlAccounts(Repository):
         def insert(conn: sa.Connection) -> int:
             if conn.execute(sa.select(t.orgs.c.id).where(t.orgs.c.name == name)).first():
                 raise Conflict(f"org '{name}' already exists")
-            return conn.execute(
+            return inserted_id(conn.execute(
                 sa.insert(t.orgs).values(name=name, created_at=now)
-            ).inserted_primary_key[0]
+            ))
 
         return {"id": self.engines.write_tx(insert), "name": name, "created_at": now}
 
@@ -70,11 +70,11 @@ class SqlAccounts(Repository):
             org_row = conn.execute(sa.select(t.orgs).where(t.orgs.c.name == org)).first()
             if org_row is None:
                 raise ValidationFailed(f"org '{org}' does not exist", {"org": org})
-            user_id = conn.execute(
+            user_id = inserted_id(conn.execute(
                 sa.insert(t.users).values(
                     org_id=org_row.id, username=username, is_admin=is_admin, created_at=now
                 )
-            ).inserted_primary_key[0]
+            ))
             return user_id, org_row.id
 
         user_id, org_id = self.engines.write_tx(insert)
@@ -88,7 +88,7 @@ class SqlAccounts(Repository):
         stmt = sa.insert(t.api_keys).values(
             user_id=user_id, key_hash=key_hash, prefix=prefix, name=name, created_at=now
         )
-        key_id = self.engines.write_tx(lambda conn: conn.execute(stmt).inserted_primary_key[0])
+        key_id = self.engines.write_tx(lambda conn: inserted_id(conn.execute(stmt)))
         return {"id": key_id, "user_id": user_id, "prefix": prefix, "name": name,
                 "created_at": now, "revoked_at": None}
 
@@ -204,7 +204,7 @@ class SqlAccounts(Repository):
                 sa.select(u.c.id, u.c.username, u.c.is_admin, u.c.created_at, u.c.budget,
                           o.c.name.label("org"), o.c.budget.label("org_budget"))
                 .join(o, o.c.id == u.c.org_id).where(u.c.id == user_id)).one()
-            jobs = dict(conn.execute(
+            jobs: dict[str, int] = dict(conn.execute(
                 sa.select(t.jobs.c.state, sa.func.count()).where(t.jobs.c.user_id == user_id)
                 .group_by(t.jobs.c.state)).all())
 
@@ -253,9 +253,9 @@ class SqlAccounts(Repository):
         """The budgets set among these users and orgs: ``({user_id: b}, {org_id: b})``."""
         users, orgs = list(set(user_ids)), list(set(org_ids))
         with self.engines.read.connect() as conn:
-            u = conn.execute(sa.select(t.users.c.id, t.users.c.budget).where(
+            u: Iterable[Any] = conn.execute(sa.select(t.users.c.id, t.users.c.budget).where(
                 t.users.c.id.in_(users), t.users.c.budget.is_not(None))) if users else []
-            o = conn.execute(sa.select(t.orgs.c.id, t.orgs.c.budget).where(
+            o: Iterable[Any] = conn.execute(sa.select(t.orgs.c.id, t.orgs.c.budget).where(
                 t.orgs.c.id.in_(orgs), t.orgs.c.budget.is_not(None))) if orgs else []
             return {r.id: r.budget for r in u}, {r.id: r.budget for r in o}
 

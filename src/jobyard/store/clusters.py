@@ -20,7 +20,7 @@ from jobyard.core.ports import ClusterCheck
 from jobyard.core.states import ACTIVE, TERMINAL, JobState
 from jobyard.errors import Conflict, NotFound, QuotaExceeded
 from jobyard.store import tables as t
-from jobyard.store.db import Db, Repository, Row
+from jobyard.store.db import Db, Repository, Row, inserted_id
 from jobyard.store.operations import OPEN, SqlOperations
 from jobyard.store.protection import set_protection
 
@@ -60,11 +60,12 @@ class SqlClusters(Repository):
         def insert(conn: sa.Connection) -> tuple[Operation, Cluster]:
             self._check_quota(conn, who.org_id, count * gpus_each, None, default_quota)
             now = self.clock()
-            row = {"uid": ids.cluster_uid(), "org_id": who.org_id, "user_id": who.user_id,
+            row: dict[str, Any] = {"uid": ids.cluster_uid(), "org_id": who.org_id,
+                   "user_id": who.user_id,
                    "name": name, "instance_type": instance_type, "count": count,
                    "gpus_per_instance": gpus_each, "state": str(ClusterState.PENDING),
                    "instances": [], "message": None, "created_at": now, "updated_at": now}
-            row["id"] = conn.execute(sa.insert(_C), row).inserted_primary_key[0]
+            row["id"] = inserted_id(conn.execute(sa.insert(_C), row))
             req = self.operations.insert(conn, OperationType.CLUSTER_CLAIM, who, row["uid"],
                                        {"instance_type": instance_type, "count": count},
                                        "Cluster claim queued")
@@ -225,7 +226,7 @@ class SqlClusters(Repository):
                                           _R.c.finished_at)
                                 .where(_R.c.object_id.in_(uids)).order_by(_R.c.id))
             for r in rows:
-                f = facts[r.object_id]
+                f = facts[str(r.object_id)]
                 if r.status in ("PENDING", "PROCESSING", "RETRYING"):
                     f["open"] = r.status
                 elif r.status == "COMPLETED" and r.type == "CLUSTER_CLAIM":
@@ -235,11 +236,11 @@ class SqlClusters(Repository):
             live = conn.execute(sa.select(_J.c.cluster_id, sa.func.count())
                                 .where(_J.c.cluster_id.in_(uids), _J.c.state.in_(_LIVE))
                                 .group_by(_J.c.cluster_id))
-            for uid, n in live:
-                facts[uid]["live_jobs"] = int(n)
+            for r in live:
+                facts[str(r[0])]["live_jobs"] = int(r[1])
             ended = conn.execute(sa.select(_J.c.cluster_id, sa.func.max(_J.c.finished_at))
                                  .where(_J.c.cluster_id.in_(uids), _J.c.state.in_(_ENDED))
                                  .group_by(_J.c.cluster_id))
             for uid, last in ended:
-                facts[uid]["last_job_end"] = last
+                facts[str(uid)]["last_job_end"] = last
         return facts

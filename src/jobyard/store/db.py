@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from jobyard.store.engine import Engines
 
 
@@ -25,6 +27,13 @@ class Repository:
         self.engines = db.engines
         self.clock = db.clock
         self.on_change = db.on_change
+
+
+def inserted_id(result: sa.CursorResult[Any]) -> int:
+    """The primary key a single-row insert assigned."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 class Row:

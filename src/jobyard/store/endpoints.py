@@ -11,7 +11,7 @@ from jobyard.core.endpoints import Endpoint
 from jobyard.core.models import Resources
 from jobyard.errors import Conflict
 from jobyard.store import tables as t
-from jobyard.store.db import Repository
+from jobyard.store.db import Repository, inserted_id
 
 _E = t.endpoints
 
@@ -37,7 +37,7 @@ class SqlEndpoints(Repository):
         def insert(conn: sa.Connection) -> Endpoint:
             if conn.execute(sa.select(_E.c.id).where(_E.c.uid == row["uid"])).first():
                 raise taken
-            new_id = conn.execute(sa.insert(_E).values(**row)).inserted_primary_key[0]
+            new_id = inserted_id(conn.execute(sa.insert(_E).values(**row)))
             return _endpoint(conn.execute(sa.select(_E).where(_E.c.id == new_id)).one())
 
         try:

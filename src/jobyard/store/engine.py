@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -125,7 +125,7 @@ class Prepared:
     come back as namespaces with JSON columns decoded, like SQLAlchemy rows.
     """
 
-    def __init__(self, engine: sa.Engine, stmt: sa.Select):
+    def __init__(self, engine: sa.Engine, stmt: sa.Select[Any]):
         compiled = stmt.compile(dialect=engine.dialect)
         self.engine = engine
         self.sql = str(compiled)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from jobyard.core.models import Job
 from jobyard.store import tables as t
+from jobyard.store.db import inserted_id
 
 _INSERT_EVENT = sa.insert(t.job_events)
 
@@ -31,9 +32,9 @@ class EventWriter:
     def record(self, conn: sa.Connection, job: Job, ts: float, kind: str,
                data: dict[str, Any]) -> int:
         """Write one ``job_events`` row and its outbox rows; returns the event's id."""
-        event_id: int = conn.execute(
+        event_id: int = inserted_id(conn.execute(
             _INSERT_EVENT,
             {"job_id": job.id, "ts": ts, "kind": kind, "state": str(job.state), "data": data},
-        ).inserted_primary_key[0]
+        ))
         self.outbox.enqueue(conn, job, event_id, ts, kind, data)
         return event_id

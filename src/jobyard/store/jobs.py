@@ -19,7 +19,7 @@ from jobyard.core.states import ACTIVE, TERMINAL, JobState, check_transition
 from jobyard.errors import Conflict, JobyardError, NotFound
 from jobyard.store import tables as t
 from jobyard.store.accounts import usernames_in
-from jobyard.store.db import Db, Repository
+from jobyard.store.db import Db, Repository, inserted_id
 from jobyard.store.engine import Prepared
 from jobyard.store.events import EventWriter
 from jobyard.store.rows import WRITABLE, event_from_row, job_from_row, job_to_row
@@ -77,7 +77,7 @@ class SqlJobs(Repository):
                         )
                     row = conn.execute(sa.select(t.jobs).where(t.jobs.c.id == prior.job_id)).one()
                     return job_from_row(row), False
-            job.id = conn.execute(_INSERT_JOB, job_to_row(job)).inserted_primary_key[0]
+            job.id = inserted_id(conn.execute(_INSERT_JOB, job_to_row(job)))
             if job.tags:
                 conn.execute(
                     sa.insert(t.job_tags), [{"job_id": job.id, "tag": tag} for tag in set(job.tags)]
@@ -288,7 +288,7 @@ class SqlJobs(Repository):
     def count_by_state(self) -> dict[str, int]:
         stmt = sa.select(t.jobs.c.state, sa.func.count()).group_by(t.jobs.c.state)
         with self.engines.read.connect() as conn:
-            return {state: n for state, n in conn.execute(stmt)}
+            return {str(r[0]): int(r[1]) for r in conn.execute(stmt)}
 
     # progress reports (jobyard.core.progress) -------------------------------------------
     def update_telemetry(
@@ -419,7 +419,7 @@ class SqlJobs(Repository):
         terminal = [str(s) for s in TERMINAL]
 
         def write(conn: sa.Connection) -> list[int]:
-            ids = list(conn.execute(sa.select(t.jobs.c.id).where(
+            ids: list[int] = list(conn.execute(sa.select(t.jobs.c.id).where(
                 t.jobs.c.id.in_(job_ids), t.jobs.c.state.in_(terminal))).scalars())
             if not ids:
                 return []

@@ -225,7 +225,7 @@ class MemoryJobs:
         return copy.deepcopy(found[:limit])
 
     def workdirs_in_use(self, paths: list[str]) -> set[str]:
-        return {j.workdir for j in self._t.jobs.values() if j.workdir in paths} - {None}  # type: ignore[return-value]
+        return {j.workdir for j in self._t.jobs.values() if j.workdir and j.workdir in paths}
 
     def jobs_on_cluster(self, uid: str, states: list[str]) -> list[Job]:
         return copy.deepcopy([j for j in self._t.jobs.values()
@@ -263,7 +263,7 @@ class MemoryAccounts:
     def create_org(self, name: str) -> dict[str, Any]:
         if any(o["name"] == name for o in self._t.orgs.values()):
             raise Conflict(f"org '{name}' already exists")
-        org = {"id": self._t.new_id(), "name": name, "created_at": self._t.clock(),
+        org: dict[str, Any] = {"id": self._t.new_id(), "name": name, "created_at": self._t.clock(),
                "budget": None, "max_gpus": None}
         self._t.orgs[org["id"]] = org
         return {k: org[k] for k in ("id", "name", "created_at")}
@@ -281,7 +281,7 @@ class MemoryAccounts:
         return _public(user, ("budget",))
 
     def create_key(self, user_id: int, key_hash: str, prefix: str, name: str) -> dict[str, Any]:
-        key = {"id": self._t.new_id(), "user_id": user_id, "key_hash": key_hash,
+        key: dict[str, Any] = {"id": self._t.new_id(), "user_id": user_id, "key_hash": key_hash,
                "prefix": prefix, "name": name, "created_at": self._t.clock(),
                "revoked_at": None}
         self._t.keys[key["id"]] = key
@@ -328,7 +328,8 @@ class MemoryAccounts:
             if key["user_id"] == user_id and key["fingerprint"] == fingerprint:
                 raise Conflict(f"this SSH key is already registered as {key['uid']}",
                                {"key_id": key["uid"]})
-        row = {"uid": f"key_{self._t.new_id()}", "user_id": user_id, "org_id": org_id,
+        row: dict[str, Any] = {"uid": f"key_{self._t.new_id()}", "user_id": user_id,
+               "org_id": org_id,
                "name": name, "key_type": key_type, "public_key": public_key,
                "fingerprint": fingerprint, "created_at": self._t.clock()}
         self._t.ssh_keys[row["uid"]] = row

@@ -17,7 +17,7 @@ from jobyard.core.models import Principal
 from jobyard.core.operations import TERMINAL, Operation, OperationStatus, OperationType, can_move
 from jobyard.errors import Conflict
 from jobyard.store import tables as t
-from jobyard.store.db import Repository, Row
+from jobyard.store.db import Repository, Row, inserted_id
 
 _R = t.operations
 
@@ -44,7 +44,7 @@ class SqlOperations(Repository):
                "params": params, "external_message": message, "attempts": 0,
                "next_attempt_at": now, "created_at": now, "updated_at": now,
                "finished_at": None}
-        row["id"] = conn.execute(sa.insert(_R), row).inserted_primary_key[0]
+        row["id"] = inserted_id(conn.execute(sa.insert(_R), row))
         return _operation(Row(row))
 
     def get_operation(self, uid: str) -> Operation | None:

@@ -12,7 +12,7 @@ from jobyard.core.packages import ENABLED, Package, Schedule
 from jobyard.core.states import ACTIVE, JobState
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import tables as t
-from jobyard.store.db import Repository, Row
+from jobyard.store.db import Repository, Row, inserted_id
 
 _P = t.packages
 
@@ -55,7 +55,7 @@ class SqlPackages(Repository):
             if conn.execute(sa.select(_P.c.id).where(_P.c.org_id == p.org_id,
                                                      _P.c.name == p.name)).first():
                 raise Conflict(f"a package named '{p.name}' already exists", {"name": p.name})
-            return conn.execute(sa.insert(_P), row).inserted_primary_key[0]
+            return inserted_id(conn.execute(sa.insert(_P), row))
 
         try:
             p.id = self.engines.write_tx(insert)
@@ -114,7 +114,7 @@ class SqlPackages(Repository):
             if conn.execute(sa.select(_P.c.id).where(_P.c.id == s.package_id)
                             .with_for_update()).first() is None:
                 raise NotFound(f"package {s.package_id} not found")
-            return conn.execute(sa.insert(_S), row).inserted_primary_key[0]
+            return inserted_id(conn.execute(sa.insert(_S), row))
 
         new_id = self.engines.write_tx(insert)
         created = self.get_schedule(new_id)

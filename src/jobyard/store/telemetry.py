@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,8 +15,6 @@ from jobyard.core.states import TERMINAL, JobState
 from jobyard.store import tables as t
 from jobyard.store.db import Repository
 from jobyard.store.rows import job_from_row
-
-_SKIPPED: Any = object()
 
 
 class SqlTelemetry(Repository):
@@ -35,15 +34,19 @@ class SqlTelemetry(Repository):
         now = self.clock()
 
         def write(conn: sa.Connection, batch: Sequence[SampleWrite]) -> dict[int, int | None]:
-            return {w.job_id: left for w in batch
-                    if (left := _write_sample(conn, w, now)) is not _SKIPPED}
+            done = {}
+            for w in batch:
+                written, points = _write_sample(conn, w, now)
+                if written:
+                    done[w.job_id] = points
+            return done
 
         done: dict[int, int | None] = {}
         if self.engines.is_sqlite:
             done = self.engines.write_tx(lambda conn: write(conn, writes)) if writes else {}
         else:
             for w in writes:
-                done.update(self.engines.write_tx(lambda conn, w=w: write(conn, [w])))
+                done.update(self.engines.write_tx(partial(write, batch=[w])))
         if done:
             self.on_change(done)
         return done
@@ -113,13 +116,15 @@ class SqlTelemetry(Repository):
             ]
 
 
-def _write_sample(conn: sa.Connection, w: SampleWrite, now: float) -> int | None:
+def _write_sample(conn: sa.Connection, w: SampleWrite, now: float) -> tuple[bool, int | None]:
+    """Write one job's part of a round: ``(written, points after thinning or None)``; not
+    written when the job ended or moved to another attempt meanwhile."""
     row = conn.execute(
         sa.select(t.jobs.c.state, t.jobs.c.attempt, t.jobs.c.telemetry)
         .where(t.jobs.c.id == w.job_id).with_for_update()
     ).first()
     if row is None or JobState(row.state).is_terminal or row.attempt != w.attempt:
-        return _SKIPPED
+        return False, None
     points = _thin(conn, w.job_id, w.attempt, w.thin_to) if w.thin_to else None
     if w.point is not None:
         conn.execute(sa.insert(t.job_metrics).values(
@@ -128,7 +133,7 @@ def _write_sample(conn: sa.Connection, w: SampleWrite, now: float) -> int | None
     telemetry = {**(row.telemetry or {}), **w.patch}
     conn.execute(sa.update(t.jobs).where(t.jobs.c.id == w.job_id)
                  .values(telemetry=telemetry, updated_at=now))
-    return points
+    return True, points
 
 
 def _thin(conn: sa.Connection, job_id: int, attempt: int, stride: int) -> int:

@@ -19,7 +19,7 @@ from jobyard.core.ports import VolumeCheck
 from jobyard.core.volumes import Volume, VolumeState
 from jobyard.errors import Conflict, NotFound
 from jobyard.store import tables as t
-from jobyard.store.db import Db, Repository, Row
+from jobyard.store.db import Db, Repository, Row, inserted_id
 from jobyard.store.operations import OPEN, SqlOperations
 from jobyard.store.protection import set_protection
 
@@ -49,11 +49,12 @@ class SqlVolumes(Repository):
         def insert(conn: sa.Connection) -> tuple[Operation, Volume]:
             self._name_free(conn, who.org_id, name)
             now = self.clock()
-            row = {"uid": ids.volume_uid(), "org_id": who.org_id, "user_id": who.user_id,
+            row: dict[str, Any] = {"uid": ids.volume_uid(), "org_id": who.org_id,
+                   "user_id": who.user_id,
                    "name": name, "size_bytes": size_bytes, "state": str(VolumeState.CREATING),
                    "used_bytes": None, "used_checked_at": None, "created_at": now,
                    "updated_at": now}
-            row["id"] = conn.execute(sa.insert(_V), row).inserted_primary_key[0]
+            row["id"] = inserted_id(conn.execute(sa.insert(_V), row))
             req = self.operations.insert(conn, OperationType.STORAGE_CREATE, who, row["uid"],
                                        {"name": name, "size_bytes": size_bytes},
                                        "Storage volume creation queued")

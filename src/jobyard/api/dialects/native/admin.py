@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 
 from jobyard.api.auth import admin, principal
@@ -15,7 +17,7 @@ from jobyard.core.times import iso
 router = APIRouter(prefix="/v1", tags=["accounts"])
 
 
-def _times(row: dict) -> dict:
+def _times(row: dict[str, Any]) -> dict[str, Any]:
     return {k: iso(v) if k.endswith("_at") else v for k, v in row.items()}
 
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sse_starlette import ServerSentEvent
 
 from jobyard.api.auth import principal
@@ -39,7 +39,7 @@ def logs(
     tail: int | None = Query(None, ge=1, le=10000),
     attempt: int | None = Query(None, ge=1),
     follow: bool = False,
-):
+) -> Response:
     svc = services(request)
     job = svc.jobs.get(who, job_ref(ref))
     if follow:
@@ -67,7 +67,7 @@ async def events(
     request: Request,
     who: Principal = Depends(principal),
     last_event_id: str | None = Header(None),
-):
+) -> Response:
     svc = services(request)
     job = await asyncio.to_thread(svc.jobs.get, who, job_ref(ref))
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0

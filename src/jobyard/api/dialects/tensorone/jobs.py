@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import ServerSentEvent
 
@@ -84,7 +84,7 @@ async def stream_status(
     include: list[str] | None = IncludeQuery,
     last_event_id: str | None = Header(None),
     who: Principal = Depends(caller),
-):
+) -> Response:
     """``status`` events, each the whole status object: the current one at once, then one
     per change (state, progress, step), until the job has ended."""
     headers = check_rate(request, who)

@@ -66,7 +66,8 @@ def version_tuple(text: str | float | None) -> tuple[int, ...] | None:
 def health(request: Request, body: HealthIn | None = None,
            _: Principal = Depends(principal)) -> JSON:
     minimum = services(request).config.tensorpool_min_cli_version
-    have, need = version_tuple(body and body.package_version), version_tuple(minimum)
+    have = version_tuple(body.package_version if body else None)
+    need = version_tuple(minimum)
     if have is not None and need is not None and have < need:
         assert body is not None
         return JSON({"message": f"This server needs tensorpool {minimum} or later; you have "

@@ -76,7 +76,7 @@ def _check_config(frame: dict[str, Any]) -> tuple[Project, str, str, bool]:
     if not isinstance(cluster_id, str) or not cluster_id:
         raise ValidationFailed("give the cluster to run on: tp job push <job file> <cluster id> "
                      "(see tp cluster list)")
-    system = frame.get("system") if isinstance(frame.get("system"), str) else "Linux"
+    system = frame["system"] if isinstance(frame.get("system"), str) else "Linux"
     return parse_project(text), cluster_id, system, bool(frame.get("teardown_cluster"))
 
 
