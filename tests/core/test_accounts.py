@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 
 from jobyard import ids
-from jobyard.core.accounts import AccountService, AddSshKey, CreateKey, parse_public_key
+from jobyard.core.accounts import AccountService, parse_public_key
 from jobyard.core.cost import Prices
-from jobyard.core.inputs import SubmitJob
+from jobyard.core.inputs import (
+    AddSshKey,
+    CreateKey,
+    CreateUser,
+    SetBudget,
+    SetWebhook,
+    SubmitJob,
+)
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal, Resources
 from jobyard.core.ports import Transition
@@ -71,13 +78,13 @@ def test_a_key_is_its_owner_until_revoked(accounts, ann):
 
 def test_orgs_users_and_other_peoples_keys_are_admin_business(accounts, ann, root, amy):
     for change in (lambda: accounts.create_org(ann, "new"), lambda: accounts.list_orgs(ann),
-                   lambda: accounts.create_user(ann, "eve", "lab"),
+                   lambda: accounts.create_user(ann, CreateUser("eve", "lab")),
                    lambda: accounts.list_users(ann),
                    lambda: accounts.create_key(ann, CreateKey("x", username="amy"))):
         with pytest.raises(Forbidden):
             change()
     assert accounts.create_org(root, "new")["name"] == "new"
-    assert accounts.create_user(root, "eve", "new")["org"] == "new"
+    assert accounts.create_user(root, CreateUser("eve", "new"))["org"] == "new"
     with pytest.raises(ValidationFailed):
         accounts.create_key(root, CreateKey("x", username="nobody"))
     key = accounts.create_key(root, CreateKey("for amy", username="amy"))
@@ -97,14 +104,14 @@ def test_each_sees_and_revokes_only_their_keys_an_admin_all(accounts, ann, amy, 
 
 def test_the_default_webhook_is_checked_and_keeps_its_secret(accounts, ann):
     with pytest.raises(ValidationFailed) as refused:
-        accounts.set_webhook(ann, "http://10.0.0.1/hook", ["job.completed"])
+        accounts.set_webhook(ann, SetWebhook("http://10.0.0.1/hook", ("job.completed",)))
     assert refused.value.details["loc"] == ["body", "url"]
     first = accounts.webhook(ann)
     assert first["url"] is None and first["secret"].startswith("whsec_")
-    set_ = accounts.set_webhook(ann, "https://example.com/hook", ["job.failed"])
+    set_ = accounts.set_webhook(ann, SetWebhook("https://example.com/hook", ("job.failed",)))
     assert set_ == {"url": "https://example.com/hook", "events": ["job.failed"],
                     "secret": first["secret"]}
-    cleared = accounts.set_webhook(ann, None, ["job.failed"])
+    cleared = accounts.set_webhook(ann, SetWebhook(None, ("job.failed",)))
     assert cleared["url"] is None and cleared["events"] is None
     assert accounts.rotate_webhook_secret(ann)["secret"] != first["secret"]
 
@@ -133,10 +140,10 @@ def test_ssh_keys_are_checked_and_removed_only_by_their_owner(accounts, ann, amy
 def test_budgets_are_set_by_admins_and_count_ended_and_running_jobs(accounts, any_store, ann,
                                                                     bob, root, clock):
     with pytest.raises(Forbidden):
-        accounts.set_budget(ann, "user", "ann", 10.0)
+        accounts.set_budget(ann, SetBudget("user", "ann", 10.0))
     with pytest.raises(NotFound):
-        accounts.set_budget(root, "user", "nobody", 10.0)
-    assert accounts.set_budget(root, "user", "ann", 10.0)["budget"] == 10.0
+        accounts.set_budget(root, SetBudget("user", "nobody", 10.0))
+    assert accounts.set_budget(root, SetBudget("user", "ann", 10.0))["budget"] == 10.0
     jobs = JobService(any_store.jobs, any_store.kv, Resources(0, 8, 0), clock=clock)
     ended, _ = jobs.submit(ann, SubmitJob(command="true"))
     running, _ = jobs.submit(ann, SubmitJob(command="sleep 9"))

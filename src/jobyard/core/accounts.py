@@ -16,6 +16,14 @@ from typing import Any, Literal
 
 from jobyard import ids
 from jobyard.core.cost import Prices, spend
+from jobyard.core.inputs import (
+    AddSshKey,
+    CreateKey,
+    CreateUser,
+    SetBudget,
+    SetQuota,
+    SetWebhook,
+)
 from jobyard.core.models import Principal
 from jobyard.core.ports import AccountStore, ClusterStore, TelemetryStore, WebhookStore
 from jobyard.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
@@ -26,18 +34,6 @@ KEY_TYPES = frozenset({
     "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
 })
 Scope = Literal["user", "org"]
-
-
-@dataclass(frozen=True, slots=True)
-class CreateKey:
-    name: str = "api key"
-    username: str | None = None  # another user's (admins only); None: the caller's
-
-
-@dataclass(frozen=True, slots=True)
-class AddSshKey:
-    public_key: str  # one line of a .pub file
-    name: str | None = None  # default: the key's comment, else its type
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +129,9 @@ class AccountService:
         require_admin(who)
         return self._accounts.list_orgs()
 
-    def create_user(self, who: Principal, username: str, org: str,
-                    is_admin: bool = False) -> dict[str, Any]:
+    def create_user(self, who: Principal, new: CreateUser) -> dict[str, Any]:
         require_admin(who)
-        return self._accounts.create_user(username, org, is_admin)
+        return self._accounts.create_user(new.username, new.org, new.is_admin)
 
     def list_users(self, who: Principal) -> list[dict[str, Any]]:
         require_admin(who)
@@ -181,13 +176,14 @@ class AccountService:
         """``{"url", "events", "secret"}`` (the secret is made on first use)."""
         return self._webhooks.user_webhook(who.user_id)
 
-    def set_webhook(self, who: Principal, url: str | None, events: list[str]) -> dict[str, Any]:
+    def set_webhook(self, who: Principal, change: SetWebhook) -> dict[str, Any]:
         """Set (or, with ``url=None``, remove) the default webhook; the secret stays."""
-        if url is not None:
-            problem = self._check_webhook(url)
+        if change.url is not None:
+            problem = self._check_webhook(change.url)
             if problem:
                 raise ValidationFailed(problem, {"loc": ["body", "url"], "type": "value_error"})
-        return self._webhooks.set_user_webhook(who.user_id, url, events if url else [])
+        events = list(change.events) if change.url else []
+        return self._webhooks.set_user_webhook(who.user_id, change.url, events)
 
     def rotate_webhook_secret(self, who: Principal) -> dict[str, Any]:
         return self._webhooks.rotate_webhook_secret(who.user_id)
@@ -224,14 +220,13 @@ class AccountService:
             raise NotFound(f"{scope} '{name}' not found")
         return self._budget_view(scope, name, row)
 
-    def set_budget(self, who: Principal, scope: Scope, name: str,
-                   budget: float | None) -> dict[str, Any]:
+    def set_budget(self, who: Principal, change: SetBudget) -> dict[str, Any]:
         """Set (or clear, with None) a budget (admins only)."""
         require_admin(who)
-        row = self._accounts.set_budget(scope, name, budget)
+        row = self._accounts.set_budget(change.scope, change.name, change.budget)
         if row is None:
-            raise NotFound(f"{scope} '{name}' not found")
-        return self._budget_view(scope, name, row)
+            raise NotFound(f"{change.scope} '{change.name}' not found")
+        return self._budget_view(change.scope, change.name, row)
 
     def _budget_view(self, scope: Scope, name: str, row: dict[str, Any]) -> dict[str, Any]:
         """The budget, what was spent (ended jobs' totals plus what active jobs accrued), and
@@ -257,8 +252,8 @@ class AccountService:
         limit = own if own is not None else self._default_quota
         return {"org": org, "max_gpus": limit, "claimed_gpus": used}
 
-    def set_quota(self, who: Principal, org: str, max_gpus: int | None) -> dict[str, Any]:
+    def set_quota(self, who: Principal, change: SetQuota) -> dict[str, Any]:
         """Set an org's GPU quota (None: the server default); admins only."""
         require_admin(who)
-        self._accounts.set_org_max_gpus(org, max_gpus)
-        return self.quota(who, org)
+        self._accounts.set_org_max_gpus(change.org, change.max_gpus)
+        return self.quota(who, change.org)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from jobyard.core.models import Resources, RetryPolicy
 
@@ -38,3 +38,61 @@ class ListJobs:
     limit: int = 50
     before_id: int | None = None  # cursor: jobs with a smaller id (newest first)
     user_id: int | None = None  # only this user's jobs
+
+
+# volumes -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CreateVolume:
+    name: str
+    size_gb: int  # decimal gigabytes
+    deletion_protection: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EditVolume:
+    """Rename and/or grow (an operation), and/or set deletion protection (at once)."""
+
+    name: str | None = None
+    size_gb: int | None = None
+    deletion_protection: bool | None = None
+
+
+# accounts ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CreateUser:
+    username: str
+    org: str
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreateKey:
+    name: str = "api key"
+    username: str | None = None  # another user's (admins only); None: the caller's
+
+
+@dataclass(frozen=True, slots=True)
+class SetWebhook:
+    """The caller's default webhook; ``url=None`` removes it (the signing secret stays)."""
+
+    url: str | None
+    events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SetBudget:
+    scope: Literal["user", "org"]
+    name: str  # the user's username or the org's name
+    budget: float | None  # None removes it
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota:
+    org: str
+    max_gpus: int | None  # None: the server's default
+
+
+@dataclass(frozen=True, slots=True)
+class AddSshKey:
+    public_key: str  # one line of a .pub file
+    name: str | None = None  # default: the key's comment, else its type

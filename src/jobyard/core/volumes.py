@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from jobyard.core.inputs import CreateVolume, EditVolume
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation, OperationType
 from jobyard.core.ports import VolumeStore
@@ -89,10 +90,10 @@ class VolumeService:
         vols = self._volumes.list_volumes(who.org_id)
         return [v for v in vols if v.user_id == who.user_id] if mine else vols
 
-    def create(self, who: Principal, name: str, size_gb: int,
-               deletion_protection: bool = False) -> tuple[Operation, Volume]:
-        req, vol = self._volumes.create_volume(who, check_name(name), check_size_gb(size_gb))
-        if deletion_protection:  # before anyone was told its id
+    def create(self, who: Principal, new: CreateVolume) -> tuple[Operation, Volume]:
+        req, vol = self._volumes.create_volume(who, check_name(new.name),
+                                               check_size_gb(new.size_gb))
+        if new.deletion_protection:  # before anyone was told its id
             self._volumes.set_protection(vol.uid, True, PROTECTABLE)
             vol.deletion_protection = True
         self.on_intent()
@@ -104,38 +105,36 @@ class VolumeService:
         set_protection(self._volumes, vol.uid, on, "storage volume", PROTECTABLE)
         return self.get_volume(who, uid)
 
-    def edit(
-        self, who: Principal, uid: str, name: str | None, size_gb: int | None,
-        deletion_protection: bool | None = None,
-    ) -> tuple[Operation | None, Volume]:
-        """Rename and/or grow (a operation; shrinking is refused (422) now, not when processed),
-        and/or set deletion protection (at once, with the operation if there is one)."""
+    def edit(self, who: Principal, uid: str, change: EditVolume
+             ) -> tuple[Operation | None, Volume]:
+        """Rename and/or grow (an operation; shrinking is refused (422) now, not when it is
+        processed), and/or set deletion protection (at once, with the operation if there is
+        one; alone, no operation)."""
         vol = self.get_volume(who, uid)
-        if name is None and size_gb is None:
-            if deletion_protection is None:
+        protect = change.deletion_protection
+        if change.name is None and change.size_gb is None:
+            if protect is None:
                 raise invalid(("body",), "nothing to change: give name, size_gb and/or "
                               "deletion_protection")
-            return None, self.protect(who, uid, bool(deletion_protection))
-        new_size = check_size_gb(size_gb) if size_gb is not None else None
-        params: dict[str, Any] = {"name": check_name(name) if name is not None else vol.name}
+            return None, self.protect(who, uid, protect)
+        new_size = check_size_gb(change.size_gb) if change.size_gb is not None else None
+        params: dict[str, Any] = {
+            "name": check_name(change.name) if change.name is not None else vol.name}
 
         def check(fresh: Volume) -> dict[str, Any] | None:
             _ready(fresh, "edited")
             if new_size is not None and new_size < fresh.size_bytes:
                 raise invalid(("body", "size_gb"), f"volumes only grow: {fresh.size_gb} GB "
-                              f"now, {size_gb} GB asked")
-            if deletion_protection is None:
-                return None
-            return {"deletion_protection": deletion_protection}
+                              f"now, {change.size_gb} GB asked")
+            return None if protect is None else {"deletion_protection": protect}
 
         if new_size is not None:
             params["size_bytes"] = new_size
         req = self._volumes.volume_operation(who, vol, OperationType.STORAGE_EDIT, params,
-                                                  check,
-                                           "Storage volume edit queued")
+                                             check, "Storage volume edit queued")
         self.on_intent()
-        if deletion_protection is not None:
-            vol.deletion_protection = deletion_protection
+        if protect is not None:
+            vol.deletion_protection = protect
         return req, vol
 
     def destroy(self, who: Principal, uid: str) -> tuple[Operation, Volume]:
@@ -152,8 +151,7 @@ class VolumeService:
             return {"state": str(VolumeState.DESTROYING)}
 
         req = self._volumes.volume_operation(who, vol, OperationType.STORAGE_DESTROY, {},
-                                                  check,
-                                           "Storage volume destruction queued")
+                                             check, "Storage volume destruction queued")
         self.on_intent()
         return req, vol
 

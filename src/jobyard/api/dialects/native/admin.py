@@ -10,7 +10,7 @@ from jobyard.api.auth import admin, principal
 from jobyard.api.deps import services
 from jobyard.api.dialects.native.schemas import KeyIn, OrgIn, UserIn
 from jobyard.api.responses import JSON
-from jobyard.core.accounts import CreateKey
+from jobyard.core.inputs import CreateKey, CreateUser
 from jobyard.core.models import Principal
 from jobyard.core.times import iso
 
@@ -39,7 +39,8 @@ def list_orgs(request: Request, who: Principal = Depends(admin)) -> JSON:
 
 @router.post("/users", status_code=201)
 def create_user(body: UserIn, request: Request, who: Principal = Depends(admin)) -> JSON:
-    user = services(request).accounts.create_user(who, body.username, body.org, body.is_admin)
+    user = services(request).accounts.create_user(who, CreateUser(body.username, body.org,
+                                                                  body.is_admin))
     return JSON(_times(user), status_code=201)
 
 

@@ -15,6 +15,7 @@ from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.storage import accepted, render_request
 from jobyard.api.responses import JSON
 from jobyard.core.clusters import Cluster, numbered
+from jobyard.core.inputs import SetQuota
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
 from jobyard.core.times import iso
@@ -122,7 +123,7 @@ def detach(uid: str, body: AttachIn, request: Request,
 
 @router.put("/orgs/{name}/quota", summary="Set an org's GPU quota for clusters (admin)")
 def put_quota(name: str, body: QuotaIn, request: Request, who: Principal = Depends(admin)) -> JSON:
-    return JSON(services(request).accounts.set_quota(who, name, body.max_gpus))
+    return JSON(services(request).accounts.set_quota(who, SetQuota(name, body.max_gpus)))
 
 
 @router.get("/orgs/{name}/quota", summary="An org's GPU quota and what its clusters hold")

@@ -13,6 +13,7 @@ from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.responses import JSON
 from jobyard.core.cost import Prices, cost_view
+from jobyard.core.inputs import SetBudget
 from jobyard.core.models import Job, Principal
 from jobyard.core.times import iso
 
@@ -87,7 +88,8 @@ def _summary(res: dict[str, Any], kind: str) -> dict[str, Any]:
 @router.put("/users/{username}/budget", summary="Set or clear a user's budget (admin)")
 def put_user_budget(username: str, body: BudgetIn, request: Request,
                     who: Principal = Depends(admin)) -> JSON:
-    return JSON(services(request).accounts.set_budget(who, "user", username, body.budget))
+    return JSON(services(request).accounts.set_budget(who, SetBudget("user", username,
+                                                                     body.budget)))
 
 
 @router.get("/users/{username}/budget", summary="A user's budget and spend")
@@ -99,7 +101,7 @@ def get_user_budget(username: str, request: Request,
 @router.put("/orgs/{name}/budget", summary="Set or clear an org's budget (admin)")
 def put_org_budget(name: str, body: BudgetIn, request: Request,
                    who: Principal = Depends(admin)) -> JSON:
-    return JSON(services(request).accounts.set_budget(who, "org", name, body.budget))
+    return JSON(services(request).accounts.set_budget(who, SetBudget("org", name, body.budget)))
 
 
 @router.get("/orgs/{name}/budget", summary="An org's budget and spend")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
 from jobyard.api.responses import JSON
+from jobyard.core.inputs import CreateVolume, EditVolume
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
 from jobyard.core.services import Services
@@ -72,8 +73,8 @@ def accepted(r: Operation, v: Volume) -> JSON:
 
 @router.post("/storage", status_code=202, summary="Create a storage volume (async)")
 def create(body: VolumeIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return accepted(*services(request).volumes.create(who, body.name, body.size_gb,
-                                                     body.deletion_protection))
+    new = CreateVolume(body.name, body.size_gb, body.deletion_protection)
+    return accepted(*services(request).volumes.create(who, new))
 
 
 @router.get("/storage", summary="Your org's storage volumes")
@@ -93,8 +94,8 @@ async def get_volume(uid: str, request: Request, who: Principal = Depends(princi
               summary="Rename or grow a volume (async), or set its deletion protection")
 def edit(uid: str, body: VolumeEditIn, request: Request,
          who: Principal = Depends(principal)) -> JSON:
-    req, vol = services(request).volumes.edit(who, uid, body.name, body.size_gb,
-                                             body.deletion_protection)
+    change = EditVolume(body.name, body.size_gb, body.deletion_protection)
+    req, vol = services(request).volumes.edit(who, uid, change)
     return JSON(render_volume(vol)) if req is None else accepted(req, vol)
 
 

@@ -11,6 +11,7 @@ from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.dialects.native.schemas import WebhookIn
 from jobyard.api.responses import JSON
+from jobyard.core.inputs import SetWebhook
 from jobyard.core.models import Principal
 from jobyard.core.times import iso
 from jobyard.core.webhooks import message_id
@@ -30,13 +31,13 @@ def get_webhook(request: Request, who: Principal = Depends(principal)) -> JSON:
 @router.put("/me/webhook", summary="Set your default webhook (jobs without their own use it)")
 def put_webhook(body: WebhookIn, request: Request, who: Principal = Depends(principal)) -> JSON:
     spec = body.to_dict()
-    return JSON(_settings(services(request).accounts.set_webhook(who, spec["url"],
-                                                                 spec["events"])))
+    change = SetWebhook(spec["url"], tuple(spec["events"]))
+    return JSON(_settings(services(request).accounts.set_webhook(who, change)))
 
 
 @router.delete("/me/webhook", summary="Remove your default webhook (the secret stays)")
 def delete_webhook(request: Request, who: Principal = Depends(principal)) -> JSON:
-    return JSON(_settings(services(request).accounts.set_webhook(who, None, [])))
+    return JSON(_settings(services(request).accounts.set_webhook(who, SetWebhook(None))))
 
 
 @router.post("/me/webhook/rotate-secret", summary="Replace your webhook signing secret")

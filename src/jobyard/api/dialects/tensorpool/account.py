@@ -24,7 +24,7 @@ from jobyard.api.dialects.tensorpool.shapes import (
 )
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
-from jobyard.core.accounts import AddSshKey
+from jobyard.core.inputs import AddSshKey
 from jobyard.core.models import Principal
 from jobyard.core.times import iso
 from jobyard.errors import NotSupported

@@ -25,6 +25,7 @@ from jobyard.api.dialects.tensorpool.shapes import (
 )
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
+from jobyard.core.inputs import CreateVolume, EditVolume
 from jobyard.core.models import Principal
 from jobyard.core.times import iso
 from jobyard.core.volumes import GB, Volume, env_name
@@ -108,7 +109,8 @@ def list_message(vols: list[Volume]) -> str:
 def create(body: StorageCreateIn, request: Request,
            who: Principal = Depends(principal)) -> JSON:
     name = body.name or f"volume-{ids.random_token(6)}"
-    req, v = services(request).volumes.create(who, name, body.size, body.deletion_protection)
+    new = CreateVolume(name, body.size, body.deletion_protection)
+    req, v = services(request).volumes.create(who, new)
     return accepted(f"Storage volume {v.uid} ('{v.name}', {v.size_gb} GB) creation initiated. "
                     f"See `tp storage info {v.uid}`.", request_id=req.uid, storage_id=v.uid)
 
@@ -147,8 +149,8 @@ def edit(body: StorageEditIn, request: Request, storage_id: Id,
     if body.tp_storage_name is None and body.size_gb is None and body.deletion_protection is None:
         raise BadRequest("nothing to edit: give tp_storage_name, size_gb and/or "
                          "deletion_protection")
-    req, v = services(request).volumes.edit(who, storage_id, body.tp_storage_name, body.size_gb,
-                                           body.deletion_protection)
+    change = EditVolume(body.tp_storage_name, body.size_gb, body.deletion_protection)
+    req, v = services(request).volumes.edit(who, storage_id, change)
     lines = []
     if req is not None:
         changes = []
