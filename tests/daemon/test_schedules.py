@@ -125,8 +125,8 @@ def test_idle_clusters_with_terminate_on_idle_are_terminated(store):
     clusters = ClusterService(store.clusters, store.volumes, store.kv,
                               build_catalog({}, Resources(0, 8.0, 8192)),
                               VolumeService(store.volumes))
-    jobs = JobService(store.jobs, store.kv, Resources(0, 8.0, 8192))
-    jobs.check_cluster = clusters.check_job
+    jobs = JobService(store.jobs, store.kv, Resources(0, 8.0, 8192),
+                      check_cluster=clusters.check_job)
 
     def ready(name: str, meta: dict | None) -> str:
         req, cluster = clusters.claim(who, "cpu-1", 1, name)
