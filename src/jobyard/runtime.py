@@ -26,7 +26,7 @@ from jobyard.core.telemetry import TelemetryService
 from jobyard.core.tokens import Signer
 from jobyard.core.volumes import VolumeService
 from jobyard.daemon.daemon import Daemon
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.hooks import AttemptHook, Stopper
 from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
 from jobyard.daemon.leader import Leadership
 from jobyard.daemon.periodic import Periodic
@@ -45,7 +45,7 @@ from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
 from jobyard.store.files import DiskFiles
 from jobyard.store.sql import SqlStore
-from jobyard.telemetry.gpu import gpu_probe
+from jobyard.telemetry.gpu import gpu_probe, gpu_stats
 
 log = logging.getLogger(__name__)
 SECRET_KEY = "server_secret"
@@ -167,13 +167,13 @@ def build_runtime(
         daemon = Daemon(
             config, store, executor, allocator, notifier, leadership,
             gpu_probe=gpu_probe(inventory.gpu_source), signer=signer,
-            hooks=attempt_hooks(config, store, inventory, clusters),
+            hooks=lambda stopper: attempt_hooks(config, store, inventory, clusters, stopper),
         )
 
     def scheduler() -> SchedulerView | None:
         if daemon is None:
             return None
-        return SchedulerView(daemon.allocator.free(), len(daemon.attempts))
+        return SchedulerView(daemon.allocator.free(), len(daemon.runner.attempts))
 
     services = Services(
         config=config,
@@ -203,8 +203,9 @@ def build_runtime(
 
 
 def attempt_hooks(config: Config, store: SqlStore, inventory: Inventory,
-                  clusters: ClusterService) -> list[AttemptHooks]:
-    """The daemon's attempt hooks, in the order they run (one line each)."""
+                  clusters: ClusterService, stopper: Stopper) -> list[AttemptHook]:
+    """The daemon's attempt hooks, in the order they run (one line each); ``stopper`` is the
+    daemon's attempt runner, for the plug-ins that stop attempts."""
     from jobyard.operations.mounts import VolumeMounts
     from jobyard.outputs.collector import OutputCollector
     from jobyard.telemetry.sampler import ResourceSampler
@@ -212,7 +213,8 @@ def attempt_hooks(config: Config, store: SqlStore, inventory: Inventory,
 
     return [
         OutputCollector(config, store),
-        ResourceSampler(config, store, inventory),  # metrics, cost, budgets
+        # metrics, cost, budgets (it stops the jobs of an owner over budget)
+        ResourceSampler(config, store, stopper, gpu_stats(inventory.gpu_source)),
         TqdmWatcher(store),  # progress read off tqdm bars
         VolumeMounts(store, config.data_dir),  # attached volumes, quota at job end
         ClusterTeardown(clusters),  # release the cluster a job asked to tear down

@@ -218,7 +218,7 @@ async def rt(tmp_path, database_url):
 
 
 def sampler_of(rt) -> ResourceSampler:
-    return next(h for h in rt.daemon.hooks if isinstance(h, ResourceSampler))
+    return next(h for h in rt.daemon.runner.hooks if isinstance(h, ResourceSampler))
 
 
 async def wait_for(predicate, timeout=20.0):
@@ -293,25 +293,29 @@ def test_stats_resume_from_telemetry_after_a_restart():
     assert AttemptStats.from_telemetry(3, 0.0, stats.to_telemetry(1.0)).samples == 0
 
 
+class NoStops:
+    async def stop_with_error(self, job_id, error):
+        raise AssertionError("nothing is over budget here")
+
+
 async def test_an_attempt_that_ended_unwatched_still_gets_its_cost(store, tmp_path):
     from jobyard.core.models import RetryPolicy
     from jobyard.core.ports import Transition
-    from jobyard.daemon.inventory import Inventory
     from jobyard.executors.base import ExitStatus
 
     store, user = store
     config = Config(data_dir=tmp_path, price_cpu_hour=36.0)
-    sampler = ResourceSampler(config, store, Inventory([], 2, 1000, "none"))
+    sampler = ResourceSampler(config, store, NoStops())
     job = new_job(store, user)
     assigned = {"gpus": [], "cpus": 2.0, "memory_mb": 0}
     store.jobs.apply([Transition(job.id, JobState.LAUNCHING, {"assigned": assigned})])
     [job] = store.jobs.apply([Transition(job.id, JobState.RUNNING, {"started_at": 1000.0})])
-    patch = await sampler.ending(job, ExitStatus("exited", 0, ended_at=1010.0))
+    patch = await sampler.ending(job, ExitStatus("exited", 0, ended_at=1010.0), True)
     assert patch["total_cost"] == pytest.approx(72.0 * 10 / 3600)
     assert patch["efficiency"]["run_time_s"] == 10 and patch["efficiency"]["samples"] == 0
     assert patch["cost"]["prior"] == 0 and patch["cold_start"]["occurred"] is True
     # An attempt that is retried carries its cost forward instead.
     job.retry = RetryPolicy(max_retries=1, on=("error",))
-    retried = await sampler.ending(job, ExitStatus("exited", 3, ended_at=1010.0))
+    retried = await sampler.ending(job, ExitStatus("exited", 3, ended_at=1010.0), False)
     assert "total_cost" not in retried and "efficiency" not in retried
     assert retried["cost"]["prior"] == pytest.approx(0.2)

@@ -17,13 +17,13 @@ from typing import Any
 
 from jobyard.core.models import Job
 from jobyard.core.volumes import env_name
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.hooks import AttemptHook
 from jobyard.operations.volumes import VolumeHandlers, volume_dir
 
 log = logging.getLogger(__name__)
 
 
-class VolumeMounts(AttemptHooks):
+class VolumeMounts(AttemptHook):
     def __init__(self, store: Any, data_dir: Path):
         self.store = store
         self.data_dir = data_dir

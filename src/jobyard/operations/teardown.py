@@ -12,13 +12,13 @@ import logging
 
 from jobyard.core.clusters import ClusterService
 from jobyard.core.models import Job, Principal
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.hooks import AttemptHook
 from jobyard.errors import JobyardError
 
 log = logging.getLogger(__name__)
 
 
-class ClusterTeardown(AttemptHooks):
+class ClusterTeardown(AttemptHook):
     def __init__(self, clusters: ClusterService):
         self.clusters = clusters
 

@@ -20,7 +20,7 @@ from typing import Any
 from jobyard.config import Config
 from jobyard.core.models import Job
 from jobyard.core.states import Substate
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.hooks import AttemptHook
 from jobyard.errors import JobyardError
 from jobyard.executors.base import ExitStatus
 from jobyard.outputs.files import MAX_FILES, scan
@@ -30,12 +30,12 @@ from jobyard.store.sql import SqlStore
 log = logging.getLogger(__name__)
 
 
-class OutputCollector(AttemptHooks):
+class OutputCollector(AttemptHook):
     def __init__(self, config: Config, store: SqlStore):
         self.config = config
         self.store = store
 
-    async def ending(self, job: Job, status: ExitStatus) -> dict[str, Any]:
+    async def ending(self, job: Job, status: ExitStatus, final: bool) -> dict[str, Any]:
         root = output_dir(self.config.data_dir, job.uid, job.attempt)
         declared = [d for d in job.telemetry.get("declared_outputs") or []
                     if d.get("attempt", job.attempt) == job.attempt]  # not a past attempt's
