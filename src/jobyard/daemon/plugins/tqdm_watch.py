@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobyard.core.models import Job
+from jobyard.core.ports import Store
 from jobyard.core.progress import apply_reports, as_change, from_tqdm
 from jobyard.core.states import ACTIVE
 from jobyard.daemon.hooks import AttemptHook
 from jobyard.errors import JobyardError
 from jobyard.executors.base import ExitStatus, Handle
-from jobyard.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -39,7 +39,7 @@ class _Watched:
 
 
 class TqdmWatcher(AttemptHook):
-    def __init__(self, store: SqlStore, poll_s: float = POLL_S) -> None:
+    def __init__(self, store: Store, poll_s: float = POLL_S) -> None:
         self.store = store
         self.poll_s = poll_s
         self._watched: dict[int, _Watched] = {}
