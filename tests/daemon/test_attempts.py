@@ -67,8 +67,8 @@ def submit(store, name="j", retry=RetryPolicy(), **fields) -> Job:
     user = store.accounts.find_user("u")
     job = Job(id=0, uid=ids.job_uid(), user_id=user["id"], org_id=user["org_id"], name=name,
               command="true", env={}, workdir=None, resources=Resources(), instance_type=None,
-              priority=0, time_limit_s=None, retry=retry, tags=[], state=JobState.QUEUED,
-              created_at=time.time(), **fields)
+              priority=0, retry=retry, tags=[], state=JobState.QUEUED,
+              created_at=time.time(), **{"time_limit_s": None, **fields})
     return store.jobs.create_job(NewJob(job))[0]
 
 
@@ -96,3 +96,31 @@ async def test_a_plugin_stops_an_attempt_through_its_stopper(store, tmp_path):
     assert done.state is JobState.FAILED and done.error["code"] == "TOO_LOUD"
     assert done.message == "a plug-in stopped it" and done.attempt == 1  # no retry
     assert len(fake.stopped) == 1 and hook.ending_calls == [(1, True)]
+
+
+async def test_a_time_out_recorded_before_a_restart_is_carried_out_after_it(store, tmp_path):
+    fake = FakeExecutor()
+    async with running_daemon(store, tmp_path, fake):
+        job = submit(store, time_limit_s=3600.0)
+        await async_wait_until(lambda: store.jobs.get_job(job.id).state is JobState.RUNNING)
+    # The server went down just after its timer fired: the job's processes outlived it.
+    store.jobs.update_fields(job.id, {"timed_out": True})
+    async with running_daemon(store, tmp_path, fake):
+        done = await ended(store, job.id)
+    assert done.state is JobState.TIMEOUT and len(fake.stopped) == 1
+    assert done.error["code"] == "TIMEOUT"
+
+
+async def test_the_attempt_after_a_time_out_is_not_taken_for_timed_out(store, tmp_path):
+    fake = FakeExecutor()
+    async with running_daemon(store, tmp_path, fake):
+        job = submit(store, retry=RetryPolicy(max_retries=1, backoff_s=0.0, on=("timeout",)),
+                     time_limit_s=0.2)
+        retried = await async_wait_until(
+            lambda: (j := store.jobs.get_job(job.id)).attempt == 2 and j.runtime and j)
+        assert not retried.timed_out  # the first attempt's time-out stays with it
+    async with running_daemon(store, tmp_path, fake):  # a restart adopts the second attempt
+        await async_wait_until(lambda: len(fake.running) == 1)
+        fake.finish(job.uid, exit_code=0)
+        done = await ended(store, job.id)
+    assert done.state is JobState.COMPLETED and len(fake.stopped) == 1  # the first only

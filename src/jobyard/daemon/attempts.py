@@ -105,15 +105,13 @@ class AttemptRunner:
 
     def adopt(self, job: Job, handle: Handle) -> Attempt:
         """Watch an attempt a previous server started, whose processes still run."""
-        attempt = self._record(Attempt(job=job, handle=handle,
-                                       timed_out=bool(job.extra.get("timed_out"))))
+        attempt = self._record(Attempt(job=job, handle=handle, timed_out=job.timed_out))
         self._watch(attempt)
         return attempt
 
     async def ended_unwatched(self, job: Job, handle: Handle, status: ExitStatus) -> None:
         """Record the end of an attempt that ended while no server was watching it."""
-        attempt = self._record(Attempt(job=job, handle=handle,
-                                       timed_out=bool(job.extra.get("timed_out"))))
+        attempt = self._record(Attempt(job=job, handle=handle, timed_out=job.timed_out))
         await self.finish(attempt, status)
 
     def _record(self, attempt: Attempt) -> Attempt:
@@ -212,10 +210,9 @@ class AttemptRunner:
         attempt = self.attempts.get(job_id)
         if attempt is None or attempt.handle is None or attempt.stop_sent:
             return False
-        extra = {**attempt.job.extra, "stop_error": error}
         attempt.job = await self.db(
             self.store.jobs.update_fields, job_id,
-            {"extra": extra, "substate": str(Substate.STOPPING), "message": error["message"]},
+            {"stop_error": error, "substate": str(Substate.STOPPING), "message": error["message"]},
             "stopping",
         )
         await self._stop(attempt)
@@ -225,10 +222,9 @@ class AttemptRunner:
         if attempt.stop_sent or attempt.handle is None:
             return
         attempt.timed_out = True
-        extra = {**attempt.job.extra, "timed_out": True}
         attempt.job = await self.db(
             self.store.jobs.update_fields, attempt.job.id,
-            {"extra": extra, "substate": str(Substate.STOPPING)}, "timeout",
+            {"timed_out": True, "substate": str(Substate.STOPPING)}, "timeout",
         )
         await self._stop(attempt)
 

@@ -52,7 +52,7 @@ class OutputCollector(AttemptHook):
         root = output_dir(self.config.data_dir, job.uid, job.attempt)
         declared = [d for d in job.telemetry.get("declared_outputs") or []
                     if d.get("attempt", job.attempt) == job.attempt]  # not a past attempt's
-        patterns = job.extra.get("outputs") or []
+        patterns = job.output_patterns
         if patterns:
             workdir = Path(job.workdir) if job.workdir else run_dir(
                 self.config.data_dir, job.uid, job.attempt)
@@ -119,7 +119,7 @@ def _files_under(path: Path) -> list[Path]:
         return []
     if path.is_file():
         return [path]
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
         dirnames.sort()
         found.extend(Path(dirpath) / f for f in sorted(filenames))
