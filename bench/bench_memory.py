@@ -83,7 +83,9 @@ def populate(db_url: str, template_number: int, n: int, batch: int) -> None:
             tmpl = dict(row._mapping)
             ev_tmpl = dict(event._mapping)
             now = time.time()
-            span = 30 * 86400.0  # spread over the last 30 days, oldest first
+            # Spread over the last 29 days, oldest first: inside the 30-day retention, which
+            # would otherwise delete the oldest as soon as the server takes a second to start.
+            span = 29 * 86400.0
             for start in range(0, n, batch):
                 jobs, tags, events = [], [], []
                 for i in range(start, min(start + batch, n)):

@@ -26,10 +26,15 @@ from jobyard.core.telemetry import TelemetryService
 from jobyard.core.tokens import Signer
 from jobyard.core.volumes import VolumeService
 from jobyard.daemon.daemon import Daemon
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.hooks import AttemptHook, Stopper
 from jobyard.daemon.inventory import Allocator, Inventory, detect_inventory
 from jobyard.daemon.leader import Leadership
 from jobyard.daemon.periodic import Periodic
+from jobyard.daemon.plugins.mounts import Measure, VolumeMounts
+from jobyard.daemon.plugins.outputs import OutputCollector
+from jobyard.daemon.plugins.sampler import ResourceSampler
+from jobyard.daemon.plugins.teardown import ClusterTeardown
+from jobyard.daemon.plugins.tqdm_watch import TqdmWatcher
 from jobyard.daemon.retention import Retention
 from jobyard.daemon.schedules import ScheduleRunner
 from jobyard.events.delivery import DeliveryWorker
@@ -39,13 +44,12 @@ from jobyard.events.webhooks import url_checker
 from jobyard.executors.base import Executor
 from jobyard.operations.clusters import ClusterHandlers
 from jobyard.operations.processor import OperationProcessor
-from jobyard.operations.teardown import ClusterTeardown
 from jobyard.operations.volumes import VolumeHandlers
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
 from jobyard.store.files import DiskFiles
 from jobyard.store.sql import SqlStore
-from jobyard.telemetry.gpu import gpu_probe
+from jobyard.telemetry.gpu import gpu_probe, gpu_stats
 
 log = logging.getLogger(__name__)
 SECRET_KEY = "server_secret"
@@ -139,11 +143,11 @@ def build_runtime(
         return leadership is None or leadership.held
 
     processor = None
+    volume_handlers = VolumeHandlers(store, config.data_dir)
     if with_daemon:  # operations wait for reconcile: cluster handlers need the rebuilt allocator
         processor = OperationProcessor(store, config,
                                        lambda: leads() and daemon is not None and daemon.ready)
-        VolumeHandlers(store, config.data_dir).register(processor,
-                                                        config.storage_usage_interval_s)
+        volume_handlers.register(processor, config.storage_usage_interval_s)
         ClusterHandlers(store, allocator, notifier, catalog).register(processor)
     nudge = processor.nudge if processor is not None else (lambda: None)
 
@@ -167,13 +171,14 @@ def build_runtime(
         daemon = Daemon(
             config, store, executor, allocator, notifier, leadership,
             gpu_probe=gpu_probe(inventory.gpu_source), signer=signer,
-            hooks=attempt_hooks(config, store, inventory, clusters),
+            hooks=lambda stopper: attempt_hooks(config, store, inventory, clusters,
+                                                volume_handlers.measure, stopper),
         )
 
     def scheduler() -> SchedulerView | None:
         if daemon is None:
             return None
-        return SchedulerView(daemon.allocator.free(), len(daemon.attempts))
+        return SchedulerView(daemon.allocator.free(), len(daemon.runner.attempts))
 
     services = Services(
         config=config,
@@ -203,18 +208,17 @@ def build_runtime(
 
 
 def attempt_hooks(config: Config, store: SqlStore, inventory: Inventory,
-                  clusters: ClusterService) -> list[AttemptHooks]:
-    """The daemon's attempt hooks, in the order they run (one line each)."""
-    from jobyard.operations.mounts import VolumeMounts
-    from jobyard.outputs.collector import OutputCollector
-    from jobyard.telemetry.sampler import ResourceSampler
-    from jobyard.telemetry.tqdm_watch import TqdmWatcher
-
+                  clusters: ClusterService, measure_volumes: Measure,
+                  stopper: Stopper) -> list[AttemptHook]:
+    """The daemon's plug-ins (``daemon/plugins/``), in the order they run, each given what it
+    needs; ``stopper`` is the daemon's attempt runner (the daemon calls this when it is made).
+    """
     return [
         OutputCollector(config, store),
-        ResourceSampler(config, store, inventory),  # metrics, cost, budgets
+        # metrics, cost, budgets (stops the jobs of an owner over budget)
+        ResourceSampler(config, store, stopper, gpu_stats(inventory.gpu_source)),
         TqdmWatcher(store),  # progress read off tqdm bars
-        VolumeMounts(store, config.data_dir),  # attached volumes, quota at job end
+        VolumeMounts(store, config.data_dir, measure_volumes),  # attached volumes, quota at end
         ClusterTeardown(clusters),  # release the cluster a job asked to tear down
     ]
 

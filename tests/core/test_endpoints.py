@@ -90,7 +90,7 @@ def test_a_run_is_a_job_of_the_template(store: SqlStore, service: EndpointServic
                       priority=10, tags=("team:x",), webhook={"url": "https://h/x",
                                                               "events": ["job.completed"]},
                       retry=RetryPolicy(max_retries=2, backoff_s=1.0), outputs=("output.json",),
-                      extra={"tensorone": {"endpointId": ep.uid}})
+                      dialect={"tensorone": {"endpointId": ep.uid}})
     job = service.run(abe, ep, run)
     assert job.state is JobState.QUEUED and (job.user_id, job.org_id) == (abe.user_id,
                                                                           abe.org_id)
@@ -100,7 +100,8 @@ def test_a_run_is_a_job_of_the_template(store: SqlStore, service: EndpointServic
     assert job.time_limit_s == 120.0  # the endpoint's, as the run set none
     assert job.retry == RetryPolicy(max_retries=2, backoff_s=1.0)
     assert job.webhook == {"url": "https://h/x", "events": ["job.completed"]}
-    assert job.extra == {"tensorone": {"endpointId": "ep_gen"}, "outputs": ["output.json"]}
+    assert job.dialect == {"tensorone": {"endpointId": "ep_gen"}}
+    assert job.output_patterns == ["output.json"]
     assert store.jobs.get_job(job.uid) == job
 
     faster = service.run(ann, ep, RunEndpoint(time_limit_s=5.0))

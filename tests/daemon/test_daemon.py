@@ -72,7 +72,7 @@ async def test_canceled_waits_until_nvml_shows_its_gpus_free(tmp_path):
     config = Config(data_dir=tmp_path, virtual_gpus=2, bootstrap_admin_key="jy_t",
                     tick_interval_s=0.05, kill_grace_s=1, gpu_release_timeout_s=30)
     rt = build_runtime(config)
-    probe = rt.daemon.gpu_probe = FakeGpuProbe()
+    probe = rt.daemon.runner.gpu_probe = FakeGpuProbe()
     await rt.start()
     try:
         admin = rt.store.accounts.principal_for_key(ids.hash_key("jy_t"))

@@ -62,6 +62,14 @@ def test_retry_policy_requeues_with_backoff_then_gives_up():
 
 def test_a_stop_for_a_service_reason_fails_with_that_error():
     job = make_job(retry=RetryPolicy(max_retries=3, on=("failed",)))
-    job.extra = {"stop_error": {"code": "BUDGET_EXCEEDED", "message": "over budget", "details": {}}}
+    job.stop_error = {"code": "BUDGET_EXCEEDED", "message": "over budget", "details": {}}
     out = decide(job, ExitStatus("stopped"), 1.0, False)
     assert out.to is JobState.FAILED and out.fields["error"]["code"] == "BUDGET_EXCEEDED"
+
+
+def test_a_retry_starts_with_a_clean_record_of_the_attempt():
+    job = make_job(retry=RetryPolicy(max_retries=1, on=("timeout", "error")), limit=5)
+    job.timed_out = True
+    retry = decide(job, ExitStatus("stopped"), 1.0, True)
+    assert retry.to is JobState.QUEUED and retry.event["attempt_ended"]["outcome"] == "timeout"
+    assert retry.fields["timed_out"] is False and retry.fields["stop_error"] is None

@@ -11,7 +11,7 @@ from jobyard.core.inputs import SubmitJob
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal, Resources
 from jobyard.core.operations import OperationStatus
-from jobyard.core.packages import CLUSTER_META, EXTRA_KEY, PackageService
+from jobyard.core.packages import CLUSTER_META, DIALECT_KEY, PackageService
 from jobyard.core.ports import Transition
 from jobyard.core.states import JobState
 from jobyard.core.volumes import VolumeService
@@ -61,7 +61,7 @@ def test_a_due_schedule_submits_its_package_once(store):
     [job] = all_jobs(store, who)
     assert job.name == "etl" and job.command == 'echo "$DAY"' and job.cluster_id is None
     assert job.env == {"DAY": "tue", "KEEP": "k"}
-    assert job.extra[EXTRA_KEY] == {
+    assert job.dialect[DIALECT_KEY] == {
         "package_id": s.package_id, "package_name": "etl", "variables": {"DAY": "'tue'"},
         "dynamic_variables": {}, "cluster_id": None, "schedule_id": s.id}
     after = packages.get_schedule(who, s.id)

@@ -115,12 +115,15 @@ def test_sqlite_runs_in_wal_mode(engines):
 def test_hot_reads_return_json_columns_as_stored(store):
     """The fast read path must decode JSON exactly once on every database."""
     user = owner(store)
-    job = new_job(user, uid="job_json", command="true", env={"A": "1"}, tags=["null"])
+    job = new_job(user, uid="job_json", command="true", env={"A": "1"}, tags=["null"],
+                  dialect={"x": {"y": [1]}}, output_patterns=["a/*.pt"], teardown_cluster=True)
     store.jobs.create_job(NewJob(job))
     for ref in ("job_json", store.jobs.get_job("job_json").id):
         got = store.jobs.get_job(ref)
         assert got.command == "true" and got.env == {"A": "1"} and got.tags == ["null"]
-        assert got.error is None and got.extra == {}
+        assert got.error is None and got.dialect == {"x": {"y": [1]}}
+        assert got.output_patterns == ["a/*.pt"] and got.stop_error is None
+        assert got.teardown_cluster is True and got.timed_out is False
     argv = new_job(user, uid="job_argv", command=["echo", "1"])
     store.jobs.create_job(NewJob(argv))
     assert store.jobs.get_job("job_argv").command == ["echo", "1"]

@@ -180,7 +180,7 @@ class ClusterService:
         """Keep a dialect's own facts about a cluster (e.g. Integrate.io's idle settings)."""
         self._kv.put_kv(f"{prefix}{cluster.id}", value)
 
-    def check_job(self, who: Principal, uid: str, want: Resources) -> dict[str, Any]:
+    def check_job(self, who: Principal, uid: str, want: Resources) -> str:
         """A job for cluster ``uid``: the cluster is the caller's (404), ``ready`` (409), and the
         job fits one instance of it (422). Returns what the job records: the cluster's name."""
         cluster = self._clusters.get_cluster(uid)
@@ -195,7 +195,7 @@ class ClusterService:
                 f"the job does not fit one instance of {uid} ({cluster.instance_type}: "
                 f"{each.gpus} GPUs, {each.cpus:g} CPUs, {each.memory_mb} MB)",
                 {"instance_type": cluster.instance_type})
-        return {"name": cluster.name}
+        return cluster.name
 
     def list(self, who: Principal, mine: bool = False) -> list[Cluster]:
         """The org's clusters; with ``mine``, only those the caller claimed."""

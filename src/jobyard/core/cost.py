@@ -6,7 +6,7 @@ type, else ``price_gpu_hour * gpus + price_cpu_hour * cpus`` of what it was give
 ``started_at`` (the process runs) to the end of the attempt: ``rate * seconds / 3600``.
 Retried attempts add up: an ended attempt's cost is carried in ``telemetry.cost.prior``.
 
-Telemetry keys written by the sampler (``jobyard.telemetry.sampler``) and read here:
+Telemetry keys written by the sampler (``jobyard.daemon.plugins.sampler``) and read here:
 ``cost = {"rate_per_hour", "currency", "prior", "accrued"}`` (``accrued`` as of the last
 sample) and ``total_cost`` (fixed when the job ends).
 """

@@ -65,7 +65,7 @@ class RunEndpoint:
     time_limit_s: float | None = None  # None: the endpoint's
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     outputs: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    dialect: dict[str, Any] = field(default_factory=dict)  # SubmitJob.dialect
 
 
 def endpoint_uid(name: str) -> str:
@@ -132,7 +132,7 @@ class EndpointService:
             tags=run.tags,
             webhook=run.webhook,
             outputs=run.outputs,
-            extra=run.extra,
+            dialect=run.dialect,
         )
 
     def run(self, who: Principal, ep: Endpoint, run: RunEndpoint) -> Job:

@@ -26,8 +26,11 @@ class SubmitJob:
     # Files to keep from the working directory when an attempt ends: paths or globs relative
     # to ``workdir`` ("model.pth", "ckpt_*.pt", "checkpoints/" for a whole directory).
     outputs: tuple[str, ...] = ()
-    # Dialect-specific facts kept with the job (e.g. the TensorPool project's commands).
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Release the cluster (``cluster_id``) once the job is over (``tp job push --teardown``).
+    teardown_cluster: bool = False
+    # Dialect-specific facts kept with the job, keyed by dialect (e.g. the TensorPool
+    # project's commands under "tensorpool"): Job.dialect.
+    dialect: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from jobyard.errors import Conflict, Forbidden, JobNotFound, Unschedulable, Vali
 SCHEDULER_SNAPSHOT = "scheduler"  # kv key the daemon writes its free/capacity view to
 
 
-# Checks a job for a cluster (raises to refuse); returns what the job records of the cluster.
-ClusterCheck = Callable[[Principal, str, Resources], dict[str, Any]]
+# Checks a job for a cluster (raises to refuse); returns the name the job records of it.
+ClusterCheck = Callable[[Principal, str, Resources], str]
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ class JobService:
         self._on_intent = on_intent
         # Why a webhook URL is refused (scheme, private ranges per config), or None.
         self.check_webhook = check_webhook or _webhook_scheme
-        # Checks a job for a cluster (raises to refuse) and returns what the job records of it
-        # (``ClusterService.check_job``); only called for jobs that name a cluster.
+        # Checks a job for a cluster (raises to refuse) and returns the cluster's name, which
+        # the job records (``ClusterService.check_job``); only called for jobs that name one.
         self._check_cluster = check_cluster
         self._files = files
         self._events = events
@@ -77,13 +77,11 @@ class JobService:
     ) -> tuple[Job, bool]:
         """Queue a job; returns ``(job, created)`` (``created`` is False for a replay)."""
         self._validate(cmd)
-        extra: dict[str, Any] = dict(cmd.extra)
-        if cmd.outputs:
-            extra["outputs"] = list(cmd.outputs)
+        cluster_name = None
         if cmd.cluster_id is not None:
             if self._check_cluster is None:
                 raise Unschedulable("this server runs no clusters", {})
-            extra["cluster"] = self._check_cluster(who, cmd.cluster_id, cmd.resources)
+            cluster_name = self._check_cluster(who, cmd.cluster_id, cmd.resources)
         now = self.clock()
         job = Job(
             id=0,
@@ -105,7 +103,10 @@ class JobService:
             created_at=now,
             webhook=dict(cmd.webhook) if cmd.webhook else None,
             cluster_id=cmd.cluster_id,
-            extra=extra,
+            cluster_name=cluster_name,
+            teardown_cluster=cmd.teardown_cluster,
+            output_patterns=list(cmd.outputs),
+            dialect=dict(cmd.dialect),
         )
         job, created = self._jobs.create_job(NewJob(job, idempotency))
         if created:

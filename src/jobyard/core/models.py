@@ -84,13 +84,27 @@ class Job:
     assigned: dict[str, Any] | None = None
     cancel_receipt: dict[str, Any] | None = None
     updated_at: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Facts only a vendor dialect reads, keyed by dialect ("tensorpool", "tensorone",
+    # "xplenty"); the core and the daemon never look inside (the SQL column is ``extra``).
+    dialect: dict[str, Any] = field(default_factory=dict)
     # Reported and measured while it runs (progress, step, metadata, metrics, cost, ...).
     telemetry: dict[str, Any] = field(default_factory=dict)
     # {"url": ..., "events": [...]} or None for the owner's default.
     webhook: dict[str, Any] | None = None
     # The cluster it runs on (its uid); None: an ephemeral one, its own allocation.
     cluster_id: str | None = None
+    # That cluster's name when the job was submitted (what the native API shows).
+    cluster_name: str | None = None
+    # Release that cluster once the job is over, whatever the outcome (``tp job push
+    # --teardown``; daemon/plugins/teardown.py).
+    teardown_cluster: bool = False
+    # Files to keep from the working directory when an attempt ends (SubmitJob.outputs).
+    output_patterns: list[str] = field(default_factory=list)
+    # The daemon's record of the current attempt, kept in the store so that a restarted daemon
+    # ends it the same way: its time limit ran out (it ends ``timeout``), or the service
+    # stopped it (e.g. a budget; it ends ``failed`` with this error). Reset on a retry.
+    timed_out: bool = False
+    stop_error: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:

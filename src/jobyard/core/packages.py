@@ -5,8 +5,8 @@ run needs. Running it makes an ordinary job; the job's environment is built by o
 (:func:`job_env`): the package's default variables, overridden by the run's ``variables``,
 overridden by its ``dynamic_variables``; each value becomes an environment variable of the
 same name, a value written as an Integrate.io string literal (``'hello'``) losing its quotes.
-The run's facts are kept in ``job.extra["xplenty"]`` (:data:`EXTRA_KEY`), so every API shows
-them.
+The run's facts are kept in ``job.dialect["xplenty"]`` (:data:`DIALECT_KEY`), so every API
+shows them.
 
 A **schedule** runs a package every ``interval_amount`` ``interval_unit`` from ``start_at``
 (runs fall on ``start_at + k·interval``; months are calendar months, the day clamped to the
@@ -33,7 +33,7 @@ from jobyard.core.models import Job, Principal, Resources
 from jobyard.core.ports import PackageStore
 from jobyard.errors import NotFound, ValidationFailed
 
-EXTRA_KEY = "xplenty"  # job.extra[EXTRA_KEY]: package, variables, Integrate.io cluster id
+DIALECT_KEY = "xplenty"  # job.dialect[DIALECT_KEY]: package, variables, Integrate.io cluster id
 # kv key prefix (+ the cluster's integer id): what an Integrate.io cluster create asked for
 # that clusters have no column for (type, description, terminate_on_idle, time_to_idle).
 CLUSTER_META = "xplenty.cluster."
@@ -338,5 +338,5 @@ class PackageService:
                         env=job_env(package.variables, given, dynamic),
                         resources=package.resources,
                         cluster_id=cluster.uid if cluster is not None else None,
-                        extra={EXTRA_KEY: facts})
+                        dialect={DIALECT_KEY: facts})
         return self.jobs.submit(who, cmd, idempotency)

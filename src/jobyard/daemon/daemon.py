@@ -3,17 +3,18 @@
 Only the daemon moves a job out of ``queued``/``launching``; the API only records intent.
 All store calls run on one worker thread so a slow write never blocks the event loop and the
 daemon's writes stay in order.
+
+This module is the loop (leadership, reconcile, ticks: cancels, admission, the scheduler
+snapshot); each attempt, from launch to recorded end, is the :class:`AttemptRunner`'s
+(``daemon/attempts.py``), with the plug-ins (``daemon/plugins/``) around it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from jobyard.config import Config
@@ -21,40 +22,23 @@ from jobyard.core.clusters import HOLDING
 from jobyard.core.jobs import SCHEDULER_SNAPSHOT
 from jobyard.core.models import Job
 from jobyard.core.ports import QueuedJob, Store, Transition
-from jobyard.core.states import JobState, Substate
+from jobyard.core.states import JobState
 from jobyard.core.tokens import Signer
 from jobyard.daemon import scheduler
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.attempts import AttemptRunner, HookFactory, no_hooks
 from jobyard.daemon.inventory import Allocator
 from jobyard.daemon.leader import Leadership
-from jobyard.daemon.outcome import decide
+from jobyard.daemon.reconcile import reconcile
 from jobyard.daemon.writer import BatchWriter
-from jobyard.errors import LaunchError
 from jobyard.events.notify import Notifier
-from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
-from jobyard.store.files import run_dir
+from jobyard.executors.base import Executor
 from jobyard.telemetry.gpu import GpuProbe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-GPU_POLL_S = 0.05
-QUEUE_SCAN = 200
-COALESCE_S = 0.002  # queued jobs looked at per tick (the head of the queue)
-# Server settings that must never leak into a job's environment.
-_PRIVATE_ENV_PREFIXES = ("JOBYARD_",)
-
-
-@dataclass
-class Attempt:
-    """What the daemon knows about an attempt it is running right now."""
-
-    job: Job
-    handle: Handle | None = None
-    stop_sent: bool = False
-    timed_out: bool = False
-    timer: asyncio.TimerHandle | None = None
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+QUEUE_SCAN = 200  # queued jobs looked at per tick (the head of the queue)
+COALESCE_S = 0.002  # the pause after a wake-up, so that a burst of submits makes one tick
 
 
 class Daemon:
@@ -69,26 +53,19 @@ class Daemon:
         clock: Callable[[], float] = time.time,
         gpu_probe: GpuProbe | None = None,
         signer: Signer | None = None,
-        hooks: Sequence[AttemptHooks] = (),
+        hooks: HookFactory = no_hooks,
     ):
         self.config = config
         self.store = store
-        self.executor = executor
         self.allocator = allocator
         self.notifier = notifier
         self.leadership = leadership
         self.clock = clock
-        self.gpu_probe = gpu_probe
-        self.signer = signer or Signer(b"")
-        self.hooks = list(hooks)
-        for hook in self.hooks:
-            hook.bind(self)
-        self.attempts: dict[int, Attempt] = {}
         self.writer = BatchWriter(store)
+        # Runs each attempt; the plug-ins are built by ``hooks`` around it.
+        self.runner = AttemptRunner(config, store, self.writer, executor, allocator, notifier,
+                                    clock, gpu_probe, signer, hooks)
         self._stopping = False
-        self._base_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)
-        }
         self._last_snapshot: Any = None
         self.ready = False  # set once reconcile rebuilt the allocator (requests wait for it)
 
@@ -100,14 +77,12 @@ class Daemon:
 
     # main loop -------------------------------------------------------------------------------
     async def run(self) -> None:
-        from jobyard.daemon.reconcile import reconcile
-
         while self.leadership and not await self.db(self.leadership.try_acquire):
             if self._stopping:
                 return
             log.info("another daemon leads; standing by")
             await asyncio.sleep(2.0)
-        await reconcile(self)
+        await reconcile(self.runner)
         self.ready = True
         periodic = True
         while not self._stopping:
@@ -124,13 +99,7 @@ class Daemon:
     async def shutdown(self) -> None:
         """Stop scheduling. Running jobs keep running and are adopted by the next start."""
         self._stopping = True
-        for attempt in self.attempts.values():
-            if attempt.timer:
-                attempt.timer.cancel()
-            if attempt.task:
-                attempt.task.cancel()
-        await asyncio.gather(*(a.task for a in self.attempts.values() if a.task),
-                             return_exceptions=True)
+        await self.runner.shutdown()
         if self.leadership:
             await self.db(self.leadership.release)
         self.writer.close()
@@ -164,7 +133,7 @@ class Daemon:
                 if isinstance(result, Exception):  # canceled meanwhile
                     self.allocator.release(job.id)
                     continue
-                self.start_attempt(result)
+                self.runner.launch(result)
 
     async def _fail_orphans(self, queued: list[QueuedJob]) -> None:
         """Fail queued jobs whose cluster is gone (released while they were being submitted):
@@ -172,7 +141,7 @@ class Daemon:
         orphans = [j for j in queued
                    if j.cluster_id is not None and j.cluster_id not in self.allocator.reserved]
         for job in orphans:
-            cluster = await self.db(self.store.clusters.get_cluster, job.cluster_id)  # type: ignore[attr-defined]
+            cluster = await self.db(self.store.clusters.get_cluster, job.cluster_id)
             if cluster is not None and cluster.state in HOLDING:
                 continue
             message = f"its cluster {job.cluster_id} was released before the job could start"
@@ -186,23 +155,7 @@ class Daemon:
     async def _honour_cancels(self) -> None:
         canceling = await self.db(self.store.jobs.jobs_in_states, [JobState.CANCELING], 1000)
         for job in canceling:
-            attempt = self.attempts.get(job.id)
-            if attempt is None:
-                continue  # reconcile owns it, or its attempt just ended
-            attempt.job = job
-            if attempt.handle is not None and not attempt.stop_sent:
-                await self._stop(attempt)
-
-    async def _stop(self, attempt: Attempt) -> None:
-        attempt.stop_sent = True
-        assert attempt.handle is not None
-        stopping = asyncio.create_task(self.executor.stop(attempt.handle,
-                                                          self.config.kill_grace_s))
-        # The stop is now under way (Integrate.io tells "stop requested" and "stopping" apart).
-        with contextlib.suppress(Exception):
-            await self.db(self.store.jobs.update_fields, attempt.job.id,
-                          {"substate": str(Substate.STOPPING)}, None, JobState.CANCELING)
-        await stopping
+            await self.runner.cancel(job)
 
     async def _write_snapshot(self) -> None:
         free = self.allocator.free()
@@ -210,188 +163,3 @@ class Daemon:
         if snapshot != self._last_snapshot:
             await self.db(self.store.kv.put_kv, SCHEDULER_SNAPSHOT, snapshot)
             self._last_snapshot = snapshot
-
-    # one attempt -----------------------------------------------------------------------------
-    def start_attempt(self, job: Job, handle: Handle | None = None) -> Attempt:
-        attempt = self.start_attempt_record(job, handle)
-        self.launch_task(attempt)
-        return attempt
-
-    def start_attempt_record(self, job: Job, handle: Handle | None = None) -> Attempt:
-        attempt = Attempt(job=job, handle=handle)
-        self.attempts[job.id] = attempt
-        return attempt
-
-    def launch_task(self, attempt: Attempt) -> None:
-        name = f"attempt-{attempt.job.uid}"
-        attempt.task = asyncio.create_task(self._run_attempt(attempt), name=name)
-
-    async def _run_attempt(self, attempt: Attempt) -> None:
-        try:
-            if attempt.handle is None:
-                if not await self._launch(attempt):
-                    return
-            else:
-                await self._adopted(attempt)
-            self._arm_timer(attempt)
-            assert attempt.handle is not None
-            status = await self.executor.wait(attempt.handle)
-            await self.finish(attempt, status)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("attempt of %s crashed", attempt.job.uid)
-            await self.finish(attempt, ExitStatus("lost", message="internal error in the daemon"))
-
-    async def _launch(self, attempt: Attempt) -> bool:
-        job = attempt.job
-        spec = self.launch_spec(job)
-        try:
-            attempt.handle = await self.executor.launch(spec)
-        except LaunchError as exc:
-            await self.finish(attempt, ExitStatus("launch_failed", message=exc.message))
-            return False
-        fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
-        result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
-        if isinstance(result, Exception):
-            # Canceled while it was launching: keep the handle, then stop it.
-            attempt.job = await self.db(self.store.jobs.update_fields, job.id,
-                                        {"runtime": attempt.handle.to_dict()})
-            await self._stop(attempt)
-        else:
-            attempt.job = result
-        await self._call_hooks("started", attempt.job, attempt.handle)
-        return True
-
-    async def _adopted(self, attempt: Attempt) -> None:
-        job = attempt.job
-        assert attempt.handle is not None
-        if job.state is JobState.LAUNCHING:
-            fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
-            result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
-            if not isinstance(result, Exception):
-                attempt.job = result
-        await self._call_hooks("started", attempt.job, attempt.handle)
-        attempt.timed_out = bool(job.extra.get("timed_out"))
-        if attempt.job.state is JobState.CANCELING or attempt.timed_out:
-            await self._stop(attempt)
-
-    def _arm_timer(self, attempt: Attempt) -> None:
-        job = attempt.job
-        if not job.time_limit_s or attempt.timed_out:
-            return
-        started = job.started_at or self.clock()
-        delay = max(0.0, started + job.time_limit_s - self.clock())
-        loop = asyncio.get_running_loop()
-        attempt.timer = loop.call_later(
-            delay, lambda: asyncio.ensure_future(self._time_out(attempt))
-        )
-
-    async def stop_with_error(self, job_id: int, error: dict[str, Any]) -> bool:
-        """Stop a running attempt for a reason of the service's (e.g. a budget): the job ends
-        ``failed`` with ``error`` once its processes are gone. False if it is not running here.
-        """
-        attempt = self.attempts.get(job_id)
-        if attempt is None or attempt.handle is None or attempt.stop_sent:
-            return False
-        extra = {**attempt.job.extra, "stop_error": error}
-        attempt.job = await self.db(
-            self.store.jobs.update_fields, job_id,
-            {"extra": extra, "substate": str(Substate.STOPPING), "message": error["message"]},
-            "stopping",
-        )
-        await self._stop(attempt)
-        return True
-
-    async def _time_out(self, attempt: Attempt) -> None:
-        if attempt.stop_sent or attempt.handle is None:
-            return
-        attempt.timed_out = True
-        extra = {**attempt.job.extra, "timed_out": True}
-        attempt.job = await self.db(
-            self.store.jobs.update_fields, attempt.job.id,
-            {"extra": extra, "substate": str(Substate.STOPPING)}, "timeout",
-        )
-        await self._stop(attempt)
-
-    async def finish(self, attempt: Attempt, status: ExitStatus) -> None:
-        """Record how an attempt ended; give its resources back only after that."""
-        # Decide on the stored truth (a cancel, a timeout, reports may have changed it), and
-        # hand the hooks that same fresh copy.
-        job = await self.db(self.store.jobs.get_job, attempt.job.id) or attempt.job
-        if attempt.timer:
-            attempt.timer.cancel()
-        if status.reason in ("stopped", "lost") and attempt.handle and attempt.handle.marker:
-            # Last resort for processes that outlived their supervisor.
-            await asyncio.to_thread(self.executor.sweep, attempt.handle.marker)
-        if status.reason == "stopped":
-            status = await self._gpus_released(job, status)
-        patch: dict[str, Any] = {}
-        for result in await self._call_hooks("ending", job, status):
-            patch.update(result or {})
-        transition = replace(decide(job, status, self.clock(), attempt.timed_out),
-                             telemetry=patch or None)
-        result = await self.apply(transition)
-        if isinstance(result, Exception):
-            log.error("could not record the end of %s: %s", job.uid, result)
-        self.attempts.pop(job.id, None)
-        self.allocator.release(job.id)
-        self.notifier.wake_daemon()
-        await self._call_hooks("ended", result if isinstance(result, Job) else job)
-
-    async def _call_hooks(self, name: str, *args: Any) -> list[Any]:
-        results = []
-        for hook in self.hooks:
-            try:
-                results.append(await getattr(hook, name)(*args))
-            except Exception:
-                log.exception("hook %s.%s failed", type(hook).__name__, name)
-        return results
-
-    async def _gpus_released(self, job: Job, status: ExitStatus) -> ExitStatus:
-        """With NVML: wait until no process is left on the job's GPUs (bounded), and say so."""
-        gpus = (job.assigned or {}).get("gpus") or []
-        if self.gpu_probe is None or not gpus:
-            return status
-        deadline = self.clock() + self.config.gpu_release_timeout_s
-        while left := await asyncio.to_thread(self.gpu_probe.processes, gpus):
-            if self.clock() >= deadline:
-                log.warning("%s: processes %s still on GPUs %s", job.uid, sorted(left), gpus)
-                break
-            await asyncio.sleep(GPU_POLL_S)
-        receipt = {**(status.receipt or {}), "gpu_processes_left": sorted(left)}
-        return replace(status, receipt=receipt)
-
-    def launch_spec(self, job: Job) -> LaunchSpec:
-        directory = run_dir(self.config.data_dir, job.uid, job.attempt)  # the supervisor makes it
-        outputs = directory / "outputs"
-        gpus = (job.assigned or {}).get("gpus", [])
-        marker = f"{job.uid}.{job.attempt}"
-        env = {
-            **self._base_env,
-            **job.env,
-            "JOBYARD_URL": self.config.url,
-            "JOBYARD_JOB_ID": job.uid,
-            "JOBYARD_JOB_NUMBER": str(job.id),
-            "JOBYARD_ATTEMPT": str(job.attempt),
-            "JOBYARD_JOB_MARKER": marker,
-            "JOBYARD_JOB_TOKEN": self.signer.job_token(job.uid, job.attempt),
-            "JOBYARD_OUTPUT_DIR": str(outputs),
-            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
-        }
-        for hook in self.hooks:
-            env.update(hook.env(job, directory))
-        argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
-        return LaunchSpec(
-            job_uid=job.uid,
-            attempt=job.attempt,
-            argv=list(argv),
-            env=env,
-            cwd=job.workdir or str(directory),
-            run_dir=str(directory),
-            log_cap_bytes=self.config.log_cap_bytes,
-            grace_s=self.config.kill_grace_s,
-            marker=marker,
-            dirs=(str(outputs),),
-        )
-

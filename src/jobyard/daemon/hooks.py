@@ -1,25 +1,25 @@
-"""Extension points around an attempt, for telemetry, outputs and the like.
+"""Extension points around an attempt, for telemetry, outputs and the like: the whole of the
+daemon a plug-in (``daemon/plugins/``) may know.
 
 The daemon calls every registered hook, in order; each method has a no-op default, so a hook
 overrides only what it needs. Hooks must not raise for a job's sake: an exception is logged and
 the attempt goes on.
+
+A plug-in that must act on an attempt (the resource sampler stops jobs over budget) is given a
+:class:`Stopper` by its constructor; it never sees the daemon itself.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from jobyard.core.models import Job
 from jobyard.executors.base import ExitStatus, Handle
 
-if TYPE_CHECKING:
-    from jobyard.daemon.daemon import Daemon
 
-
-class AttemptHooks:
-    def bind(self, daemon: Daemon) -> None:
-        """Called once by the daemon that will run this hook (e.g. to stop attempts)."""
+class AttemptHook:
+    """One plug-in of the daemon; override only the methods needed."""
 
     def env(self, job: Job, run_dir: Path) -> dict[str, str]:
         """Extra environment for the attempt about to launch."""
@@ -28,9 +28,19 @@ class AttemptHooks:
     async def started(self, job: Job, handle: Handle) -> None:
         """The attempt is running (also called for an attempt adopted after a restart)."""
 
-    async def ending(self, job: Job, status: ExitStatus) -> dict[str, Any]:
-        """The attempt's processes are gone; return a telemetry patch for its final record."""
+    async def ending(self, job: Job, status: ExitStatus, final: bool) -> dict[str, Any]:
+        """The attempt's processes are gone; return a telemetry patch for its final record.
+        ``final``: no retry follows, the job ends with this attempt."""
         return {}
 
     async def ended(self, job: Job) -> None:
         """The attempt's end is recorded (the job may be terminal, or queued for a retry)."""
+
+
+class Stopper(Protocol):
+    """What a plug-in may ask of the daemon: stop an attempt for a reason of the service's."""
+
+    async def stop_with_error(self, job_id: int, error: dict[str, Any]) -> bool:
+        """Stop job ``job_id``'s running attempt; it ends ``failed`` with ``error`` once its
+        processes are gone. False if it is not running here (or is already being stopped)."""
+        ...

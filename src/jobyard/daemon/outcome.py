@@ -17,7 +17,7 @@ def decide(job: Job, status: ExitStatus, now: float, timed_out: bool) -> Transit
     if job.state is JobState.CANCELING and status.reason in ("stopped", "lost"):
         fields["message"] = "canceled"
         return Transition(job.id, JobState.CANCELED, fields)
-    stop_error = job.extra.get("stop_error")
+    stop_error = job.stop_error
     if stop_error and status.reason in ("stopped", "lost"):
         fields["error"] = stop_error
         fields["message"] = stop_error["message"]
@@ -88,6 +88,9 @@ def _retry(job: Job, target: JobState, fields: dict[str, Any], now: float) -> Tr
             "assigned": None,
             "cancel_receipt": None,
             "started_at": None,
+            # The next attempt starts with a clean record (a restart must not end it as this one).
+            "timed_out": False,
+            "stop_error": None,
         },
         {"attempt_ended": {"attempt": job.attempt, "outcome": str(target), **ended}},
     )

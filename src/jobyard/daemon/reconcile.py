@@ -14,37 +14,36 @@ which is the only truth after a crash: what a claim reserved but did not record 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
 
+from jobyard.core.models import Job
 from jobyard.core.ports import Transition
 from jobyard.core.states import ACTIVE, JobState
+from jobyard.daemon.attempts import AttemptRunner
 from jobyard.executors.base import ExitStatus, Handle
 from jobyard.store.files import run_dir
-
-if TYPE_CHECKING:
-    from jobyard.daemon.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
 
-async def reconcile(daemon: Daemon) -> None:
-    store: Any = daemon.store
-    for cluster in await daemon.db(store.clusters.list_clusters, None, True):
-        daemon.allocator.set_reservation(cluster.uid, cluster.instances)
-    jobs = await daemon.db(daemon.store.jobs.jobs_in_states, list(ACTIVE), 100_000)
+async def reconcile(runner: AttemptRunner) -> None:
+    """Run once at start, before the first tick: every active job is adopted, recorded as
+    ended, or put back (through ``runner``, which then owns its attempt)."""
+    store, allocator, executor = runner.store, runner.allocator, runner.executor
+    for cluster in await runner.db(store.clusters.list_clusters, None, True):
+        allocator.set_reservation(cluster.uid, cluster.instances)
+    jobs = await runner.db(store.jobs.jobs_in_states, list(ACTIVE), 100_000)
     for job in jobs:
-        daemon.allocator.restore(job.id, job.assigned)
-        found, status = daemon.executor.recover(
-            str(run_dir(daemon.config.data_dir, job.uid, job.attempt))
+        allocator.restore(job.id, job.assigned)
+        found, status = executor.recover(
+            str(run_dir(runner.config.data_dir, job.uid, job.attempt))
         )
         handle = Handle.from_dict(job.runtime) if job.runtime else found
         if handle is None:
-            await _never_started(daemon, job)
+            await _never_started(runner, job)
             continue
-        attempt = daemon.start_attempt_record(job, handle)
-        if status is None and daemon.executor.adopt(handle):
+        if status is None and executor.adopt(handle):
             log.info("adopting %s (pid %s)", job.uid, handle.pid)
-            daemon.launch_task(attempt)
+            runner.adopt(job, handle)
             continue
         if status is None:
             status = ExitStatus(
@@ -52,11 +51,10 @@ async def reconcile(daemon: Daemon) -> None:
                 message="the job's supervisor disappeared without an exit status "
                 "(server or machine restart)",
             )
-        attempt.timed_out = bool(job.extra.get("timed_out"))
-        await daemon.finish(attempt, status)
+        await runner.ended_unwatched(job, handle, status)
 
 
-async def _never_started(daemon: Daemon, job) -> None:
+async def _never_started(runner: AttemptRunner, job: Job) -> None:
     if job.state is JobState.LAUNCHING:
         target, fields = JobState.QUEUED, {"assigned": None, "message": "requeued after a restart"}
     elif job.state is JobState.CANCELING:
@@ -69,5 +67,5 @@ async def _never_started(daemon: Daemon, job) -> None:
             "error": {"code": "LOST", "message": "lost in a restart before it started",
                       "details": {}},
         }
-    await daemon.db(daemon.store.jobs.apply, [Transition(job.id, target, fields)])
-    daemon.allocator.release(job.id)
+    await runner.db(runner.store.jobs.apply, [Transition(job.id, target, fields)])
+    runner.allocator.release(job.id)

@@ -22,11 +22,7 @@ from jobyard.core.operations import Operation, OperationType
 from jobyard.core.volumes import VolumeState
 from jobyard.errors import Conflict, NotFound
 from jobyard.operations.processor import Handler, OperationProcessor
-
-
-def volume_dir(data_dir: Path, uid: str) -> Path:
-    """Where a volume's files live."""
-    return data_dir / "volumes" / uid
+from jobyard.store.files import volume_dir
 
 
 def usage_bytes(path: Path) -> int:

@@ -2,6 +2,7 @@
 
     <data_dir>/runs/<job uid>.<attempt>/     one attempt: log, exit.json, outputs/, ...
     <data_dir>/workspaces/<id>/project       files the server made for a job (its workdir)
+    <data_dir>/volumes/<volume uid>/         a storage volume's files
     <data_dir>/uploads/                      uploads in progress
 
 Log format (written by the executor's supervisor), one output line per file line::
@@ -45,6 +46,11 @@ def output_dir(data_dir: Path | str, uid: str, attempt: int) -> Path:
 
 def workspaces_dir(data_dir: Path | str) -> Path:
     return Path(data_dir) / "workspaces"
+
+
+def volume_dir(data_dir: Path | str, uid: str) -> Path:
+    """Where a volume's files live."""
+    return Path(data_dir) / "volumes" / uid
 
 
 # the log ---------------------------------------------------------------------------------------

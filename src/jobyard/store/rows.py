@@ -22,9 +22,10 @@ WRITABLE = frozenset(
         "runtime",
         "assigned",
         "cancel_receipt",
-        "extra",
         "telemetry",
         "webhook",
+        "timed_out",
+        "stop_error",
     }
 )
 
@@ -65,10 +66,15 @@ def job_from_row(r: Any) -> Job:
         runtime=r.runtime,
         assigned=r.assigned,
         cancel_receipt=r.cancel_receipt,
-        extra=r.extra or {},
+        dialect=r.extra or {},
         telemetry=r.telemetry or {},
         webhook=r.webhook,
         cluster_id=r.cluster_id,
+        cluster_name=r.cluster_name,
+        teardown_cluster=bool(r.teardown_cluster),
+        output_patterns=list(r.output_patterns or ()),
+        timed_out=bool(r.timed_out),
+        stop_error=r.stop_error,
     )
 
 
@@ -98,10 +104,15 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "created_at": job.created_at,
         "updated_at": job.created_at,
         "attempt": job.attempt,
-        "extra": job.extra,
+        "extra": job.dialect,
         "telemetry": job.telemetry or None,
         "webhook": job.webhook,
         "cluster_id": job.cluster_id,
+        "cluster_name": job.cluster_name,
+        "teardown_cluster": job.teardown_cluster,
+        "output_patterns": job.output_patterns,
+        "timed_out": job.timed_out,
+        "stop_error": job.stop_error,
     }
 
 

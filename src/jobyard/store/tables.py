@@ -83,6 +83,7 @@ jobs = sa.Table(
     sa.Column("runtime", sa.JSON, nullable=True),
     sa.Column("assigned", sa.JSON, nullable=True),
     sa.Column("cancel_receipt", sa.JSON, nullable=True),
+    # Job.dialect: vendor dialects' facts, keyed by dialect (the column kept its first name).
     sa.Column("extra", sa.JSON, nullable=False),
     # What the job reported and what was measured: progress, step, metadata, throughput, ETA,
     # cold start, peaks, cost, efficiency (see jobyard.telemetry). Written only while active.
@@ -91,6 +92,16 @@ jobs = sa.Table(
     sa.Column("webhook", sa.JSON, nullable=True),
     # The cluster (uid) it runs on; null: an ephemeral cluster, i.e. its own allocation.
     sa.Column("cluster_id", sa.String(40), nullable=True),
+    # Its name at submit, and whether the job releases it when over (migration 0008 moved
+    # these, the output patterns and the daemon's two facts below out of ``extra``).
+    sa.Column("cluster_name", sa.String(100), nullable=True),
+    sa.Column("teardown_cluster", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
+    sa.Column("output_patterns", sa.JSON, nullable=False, server_default=sa.text("'[]'")),
+    # The daemon's record of the current attempt: timed out, or stopped with this error.
+    sa.Column("timed_out", sa.Boolean, nullable=False, default=False,
+              server_default=sa.false()),
+    sa.Column("stop_error", sa.JSON, nullable=True),
     sa.Index("ix_jobs_queue", "state", "priority", "created_at"),
     sa.Index("ix_jobs_org_id", "org_id", "id"),
     sa.Index("ix_jobs_finished_at", "finished_at"),

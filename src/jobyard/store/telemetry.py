@@ -20,7 +20,7 @@ from jobyard.store.rows import job_from_row
 class SqlTelemetry(Repository):
     """What running jobs are measured to use and leave behind, and what they cost."""
 
-    # resource metrics and budgets (jobyard.telemetry.sampler) ---------------------------------
+    # resource metrics and budgets (jobyard.daemon.plugins.sampler) -----------------------------
     def record_samples(self, writes: Sequence[SampleWrite]) -> dict[int, int | None]:
         """Store one sampling round. For each job still active and on the same attempt: thin
         its series to ``thin_to`` (delete points whose ``n`` is not a multiple), add ``point``,

@@ -436,7 +436,7 @@ def _page_jobs(database_url: str, endpoint: str, tmp: Path, gate: str,
                 workdir=str(tmp / uid), outputs=("output.json",),
                 env={"TENSORONE_INPUT_FILE": str(tmp / uid / "input.json"),
                      "TENSORONE_OUTPUT_FILE": str(tmp / uid / "output.json")},
-                extra={"tensorone": {"endpointId": endpoint}}, priority=10,
+                dialect={"tensorone": {"endpointId": endpoint}}, priority=10,
                 tags=("userId:user_12345",)))
     finally:
         engines.dispose()

@@ -69,7 +69,7 @@ def cluster(j: Job) -> dict[str, Any]:
                 "gpus": assigned.get("gpus")}
     return {"id": j.cluster_id, "ephemeral": False,
             "instance": (assigned.get("cluster") or {}).get("instance"),
-            "name": (j.extra.get("cluster") or {}).get("name")}
+            "name": j.cluster_name}
 
 
 def _progress(j: Job) -> dict[str, Any]:

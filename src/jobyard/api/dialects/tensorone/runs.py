@@ -108,7 +108,7 @@ def submit_run(svc: Services, who: Principal, endpoint_id: str, body: RunIn) -> 
             tags=tags_to_core(body.tags), webhook=body.webhook_dict(),
             time_limit_s=body.timeout,
             retry=RetryPolicy(max_retries=retry.maxRetries, backoff_s=retry.backoffSeconds),
-            outputs=(OUTPUT_FILE,), extra={"tensorone": {"endpointId": ep.uid}},
+            outputs=(OUTPUT_FILE,), dialect={"tensorone": {"endpointId": ep.uid}},
         )
         return svc.endpoints.run(who, ep, run)
     except BaseException:

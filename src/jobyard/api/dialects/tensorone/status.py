@@ -124,7 +124,7 @@ def render(job: Job, facts: Facts, view: View) -> dict[str, Any]:
         percent = 0  # it has not started (or never did): nothing is done yet
     if percent is not None:
         out["progress"] = _number(percent)
-    endpoint = (job.extra.get("tensorone") or {}).get("endpointId")
+    endpoint = (job.dialect.get("tensorone") or {}).get("endpointId")
     if endpoint:
         out["endpointId"] = endpoint
     out["priority"] = priority_name(job.priority)

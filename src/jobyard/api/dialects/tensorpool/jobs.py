@@ -51,7 +51,7 @@ def summary(job: Job) -> str:
 
 
 def job_info(svc: Services, job: Job) -> dict[str, Any]:
-    tp = job.extra.get("tensorpool") or {}
+    tp = job.dialect.get("tensorpool") or {}
     cluster = svc.clusters.of_job(job)
     telemetry = job.telemetry
     info: dict[str, Any] = {
@@ -67,8 +67,8 @@ def job_info(svc: Services, job: Job) -> dict[str, Any]:
         "finished_at": iso(job.finished_at),
         "attempt": job.attempt,
         "commands": tp.get("commands"),
-        "outputs": job.extra.get("outputs") or [],
-        "teardown_cluster": bool(job.extra.get("teardown_cluster")),
+        "outputs": list(job.output_patterns),
+        "teardown_cluster": job.teardown_cluster,
     }
     if job.substate:
         info["step"] = job.substate

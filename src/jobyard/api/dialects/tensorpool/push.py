@@ -145,8 +145,8 @@ def _submit(ws: WebSocket, who: Principal, project: Project, cluster_id: str, te
         workdir=str(workspace / "project"),
         cluster_id=cluster_id,
         outputs=project.outputs,
-        extra={"tensorpool": {"commands": list(project.commands)},
-               "teardown_cluster": teardown},
+        teardown_cluster=teardown,
+        dialect={"tensorpool": {"commands": list(project.commands)}},
     )
     job, _ = services_of(ws).jobs.submit(who, cmd)
     return job

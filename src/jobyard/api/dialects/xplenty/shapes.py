@@ -23,7 +23,7 @@ from jobyard.api.errors import http_status
 from jobyard.api.responses import JSON
 from jobyard.core.clusters import Cluster, ClusterState
 from jobyard.core.models import Job
-from jobyard.core.packages import EXTRA_KEY, Package, Schedule
+from jobyard.core.packages import DIALECT_KEY, Package, Schedule
 from jobyard.core.progress import view as progress_view
 from jobyard.core.states import JobState
 from jobyard.core.times import iso
@@ -129,7 +129,7 @@ def job_view(job: Job, facts: dict[str, Any], origin: str, base: str,
              status: str | None = None) -> dict[str, Any]:
     """The seed's ``Job`` (plus ``completed_at``); ``facts`` from ``store.jobs.job_facts``;
     ``status`` overrides the stored one (a stop just requested)."""
-    x = job.extra.get(EXTRA_KEY) or {}
+    x = job.dialect.get(DIALECT_KEY) or {}
     word = status or job_status(job)
     ended = job.finished_at if job.state.is_terminal else None
     outputs = [_output(job, o, origin) for o in facts["outputs"].get(job.id, [])]

@@ -1,10 +1,12 @@
-"""Collects an attempt's outputs when its processes are gone, before its end is recorded.
+"""A job's outputs: the files it leaves in ``JOBYARD_OUTPUT_DIR``, collected by
+:class:`OutputCollector` when an attempt's processes are gone, before its end is recorded.
 
 Files under ``JOBYARD_OUTPUT_DIR`` are listed (name, size, records for line-based files);
 outputs a job declared with ``jobyard.job.output(name, path)``, and files matching the job's
 ``outputs`` patterns (relative to its working directory), are linked (or copied) in first.
 While it works the job shows substate ``uploading``. An attempt that did not complete lists
-what exists as partial results.
+what exists as partial results. Files are found safely: inside the output directory, never
+through a link (:func:`scan`).
 """
 
 from __future__ import annotations
@@ -14,32 +16,43 @@ import contextlib
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jobyard.config import Config
 from jobyard.core.models import Job
+from jobyard.core.ports import Store
 from jobyard.core.states import Substate
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.hooks import AttemptHook
 from jobyard.errors import JobyardError
 from jobyard.executors.base import ExitStatus
-from jobyard.outputs.files import MAX_FILES, scan
 from jobyard.store.files import output_dir, resolve_inside, run_dir
-from jobyard.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 
+# Files counted in records (lines); others are listed with records = None.
+LINE_BASED = {".jsonl", ".ndjson", ".csv", ".tsv", ".txt", ".log"}
+MAX_FILES = 10_000
 
-class OutputCollector(AttemptHooks):
-    def __init__(self, config: Config, store: SqlStore):
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    name: str  # relative to the output directory, "/"-separated
+    size: int
+    records: int | None
+
+
+class OutputCollector(AttemptHook):
+    def __init__(self, config: Config, store: Store):
         self.config = config
         self.store = store
 
-    async def ending(self, job: Job, status: ExitStatus) -> dict[str, Any]:
+    async def ending(self, job: Job, status: ExitStatus, final: bool) -> dict[str, Any]:
         root = output_dir(self.config.data_dir, job.uid, job.attempt)
         declared = [d for d in job.telemetry.get("declared_outputs") or []
                     if d.get("attempt", job.attempt) == job.attempt]  # not a past attempt's
-        patterns = job.extra.get("outputs") or []
+        patterns = job.output_patterns
         if patterns:
             workdir = Path(job.workdir) if job.workdir else run_dir(
                 self.config.data_dir, job.uid, job.attempt)
@@ -59,7 +72,7 @@ class OutputCollector(AttemptHooks):
         return {"outputs": {"attempt": job.attempt, "count": len(rows), "partial": partial,
                             "bytes": sum(f.size for f in files)}}
 
-    def _collect(self, root: Path, declared: list[dict[str, Any]]) -> list:
+    def _collect(self, root: Path, declared: list[dict[str, Any]]) -> list[OutputFile]:
         records: dict[str, int] = {}
         for item in declared:
             name, source = str(item.get("name") or ""), item.get("path")
@@ -106,7 +119,7 @@ def _files_under(path: Path) -> list[Path]:
         return []
     if path.is_file():
         return [path]
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
         dirnames.sort()
         found.extend(Path(dirpath) / f for f in sorted(filenames))
@@ -131,3 +144,37 @@ def _bring_in(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+# finding the files -----------------------------------------------------------------------------
+def scan(root: Path, declared_records: dict[str, int] | None = None) -> list[OutputFile]:
+    """Regular files under ``root`` (symlinks are skipped: they could point anywhere)."""
+    declared_records = declared_records or {}
+    found: list[OutputFile] = []
+    if not root.is_dir():
+        return found
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            st = path.lstat()
+            if not path.is_file() or path.is_symlink():
+                continue
+            name = path.relative_to(root).as_posix()
+            records = declared_records.get(name)
+            if records is None and path.suffix.lower() in LINE_BASED:
+                records = count_lines(path)
+            found.append(OutputFile(name, st.st_size, records))
+            if len(found) >= MAX_FILES:
+                return found
+    return found
+
+
+def count_lines(path: Path) -> int:
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (0 if last == b"\n" else 1)  # a last line without a newline counts too

@@ -1,6 +1,6 @@
 import os
 
-from jobyard.outputs.collector import gather
+from jobyard.daemon.plugins.outputs import gather
 
 
 def test_patterns_bring_files_dirs_and_globs_but_nothing_outside(tmp_path):

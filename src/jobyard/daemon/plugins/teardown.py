@@ -1,6 +1,6 @@
 """Tearing a cluster down after the job that asked for it (``tp job push --teardown``).
 
-A job submitted with ``extra["teardown_cluster"]`` releases its cluster once it is over (after
+A job submitted with ``teardown_cluster`` releases its cluster once it is over (after
 its last attempt, whatever the outcome), through the same CLUSTER_RELEASE operation a user would
 make, so the cluster's rules (e.g. deletion protection) apply and the release is visible.
 """
@@ -12,18 +12,18 @@ import logging
 
 from jobyard.core.clusters import ClusterService
 from jobyard.core.models import Job, Principal
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.hooks import AttemptHook
 from jobyard.errors import JobyardError
 
 log = logging.getLogger(__name__)
 
 
-class ClusterTeardown(AttemptHooks):
+class ClusterTeardown(AttemptHook):
     def __init__(self, clusters: ClusterService):
         self.clusters = clusters
 
     async def ended(self, job: Job) -> None:
-        if not (job.is_terminal and job.cluster_id and job.extra.get("teardown_cluster")):
+        if not (job.is_terminal and job.cluster_id and job.teardown_cluster):
             return
         owner = Principal(user_id=job.user_id, org_id=job.org_id, username=f"job {job.uid}")
         try:

@@ -4,32 +4,34 @@ For each attached volume the job gets ``JOBYARD_VOLUME_<NAME>=<path>`` (the name
 anything not a letter or digit as ``_``), and, when it runs in its run directory (no
 ``workdir`` of its own), a symlink ``mnt/<name>`` there. Both point at the volume's own
 directory (``data_dir/volumes/<id>/``), so what a job writes survives the job and the cluster.
-When such a job ends its volumes are measured (``VolumeHandlers.measure``: over-size volumes
-become read-only).
+When such a job ends its volumes are measured (``measure``, given by its constructor:
+``operations.volumes.VolumeHandlers.measure``; over-size volumes become read-only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from jobyard.core.models import Job
-from jobyard.core.volumes import env_name
-from jobyard.daemon.hooks import AttemptHooks
-from jobyard.operations.volumes import VolumeHandlers, volume_dir
+from jobyard.core.ports import Store
+from jobyard.core.volumes import Volume, env_name
+from jobyard.daemon.hooks import AttemptHook
+from jobyard.store.files import volume_dir
 
 log = logging.getLogger(__name__)
+Measure = Callable[[list[str]], Awaitable[None]]  # record these volumes' usage
 
 
-class VolumeMounts(AttemptHooks):
-    def __init__(self, store: Any, data_dir: Path):
+class VolumeMounts(AttemptHook):
+    def __init__(self, store: Store, data_dir: Path, measure: Measure):
         self.store = store
         self.data_dir = data_dir
-        self.volumes = VolumeHandlers(store, data_dir)
+        self.measure = measure
 
-    def _attached(self, job: Job) -> list[Any]:
+    def _attached(self, job: Job) -> list[Volume]:
         cluster = self.store.clusters.get_cluster(job.cluster_id) if job.cluster_id else None
         if cluster is None:
             return []
@@ -53,4 +55,4 @@ class VolumeMounts(AttemptHooks):
             return
         cluster = await asyncio.to_thread(self.store.clusters.get_cluster, job.cluster_id)
         if cluster is not None and cluster.attachments:
-            await self.volumes.measure(list(cluster.attachments))
+            await self.measure(list(cluster.attachments))

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobyard.core.models import Job
+from jobyard.core.ports import Store
 from jobyard.core.progress import apply_reports, as_change, from_tqdm
 from jobyard.core.states import ACTIVE
-from jobyard.daemon.hooks import AttemptHooks
+from jobyard.daemon.hooks import AttemptHook
 from jobyard.errors import JobyardError
 from jobyard.executors.base import ExitStatus, Handle
-from jobyard.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -38,8 +38,8 @@ class _Watched:
     seen: tuple[int, int] | None = None  # (inode, mtime_ns) of the file last applied
 
 
-class TqdmWatcher(AttemptHooks):
-    def __init__(self, store: SqlStore, poll_s: float = POLL_S) -> None:
+class TqdmWatcher(AttemptHook):
+    def __init__(self, store: Store, poll_s: float = POLL_S) -> None:
         self.store = store
         self.poll_s = poll_s
         self._watched: dict[int, _Watched] = {}
@@ -51,7 +51,7 @@ class TqdmWatcher(AttemptHooks):
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._poll(), name="jobyard-tqdm-watch")
 
-    async def ending(self, job: Job, status: ExitStatus) -> dict[str, Any]:
+    async def ending(self, job: Job, status: ExitStatus, final: bool) -> dict[str, Any]:
         watched = self._watched.pop(job.id, None)
         if watched is not None:
             await self._check({job.id: watched})  # the final bar, before the end is recorded

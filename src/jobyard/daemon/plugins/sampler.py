@@ -1,4 +1,4 @@
-"""The daemon's resource sampler: one loop for every running attempt (an ``AttemptHooks``).
+"""The daemon's resource sampler: one loop for every running attempt (an ``AttemptHook``).
 
 Every ``metrics_interval_s`` it samples each attempt's process tree and GPUs (one /proc scan
 and one NVML pass per round, off the event loop), stores the round in one transaction (the
@@ -9,8 +9,9 @@ retry follows) also ``total_cost`` and ``efficiency``.
 
 Budgets (users' and orgs', lifetime totals): an owner's spend is the total cost of its ended
 jobs plus what its active jobs have accrued. When the spend *plus what its running jobs will
-accrue by the next round* is over a budget, every running job of that owner is stopped and
-ends ``failed`` with ``BUDGET_EXCEEDED``.
+accrue by the next round* is over a budget, every running job of that owner is stopped (through
+the :class:`~jobyard.daemon.hooks.Stopper` it was given) and ends ``failed`` with
+``BUDGET_EXCEEDED``.
 """
 
 from __future__ import annotations
@@ -18,28 +19,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobyard.config import Config
 from jobyard.core.cost import Prices, accrued, attempt_rate, prior_cost
 from jobyard.core.models import Job
-from jobyard.core.ports import SampleWrite
-from jobyard.daemon.hooks import AttemptHooks
-from jobyard.daemon.inventory import Inventory
-from jobyard.daemon.outcome import decide
+from jobyard.core.ports import SampleWrite, Store
+from jobyard.daemon.hooks import AttemptHook, Stopper
 from jobyard.executors.base import ExitStatus, Handle
-from jobyard.store.sql import SqlStore
 from jobyard.telemetry import efficiency as eff
-from jobyard.telemetry.gpu import GpuStats, gpu_stats
+from jobyard.telemetry.gpu import GpuStats
 from jobyard.telemetry.metrics import AttemptStats, process_table, sample_tree
 
 log = logging.getLogger(__name__)
-StopFn = Callable[[int, dict[str, Any]], Awaitable[bool]]
 SPEND_TTL_S = 30.0  # how long an owner's settled spend is cached (ends invalidate it sooner)
 PURGE_EVERY_S = 3600.0
-_AUTO: Any = object()
 
 
 @dataclass
@@ -61,23 +57,22 @@ class Tracked:
         return self.prior + accrued(self.rate, self.job.started_at, now)
 
 
-class ResourceSampler(AttemptHooks):
-    def __init__(self, config: Config, store: SqlStore, inventory: Inventory,
-                 gpu: GpuStats | None = _AUTO, clock: Callable[[], float] = time.time):
+class ResourceSampler(AttemptHook):
+    """``gpu``: where GPU readings come from (NVML), None for none; ``stopper`` stops the jobs
+    of an owner over budget."""
+
+    def __init__(self, config: Config, store: Store, stopper: Stopper,
+                 gpu: GpuStats | None = None, clock: Callable[[], float] = time.time):
         self.config = config
         self.store = store
+        self.stopper = stopper
         self.prices = Prices.from_config(config)
-        self.gpu: GpuStats | None = gpu_stats(inventory.gpu_source) if gpu is _AUTO else gpu
+        self.gpu = gpu
         self.clock = clock
         self.tracked: dict[int, Tracked] = {}
-        self.stop: StopFn | None = None  # Daemon.stop_with_error, once bound
         self._task: asyncio.Task[None] | None = None
         self._settled: dict[tuple[str, int], tuple[float, float]] = {}  # -> (spend, as of)
         self._next_purge = 0.0
-
-    def bind(self, daemon: Any) -> None:
-        """Give the sampler the daemon whose attempts it may stop (budgets)."""
-        self.stop = daemon.stop_with_error
 
     # hooks -----------------------------------------------------------------------------------
     async def started(self, job: Job, handle: Handle) -> None:
@@ -92,14 +87,14 @@ class ResourceSampler(AttemptHooks):
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="jobyard-metrics")
 
-    async def ending(self, job: Job, status: ExitStatus) -> dict[str, Any]:
+    async def ending(self, job: Job, status: ExitStatus, final: bool) -> dict[str, Any]:
         tracked = self.tracked.pop(job.id, None)
         self._idle_check()
         end = status.ended_at or self.clock()
         if tracked is None or tracked.stats.attempt != job.attempt:  # ended while unwatched
             tracked = await asyncio.to_thread(self._track, job, None)
         # A few small file reads (its log's first line, its outputs): not worth a thread.
-        return self._final(tracked, job, status, end)
+        return self._final(tracked, job, end, final)
 
     async def ended(self, job: Job) -> None:
         self._settled.pop(("user", job.user_id), None)
@@ -220,12 +215,12 @@ class ResourceSampler(AttemptHooks):
         return value if isinstance(value, bool) else None
 
     # the end of an attempt -----------------------------------------------------------------------
-    def _final(self, tr: Tracked, job: Job, status: ExitStatus, end: float) -> dict[str, Any]:
+    def _final(self, tr: Tracked, job: Job, end: float, done: bool) -> dict[str, Any]:
+        """The attempt's last telemetry; ``done``: the job ends with it (no retry follows)."""
         setup = tr.setup or eff.setup_end(job.telemetry or {}, job.attempt,
                                           eff.first_output(tr.handle.run_dir))
         cold = eff.cold_start(tr.marks, setup, self._cache_hit(tr))
         total = tr.prior + accrued(tr.rate, job.started_at, end)
-        done = decide(job, status, end, bool(job.extra.get("timed_out"))).to.is_terminal
         patch: dict[str, Any] = {
             "resources": tr.stats.to_telemetry(self.config.metrics_interval_s),
             "cold_start": cold,
@@ -245,7 +240,7 @@ class ResourceSampler(AttemptHooks):
 
     # budgets -------------------------------------------------------------------------------------
     async def _check_budgets(self, now: float) -> None:
-        if self.stop is None or not self.tracked:
+        if not self.tracked:
             return
         running = list(self.tracked.values())
         users, orgs = await asyncio.to_thread(
@@ -276,7 +271,6 @@ class ResourceSampler(AttemptHooks):
 
     async def _over_budget(self, scope: str, owner: int, budget: float, spent: float,
                            jobs: list[Tracked]) -> None:
-        assert self.stop is not None
         currency = self.prices.currency
         error = {
             "code": "BUDGET_EXCEEDED",
@@ -291,6 +285,6 @@ class ResourceSampler(AttemptHooks):
             tr.stopping = True
             log.info("%s: stopping, %s", tr.job.uid, error["message"])
             try:
-                await self.stop(tr.job.id, error)
+                await self.stopper.stop_with_error(tr.job.id, error)
             except Exception:
                 log.exception("could not stop %s for its budget", tr.job.uid)

@@ -1,0 +1,326 @@
+"""One attempt of a job, from its launch (or its adoption after a restart) to its recorded end.
+
+The :class:`AttemptRunner` starts each attempt the daemon admits, watches it, arms its time
+limit, stops it on a cancel, a time-out or a plug-in's request (it is the hooks'
+:class:`~jobyard.daemon.hooks.Stopper`), and records how it ended: the attempt's resources go
+back to the allocator only after that. Crash recovery (``daemon/reconcile.py``) hands it the
+attempts a previous server left behind. It shares the daemon's :class:`BatchWriter`, so every
+store call of the daemon runs on one worker thread, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from jobyard.config import Config
+from jobyard.core.models import Job
+from jobyard.core.ports import Store, Transition
+from jobyard.core.states import JobState, Substate
+from jobyard.core.tokens import Signer
+from jobyard.daemon.hooks import AttemptHook, Stopper
+from jobyard.daemon.inventory import Allocator
+from jobyard.daemon.outcome import decide
+from jobyard.daemon.writer import BatchWriter
+from jobyard.errors import LaunchError
+from jobyard.events.notify import Notifier
+from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from jobyard.store.files import run_dir
+from jobyard.telemetry.gpu import GpuProbe
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+GPU_POLL_S = 0.05
+# Server settings that must never leak into a job's environment.
+_PRIVATE_ENV_PREFIXES = ("JOBYARD_",)
+
+# Builds the plug-ins, given what they may ask of the runner (see ``runtime.attempt_hooks``).
+HookFactory = Callable[[Stopper], Sequence[AttemptHook]]
+
+
+def no_hooks(_stopper: Stopper) -> Sequence[AttemptHook]:
+    return ()
+
+
+@dataclass
+class Attempt:
+    """What the daemon knows about an attempt it is running right now."""
+
+    job: Job
+    handle: Handle | None = None
+    stop_sent: bool = False
+    timed_out: bool = False
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        writer: BatchWriter,
+        executor: Executor,
+        allocator: Allocator,
+        notifier: Notifier,
+        clock: Callable[[], float] = time.time,
+        gpu_probe: GpuProbe | None = None,
+        signer: Signer | None = None,
+        hooks: HookFactory = no_hooks,
+    ):
+        self.config = config
+        self.store = store
+        self.writer = writer
+        self.executor = executor
+        self.allocator = allocator
+        self.notifier = notifier
+        self.clock = clock
+        self.gpu_probe = gpu_probe
+        self.signer = signer or Signer(b"")
+        self.attempts: dict[int, Attempt] = {}
+        self._base_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)
+        }
+        self.hooks = list(hooks(self))  # last: the plug-ins are given a complete runner
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.writer.call(fn, *args)
+
+    async def apply(self, transition: Transition) -> Job | Exception:
+        return await self.writer.apply(transition)
+
+    # how an attempt comes to be watched ----------------------------------------------------------
+    def launch(self, job: Job) -> Attempt:
+        """Start a new attempt of ``job`` (just admitted: ``launching``)."""
+        attempt = self._record(Attempt(job=job))
+        self._watch(attempt)
+        return attempt
+
+    def adopt(self, job: Job, handle: Handle) -> Attempt:
+        """Watch an attempt a previous server started, whose processes still run."""
+        attempt = self._record(Attempt(job=job, handle=handle, timed_out=job.timed_out))
+        self._watch(attempt)
+        return attempt
+
+    async def ended_unwatched(self, job: Job, handle: Handle, status: ExitStatus) -> None:
+        """Record the end of an attempt that ended while no server was watching it."""
+        attempt = self._record(Attempt(job=job, handle=handle, timed_out=job.timed_out))
+        await self.finish(attempt, status)
+
+    def _record(self, attempt: Attempt) -> Attempt:
+        self.attempts[attempt.job.id] = attempt
+        return attempt
+
+    def _watch(self, attempt: Attempt) -> None:
+        name = f"attempt-{attempt.job.uid}"
+        attempt.task = asyncio.create_task(self._run(attempt), name=name)
+
+    async def shutdown(self) -> None:
+        """Stop watching. Running jobs keep running and are adopted by the next start."""
+        for attempt in self.attempts.values():
+            if attempt.timer:
+                attempt.timer.cancel()
+            if attempt.task:
+                attempt.task.cancel()
+        await asyncio.gather(*(a.task for a in self.attempts.values() if a.task),
+                             return_exceptions=True)
+
+    # one attempt ---------------------------------------------------------------------------------
+    async def _run(self, attempt: Attempt) -> None:
+        try:
+            if attempt.handle is None:
+                if not await self._launch(attempt):
+                    return
+            else:
+                await self._adopted(attempt)
+            self._arm_timer(attempt)
+            assert attempt.handle is not None
+            status = await self.executor.wait(attempt.handle)
+            await self.finish(attempt, status)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("attempt of %s crashed", attempt.job.uid)
+            await self.finish(attempt, ExitStatus("lost", message="internal error in the daemon"))
+
+    async def _launch(self, attempt: Attempt) -> bool:
+        job = attempt.job
+        spec = self.launch_spec(job)
+        try:
+            attempt.handle = await self.executor.launch(spec)
+        except LaunchError as exc:
+            await self.finish(attempt, ExitStatus("launch_failed", message=exc.message))
+            return False
+        fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
+        result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
+        if isinstance(result, Exception):
+            # Canceled while it was launching: keep the handle, then stop it.
+            attempt.job = await self.db(self.store.jobs.update_fields, job.id,
+                                        {"runtime": attempt.handle.to_dict()})
+            await self._stop(attempt)
+        else:
+            attempt.job = result
+        await self._call_hooks("started", attempt.job, attempt.handle)
+        return True
+
+    async def _adopted(self, attempt: Attempt) -> None:
+        job = attempt.job
+        assert attempt.handle is not None
+        if job.state is JobState.LAUNCHING:
+            fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
+            result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
+            if not isinstance(result, Exception):
+                attempt.job = result
+        await self._call_hooks("started", attempt.job, attempt.handle)
+        if attempt.job.state is JobState.CANCELING or attempt.timed_out:
+            await self._stop(attempt)
+
+    # stopping ------------------------------------------------------------------------------------
+    def _arm_timer(self, attempt: Attempt) -> None:
+        job = attempt.job
+        if not job.time_limit_s or attempt.timed_out:
+            return
+        started = job.started_at or self.clock()
+        delay = max(0.0, started + job.time_limit_s - self.clock())
+        loop = asyncio.get_running_loop()
+        attempt.timer = loop.call_later(
+            delay, lambda: asyncio.ensure_future(self._time_out(attempt))
+        )
+
+    async def cancel(self, job: Job) -> None:
+        """Honour ``job``'s cancel (it is ``canceling``) if its attempt runs here."""
+        attempt = self.attempts.get(job.id)
+        if attempt is None:
+            return  # reconcile owns it, or its attempt just ended
+        attempt.job = job
+        if attempt.handle is not None and not attempt.stop_sent:
+            await self._stop(attempt)
+
+    async def stop_with_error(self, job_id: int, error: dict[str, Any]) -> bool:
+        """Stop a running attempt for a reason of the service's (e.g. a budget): the job ends
+        ``failed`` with ``error`` once its processes are gone. False if it is not running here.
+        """
+        attempt = self.attempts.get(job_id)
+        if attempt is None or attempt.handle is None or attempt.stop_sent:
+            return False
+        attempt.job = await self.db(
+            self.store.jobs.update_fields, job_id,
+            {"stop_error": error, "substate": str(Substate.STOPPING), "message": error["message"]},
+            "stopping",
+        )
+        await self._stop(attempt)
+        return True
+
+    async def _time_out(self, attempt: Attempt) -> None:
+        if attempt.stop_sent or attempt.handle is None:
+            return
+        attempt.timed_out = True
+        attempt.job = await self.db(
+            self.store.jobs.update_fields, attempt.job.id,
+            {"timed_out": True, "substate": str(Substate.STOPPING)}, "timeout",
+        )
+        await self._stop(attempt)
+
+    async def _stop(self, attempt: Attempt) -> None:
+        attempt.stop_sent = True
+        assert attempt.handle is not None
+        stopping = asyncio.create_task(self.executor.stop(attempt.handle,
+                                                          self.config.kill_grace_s))
+        # The stop is now under way (Integrate.io tells "stop requested" and "stopping" apart).
+        with contextlib.suppress(Exception):
+            await self.db(self.store.jobs.update_fields, attempt.job.id,
+                          {"substate": str(Substate.STOPPING)}, None, JobState.CANCELING)
+        await stopping
+
+    # the end -------------------------------------------------------------------------------------
+    async def finish(self, attempt: Attempt, status: ExitStatus) -> None:
+        """Record how an attempt ended; give its resources back only after that."""
+        # Decide on the stored truth (a cancel, a timeout, reports may have changed it), and
+        # hand the hooks that same fresh copy.
+        job = await self.db(self.store.jobs.get_job, attempt.job.id) or attempt.job
+        if attempt.timer:
+            attempt.timer.cancel()
+        if status.reason in ("stopped", "lost") and attempt.handle and attempt.handle.marker:
+            # Last resort for processes that outlived their supervisor.
+            await asyncio.to_thread(self.executor.sweep, attempt.handle.marker)
+        if status.reason == "stopped":
+            status = await self._gpus_released(job, status)
+        # Whether the job ends with this attempt (the hooks then write its totals).
+        final = decide(job, status, self.clock(), attempt.timed_out).to.is_terminal
+        patch: dict[str, Any] = {}
+        for result in await self._call_hooks("ending", job, status, final):
+            patch.update(result or {})
+        # Decided again once the hooks are done: a retry's delay counts from the recorded end.
+        transition = replace(decide(job, status, self.clock(), attempt.timed_out),
+                             telemetry=patch or None)
+        result = await self.apply(transition)
+        if isinstance(result, Exception):
+            log.error("could not record the end of %s: %s", job.uid, result)
+        self.attempts.pop(job.id, None)
+        self.allocator.release(job.id)
+        self.notifier.wake_daemon()
+        await self._call_hooks("ended", result if isinstance(result, Job) else job)
+
+    async def _call_hooks(self, name: str, *args: Any) -> list[Any]:
+        results = []
+        for hook in self.hooks:
+            try:
+                results.append(await getattr(hook, name)(*args))
+            except Exception:
+                log.exception("hook %s.%s failed", type(hook).__name__, name)
+        return results
+
+    async def _gpus_released(self, job: Job, status: ExitStatus) -> ExitStatus:
+        """With NVML: wait until no process is left on the job's GPUs (bounded), and say so."""
+        gpus = (job.assigned or {}).get("gpus") or []
+        if self.gpu_probe is None or not gpus:
+            return status
+        deadline = self.clock() + self.config.gpu_release_timeout_s
+        while left := await asyncio.to_thread(self.gpu_probe.processes, gpus):
+            if self.clock() >= deadline:
+                log.warning("%s: processes %s still on GPUs %s", job.uid, sorted(left), gpus)
+                break
+            await asyncio.sleep(GPU_POLL_S)
+        receipt = {**(status.receipt or {}), "gpu_processes_left": sorted(left)}
+        return replace(status, receipt=receipt)
+
+    # what a launch gets --------------------------------------------------------------------------
+    def launch_spec(self, job: Job) -> LaunchSpec:
+        directory = run_dir(self.config.data_dir, job.uid, job.attempt)  # the supervisor makes it
+        outputs = directory / "outputs"
+        gpus = (job.assigned or {}).get("gpus", [])
+        marker = f"{job.uid}.{job.attempt}"
+        env = {
+            **self._base_env,
+            **job.env,
+            "JOBYARD_URL": self.config.url,
+            "JOBYARD_JOB_ID": job.uid,
+            "JOBYARD_JOB_NUMBER": str(job.id),
+            "JOBYARD_ATTEMPT": str(job.attempt),
+            "JOBYARD_JOB_MARKER": marker,
+            "JOBYARD_JOB_TOKEN": self.signer.job_token(job.uid, job.attempt),
+            "JOBYARD_OUTPUT_DIR": str(outputs),
+            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
+        }
+        for hook in self.hooks:
+            env.update(hook.env(job, directory))
+        argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
+        return LaunchSpec(
+            job_uid=job.uid,
+            attempt=job.attempt,
+            argv=list(argv),
+            env=env,
+            cwd=job.workdir or str(directory),
+            run_dir=str(directory),
+            log_cap_bytes=self.config.log_cap_bytes,
+            grace_s=self.config.kill_grace_s,
+            marker=marker,
+            dirs=(str(outputs),),
+        )

@@ -1,0 +1,126 @@
+"""The attempt runner and its plug-in seam: the daemon in-process on the fake executor, with
+hooks built by the factory the daemon is given (the way ``runtime.attempt_hooks`` is)."""
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+
+from jobyard import ids
+from jobyard.config import Config
+from jobyard.core.models import Job, Resources, RetryPolicy
+from jobyard.core.ports import NewJob
+from jobyard.core.states import JobState
+from jobyard.daemon.daemon import Daemon
+from jobyard.daemon.hooks import AttemptHook, Stopper
+from jobyard.daemon.inventory import Allocator, Inventory
+from jobyard.events.notify import Notifier
+from jobyard.executors.fake import FakeExecutor
+from jobyard.testing import async_wait_until
+
+
+class Recorder(AttemptHook):
+    """Records what the runner tells it; stops the jobs named ``stop-me`` through its Stopper."""
+
+    def __init__(self, stopper: Stopper) -> None:
+        self.stopper = stopper
+        self.ending_calls: list[tuple[int, bool]] = []  # (attempt, final)
+
+    async def started(self, job, handle) -> None:
+        if job.name == "stop-me":
+            assert await self.stopper.stop_with_error(job.id, {
+                "code": "TOO_LOUD", "message": "a plug-in stopped it", "details": {}})
+
+    async def ending(self, job, status, final):
+        self.ending_calls.append((job.attempt, final))
+        return {"recorded": True}
+
+
+@asynccontextmanager
+async def running_daemon(store, tmp_path, executor=None):
+    """A daemon on ``store`` until the block ends; yields (daemon, executor, hooks)."""
+    executor = executor or FakeExecutor()
+    notifier = Notifier()
+    notifier.bind(asyncio.get_running_loop())
+    made: list[Recorder] = []
+
+    def build(stopper: Stopper) -> list[AttemptHook]:
+        made.append(Recorder(stopper))
+        return made
+
+    config = Config(data_dir=tmp_path, tick_interval_s=0.05, kill_grace_s=1)
+    daemon = Daemon(config, store, executor, Allocator(Inventory([], 4.0, 0, "none")), notifier,
+                    hooks=build)
+    task = asyncio.create_task(daemon.run())
+    try:
+        yield daemon, executor, made
+    finally:
+        await daemon.shutdown()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def submit(store, name="j", retry=RetryPolicy(), **fields) -> Job:
+    org = store.accounts.list_orgs()
+    if not org:
+        store.accounts.create_org("o")
+        store.accounts.create_user("u", "o")
+    user = store.accounts.find_user("u")
+    job = Job(id=0, uid=ids.job_uid(), user_id=user["id"], org_id=user["org_id"], name=name,
+              command="true", env={}, workdir=None, resources=Resources(), instance_type=None,
+              priority=0, retry=retry, tags=[], state=JobState.QUEUED,
+              created_at=time.time(), **{"time_limit_s": None, **fields})
+    return store.jobs.create_job(NewJob(job))[0]
+
+
+def ended(store, job_id):
+    return async_wait_until(lambda: (j := store.jobs.get_job(job_id)).is_terminal and j)
+
+
+async def test_hooks_are_told_whether_the_job_ends_with_the_attempt(store, tmp_path):
+    async with running_daemon(store, tmp_path) as (_, fake, [hook]):
+        job = submit(store, retry=RetryPolicy(max_retries=1, backoff_s=0.0, on=("error",)))
+        await async_wait_until(lambda: fake.running)
+        fake.finish(job.uid, exit_code=3)  # retried
+        await async_wait_until(lambda: store.jobs.get_job(job.id).attempt == 2 and fake.running)
+        fake.finish(job.uid, exit_code=3)  # the last attempt
+        done = await ended(store, job.id)
+    assert done.state is JobState.ERROR and done.telemetry["recorded"] is True
+    assert hook.ending_calls == [(1, False), (2, True)]
+
+
+async def test_a_plugin_stops_an_attempt_through_its_stopper(store, tmp_path):
+    async with running_daemon(store, tmp_path) as (daemon, fake, [hook]):
+        job = submit(store, name="stop-me", retry=RetryPolicy(max_retries=2, on=("failed",)))
+        done = await ended(store, job.id)
+        assert not await daemon.runner.stop_with_error(job.id, {})  # not running any more
+    assert done.state is JobState.FAILED and done.error["code"] == "TOO_LOUD"
+    assert done.message == "a plug-in stopped it" and done.attempt == 1  # no retry
+    assert len(fake.stopped) == 1 and hook.ending_calls == [(1, True)]
+
+
+async def test_a_time_out_recorded_before_a_restart_is_carried_out_after_it(store, tmp_path):
+    fake = FakeExecutor()
+    async with running_daemon(store, tmp_path, fake):
+        job = submit(store, time_limit_s=3600.0)
+        await async_wait_until(lambda: store.jobs.get_job(job.id).state is JobState.RUNNING)
+    # The server went down just after its timer fired: the job's processes outlived it.
+    store.jobs.update_fields(job.id, {"timed_out": True})
+    async with running_daemon(store, tmp_path, fake):
+        done = await ended(store, job.id)
+    assert done.state is JobState.TIMEOUT and len(fake.stopped) == 1
+    assert done.error["code"] == "TIMEOUT"
+
+
+async def test_the_attempt_after_a_time_out_is_not_taken_for_timed_out(store, tmp_path):
+    fake = FakeExecutor()
+    async with running_daemon(store, tmp_path, fake):
+        job = submit(store, retry=RetryPolicy(max_retries=1, backoff_s=0.0, on=("timeout",)),
+                     time_limit_s=0.2)
+        retried = await async_wait_until(
+            lambda: (j := store.jobs.get_job(job.id)).attempt == 2 and j.runtime and j)
+        assert not retried.timed_out  # the first attempt's time-out stays with it
+    async with running_daemon(store, tmp_path, fake):  # a restart adopts the second attempt
+        await async_wait_until(lambda: len(fake.running) == 1)
+        fake.finish(job.uid, exit_code=0)
+        done = await ended(store, job.id)
+    assert done.state is JobState.COMPLETED and len(fake.stopped) == 1  # the first only
