@@ -22,10 +22,12 @@ serve: $(STAMP)
 # throw-away one (see there); with one, or with JOBYARD_TEST_BACKENDS=sqlite, it just runs it.
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m mypy
 	$(BIN)/python tests/pg_throwaway.py $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m mypy
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

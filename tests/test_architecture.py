@@ -35,13 +35,15 @@ def modules() -> dict[str, Path]:
 
 
 @cache
-def imports(name: str) -> frozenset[str]:
-    """Every module ``name`` imports, at any depth of its code, except under TYPE_CHECKING;
-    ``from package import module`` counts as the module, not the package."""
+def imports(name: str, typing_too: bool = False) -> frozenset[str]:
+    """Every module ``name`` imports, at any depth of its code, except under TYPE_CHECKING
+    (unless ``typing_too``); ``from package import module`` counts as the module, not the
+    package."""
     tree = ast.parse(modules()[name].read_text())
     typing_only: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if (not typing_too and isinstance(node, ast.If)
+                and "TYPE_CHECKING" in ast.unparse(node.test)):
             typing_only.update(id(sub) for sub in ast.walk(node))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -95,12 +97,29 @@ def test_the_core_imports_no_framework_and_no_outer_layer():
     assert wrong == set()
 
 
+def test_daemon_plugins_know_only_the_hook_interface_of_the_daemon():
+    wrong = {f"{m} imports {i}" for m in modules() if m.startswith("jobyard.daemon.plugins.")
+             for i in imports(m, typing_too=True)
+             if _within(i, ("jobyard.daemon",))
+             and not _within(i, ("jobyard.daemon.hooks", "jobyard.daemon.plugins"))}
+    assert wrong == set()
+
+
+def test_the_daemon_needs_no_typing_only_import_to_dodge_a_cycle():
+    assert _cycles("jobyard.daemon", typing_too=True) == []
+
+
 def test_there_is_no_import_cycle():
+    assert _cycles("jobyard") == []
+
+
+def _cycles(under: str, typing_too: bool = False) -> list[list[str]]:
     def ancestors(m: str) -> set[str]:
         parts = m.split(".")
         return {".".join(parts[:n]) for n in range(1, len(parts))}
 
-    graph = {m: (imports(m) & set(modules())) - {m} - ancestors(m) for m in modules()}
+    names = {m for m in modules() if _within(m, (under,))}
+    graph = {m: (imports(m, typing_too) & names) - {m} - ancestors(m) for m in names}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -128,7 +147,7 @@ def test_there_is_no_import_cycle():
     for v in sorted(graph):
         if v not in index:
             visit(v)
-    assert cycles == []
+    return cycles
 
 
 def test_the_map_names_every_module_and_no_other():

@@ -162,8 +162,9 @@ class AttemptRunner:
         result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
         if isinstance(result, Exception):
             # Canceled while it was launching: keep the handle, then stop it.
-            attempt.job = await self.db(self.store.jobs.update_fields, job.id,
-                                        {"runtime": attempt.handle.to_dict()})
+            updated = await self.db(self.store.jobs.update_fields, job.id,
+                                    {"runtime": attempt.handle.to_dict()})
+            attempt.job = updated or attempt.job
             await self._stop(attempt)
         else:
             attempt.job = result
@@ -210,11 +211,12 @@ class AttemptRunner:
         attempt = self.attempts.get(job_id)
         if attempt is None or attempt.handle is None or attempt.stop_sent:
             return False
-        attempt.job = await self.db(
+        updated = await self.db(
             self.store.jobs.update_fields, job_id,
             {"stop_error": error, "substate": str(Substate.STOPPING), "message": error["message"]},
             "stopping",
         )
+        attempt.job = updated or attempt.job
         await self._stop(attempt)
         return True
 
@@ -222,10 +224,11 @@ class AttemptRunner:
         if attempt.stop_sent or attempt.handle is None:
             return
         attempt.timed_out = True
-        attempt.job = await self.db(
+        updated = await self.db(
             self.store.jobs.update_fields, attempt.job.id,
             {"timed_out": True, "substate": str(Substate.STOPPING)}, "timeout",
         )
+        attempt.job = updated or attempt.job
         await self._stop(attempt)
 
     async def _stop(self, attempt: Attempt) -> None:

@@ -14,6 +14,7 @@ which is the only truth after a crash: what a claim reserved but did not record 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from jobyard.core.models import Job
 from jobyard.core.ports import Transition
@@ -55,6 +56,7 @@ async def reconcile(runner: AttemptRunner) -> None:
 
 
 async def _never_started(runner: AttemptRunner, job: Job) -> None:
+    fields: dict[str, Any]
     if job.state is JobState.LAUNCHING:
         target, fields = JobState.QUEUED, {"assigned": None, "message": "requeued after a restart"}
     elif job.state is JobState.CANCELING:

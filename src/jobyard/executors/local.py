@@ -44,7 +44,7 @@ def _same_process(pid: int | None, ctime: float | None, zombie_ok: bool = False)
 
 def _alive(proc: psutil.Process) -> bool:
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
@@ -213,7 +213,11 @@ class LocalExecutor(Executor):
             return
         loop = asyncio.get_running_loop()
         exited = loop.create_future()
-        loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+        def on_exit() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(fd, on_exit)
         try:
             await exited
         finally:
@@ -229,8 +233,8 @@ class LocalExecutor(Executor):
         async with self._start_lock:
             current = self._launcher
             if current is None or current.gone or current.proc.returncode is not None:
-                self._launcher = await self._spawn_launcher()
-        return self._launcher
+                current = self._launcher = await self._spawn_launcher()
+        return current
 
     async def _spawn_launcher(self) -> _Launcher:
         env = dict(os.environ)

@@ -46,7 +46,8 @@ def read_json(path: str) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None if it is missing or unreadable."""
     try:
         with open(path) as f:
-            return json.load(f)
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
 

@@ -40,7 +40,7 @@ class ClusterHandlers:
         processor.handle(OperationType.STORAGE_DETACH, Handler(self.detach))
 
     async def _get(self, uid: str) -> Cluster:
-        cluster = await asyncio.to_thread(self.store.clusters.get_cluster, uid)
+        cluster: Cluster | None = await asyncio.to_thread(self.store.clusters.get_cluster, uid)
         if cluster is None:
             raise NotFound(f"cluster {uid} no longer exists")
         return cluster

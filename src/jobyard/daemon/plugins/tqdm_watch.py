@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from jobyard.core.models import Job
@@ -73,7 +74,7 @@ class TqdmWatcher(AttemptHook):
             attempt = watched[job_id].attempt
             with contextlib.suppress(JobyardError):  # gone or ended meanwhile
                 await asyncio.to_thread(self.store.jobs.update_telemetry, job_id,
-                                        lambda job, a=attempt, b=bar: _change(job, a, b))
+                                        partial(_change, attempt=attempt, bar=bar))
 
 
 def _read_changed(watched: dict[int, _Watched]) -> list[tuple[int, dict[str, Any]]]:
