@@ -128,6 +128,18 @@ async def test_exit_codes_are_recorded(executor, make_spec):
     assert abs(ok.ended_at - time.time()) < 60
 
 
+async def test_the_exit_status_counts_the_cpu_of_every_process_of_the_job(executor, make_spec):
+    burn = ("import time\nend = time.process_time() + 0.3\n"
+            "while time.process_time() < end:\n    pass")
+    # The job burns 0.3 s of CPU in a grandchild, then in itself; the supervisor reaped both.
+    both = await run(executor, make_spec(sh(f"{sys.executable} -c '{burn}' & "
+                                            f"{sys.executable} -c '{burn}'; wait")))
+    idle = await run(executor, make_spec(["true"]))
+    assert both.reason == "exited" and both.exit_code == 0
+    assert both.cpu_seconds is not None and both.cpu_seconds >= 0.6
+    assert idle.cpu_seconds is not None and idle.cpu_seconds < 0.3
+
+
 async def test_a_missing_command_inside_a_shell_is_a_normal_exit(executor, make_spec):
     spec = make_spec(sh("no-such-command-jobyard"))
     status = await run(executor, spec)

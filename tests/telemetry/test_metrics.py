@@ -202,3 +202,15 @@ def test_stats_resume_from_telemetry_after_a_restart():
     assert again.absorb(103.0, TreeSample(2.5, 1000, 1), None)["cpu_percent"] == 100.0
     # Another attempt's telemetry starts afresh.
     assert AttemptStats.from_telemetry(3, 0.0, stats.to_telemetry(1.0)).samples == 0
+
+
+def test_the_cpu_counted_at_the_end_completes_what_the_samples_saw():
+    stats = AttemptStats(attempt=1, started=100.0)
+    stats.absorb(101.0, TreeSample(cpu_seconds=0.19, rss_bytes=1, processes=1), None)
+    stats.account_cpu(101.4, 0.31)  # the job's own count, after its last sample
+    assert stats.to_telemetry(1.0)["cpu_mark"] == [101.4, 0.31]
+    stats.account_cpu(102.0, 0.2)  # never less than what was already seen
+    assert stats.to_telemetry(1.0)["cpu_mark"] == [101.4, 0.31]
+    unsampled = AttemptStats(attempt=1, started=100.0)
+    unsampled.account_cpu(100.2, 0.05)  # ended before its first sample
+    assert unsampled.to_telemetry(1.0)["cpu_mark"] == [100.2, 0.05]

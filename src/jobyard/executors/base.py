@@ -70,6 +70,7 @@ class ExitStatus:
     ended_at: float | None = None
     receipt: dict[str, Any] | None = None
     message: str | None = None
+    cpu_seconds: float | None = None  # CPU time of all the job's processes, when known
 
 
 class Executor(abc.ABC):

@@ -17,6 +17,7 @@ import ctypes
 import json
 import math
 import os
+import resource
 import select
 import signal
 import time
@@ -277,12 +278,16 @@ class Supervisor:
         self.progress.update(self.log, time.monotonic(), final=True)
         self.log.close()
         code = None if self.main_status is None else os.waitstatus_to_exitcode(self.main_status)
+        # Every process of the job was reaped here (a subreaper reaps the orphans too), so the
+        # children's rusage is the CPU time the whole job used, to its last instruction.
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
         exit_info = {
             "reason": self.reason,
             "exit_code": code if code is not None and code >= 0 else None,
             "signal": -code if code is not None and code < 0 else None,
             "ended_at": time.time(),
             "receipt": self.receipt,
+            "cpu_seconds": round(used.ru_utime + used.ru_stime, 6),
         }
         write_json_atomic(self._path("exit.json"), exit_info)
 

@@ -194,6 +194,12 @@ class AttemptStats:
             out.append(gpu)
         return out
 
+    def account_cpu(self, ts: float, cpu_seconds: float) -> None:
+        """The attempt's CPU time to its end (its processes' own count, once they are gone):
+        samples only see it up to the last one."""
+        if self._cpu_mark is None or cpu_seconds > self._cpu_mark[1]:
+            self._cpu_mark = (ts, cpu_seconds)
+
     def to_telemetry(self, interval_s: float) -> dict[str, Any]:
         """The job's ``telemetry.resources``: latest sample, averages, peaks, series layout."""
         data: dict[str, Any] = {

@@ -93,6 +93,8 @@ class ResourceSampler(AttemptHook):
         end = status.ended_at or self.clock()
         if tracked is None or tracked.stats.attempt != job.attempt:  # ended while unwatched
             tracked = await asyncio.to_thread(self._track, job, None)
+        if status.cpu_seconds is not None:
+            tracked.stats.account_cpu(end, status.cpu_seconds)
         # A few small file reads (its log's first line, its outputs): not worth a thread.
         return self._final(tracked, job, end, final)
 
