@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobyard.core.endpoints import EndpointService, NewEndpoint, RunEndpoint
+from jobyard.core.endpoints import EndpointService
+from jobyard.core.inputs import NewEndpoint, RunEndpoint
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal, Resources, RetryPolicy
 from jobyard.core.states import JobState

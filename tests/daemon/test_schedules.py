@@ -7,7 +7,13 @@ from __future__ import annotations
 import asyncio
 
 from jobyard.core.clusters import ClusterService, ClusterState, build_catalog
-from jobyard.core.inputs import SubmitJob
+from jobyard.core.inputs import (
+    ClaimCluster,
+    CreatePackage,
+    CreateSchedule,
+    RunPackage,
+    SubmitJob,
+)
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal, Resources
 from jobyard.core.operations import OperationStatus
@@ -36,10 +42,10 @@ def setup(store, start: float = T0, **schedule):
     clock = Clock(start - 10)
     jobs = JobService(store.jobs, store.kv, Resources(4, 8.0, 0), clock=clock)
     packages = PackageService(store.packages, jobs, clock)
-    package = packages.create_package(who, "etl", 'echo "$DAY"',
-                                      variables={"DAY": "'mon'", "KEEP": "k"})
-    s = packages.create_schedule(who, "hourly", package.id, 1, "hours", start,
-                                 variables={"DAY": "'tue'"}, **schedule)
+    package = packages.create_package(who, CreatePackage(
+        "etl", 'echo "$DAY"', variables={"DAY": "'mon'", "KEEP": "k"}))
+    s = packages.create_schedule(who, CreateSchedule("hourly", package.id, 1, "hours", start,
+                                                     variables={"DAY": "'tue'"}, **schedule))
     return who, clock, packages, ScheduleRunner(store, jobs, clock=clock), s
 
 
@@ -99,8 +105,8 @@ def test_a_run_submitted_before_a_crash_is_not_submitted_again(store):
     clock.now = T0
     # The leader submitted the run, then died before moving the schedule on.
     package = packages.get_package(who, s.package_id)
-    job, created = packages.run(who, package, s.variables, schedule_id=s.id,
-                                idempotency=(f"schedule-{s.id}-{T0!r}", f"schedule:{s.id}"))
+    job, created = packages.run(who, package, RunPackage(
+        s.variables, schedule_id=s.id, idempotency=(f"schedule-{s.id}-{T0!r}", f"schedule:{s.id}")))
     assert created
     assert runner.run_due() == 1  # the next leader replays it
     assert [j.id for j in all_jobs(store, who)] == [job.id]
@@ -129,7 +135,7 @@ def test_idle_clusters_with_terminate_on_idle_are_terminated(store):
                       check_cluster=clusters.check_job)
 
     def ready(name: str, meta: dict | None) -> str:
-        req, cluster = clusters.claim(who, "cpu-1", 1, name)
+        req, cluster = clusters.claim(who, ClaimCluster("cpu-1", 1, name))
         req = store.operations.move_operation(req, OperationStatus.PROCESSING)
         store.clusters.update_cluster(cluster.uid, state="ready")
         store.operations.move_operation(req, OperationStatus.COMPLETED)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from jobyard.core.inputs import AttachVolume, ClaimCluster, EditCluster
 from jobyard.core.models import Job, Principal, Resources
 from jobyard.core.operations import Operation, OperationType
 from jobyard.core.ports import ClusterStore, KvStore, VolumeStore
@@ -202,14 +203,13 @@ class ClusterService:
         clusters = self._clusters.list_clusters(who.org_id)
         return [c for c in clusters if c.user_id == who.user_id] if mine else clusters
 
-    def claim(self, who: Principal, instance_type: str, count: int, name: str | None,
-              deletion_protection: bool = False) -> tuple[Operation, Cluster]:
+    def claim(self, who: Principal, new: ClaimCluster) -> tuple[Operation, Cluster]:
         """Refused at once (409 QUOTA_EXCEEDED) beyond the org's GPU quota."""
-        it = self.instance_type(instance_type)
+        it = self.instance_type(new.instance_type)
         req, cluster = self._clusters.create_cluster(
-            who, check_name(name or f"{it.name}-cluster"), it.name, check_count(count), it.gpus,
-            self.default_quota)
-        if deletion_protection:  # before anyone was told its id
+            who, check_name(new.name or f"{it.name}-cluster"), it.name, check_count(new.count),
+            it.gpus, self.default_quota)
+        if new.deletion_protection:  # before anyone was told its id
             self._clusters.set_protection(cluster.uid, True, PROTECTABLE)
             cluster.deletion_protection = True
         self.on_intent()
@@ -221,11 +221,12 @@ class ClusterService:
         set_protection(self._clusters, cluster.uid, on, "cluster", PROTECTABLE)
         return self.get(who, uid)
 
-    def edit(self, who: Principal, uid: str, name: str | None, count: int | None,
-             deletion_protection: bool | None = None) -> tuple[Operation | None, Cluster]:
-        """Rename and/or resize (a operation: a grow is checked against the quota now, against
+    def edit(self, who: Principal, uid: str, change: EditCluster
+             ) -> tuple[Operation | None, Cluster]:
+        """Rename and/or resize (an operation: a grow is checked against the quota now, against
         free resources when it is processed), and/or set deletion protection (at once, with
         the operation if there is one; no operation when it is the only change)."""
+        name, count, deletion_protection = change.name, change.count, change.deletion_protection
         cluster = self.get(who, uid)
         if name is None and count is None:
             if deletion_protection is None:
@@ -263,14 +264,14 @@ class ClusterService:
             return {"state": str(ClusterState.RELEASING)}
 
         req = self._clusters.cluster_operation(who, cluster, OperationType.CLUSTER_RELEASE, {},
-                                            check, "Cluster release queued")
+                                               check, "Cluster release queued")
         self.on_intent()
         return req, cluster
 
-    def attach(self, who: Principal, volume_uid: str, cluster_uid: str,
-               detach: bool = False) -> tuple[Operation, Volume]:
+    def attach(self, who: Principal, change: AttachVolume) -> tuple[Operation, Volume]:
         """STORAGE_ATTACH (or _DETACH) of a ready volume and a ready cluster of one org."""
-        vol = self.volumes.get_volume(who, volume_uid)
+        cluster_uid, detach = change.cluster_id, change.detach
+        vol = self.volumes.get_volume(who, change.volume_id)
         cluster = self.get(who, cluster_uid)
         if cluster.org_id != vol.org_id:
             raise NotFound(f"cluster {cluster_uid} not found")
@@ -290,8 +291,7 @@ class ClusterService:
 
         word = "detach" if detach else "attach"
         req = self._volume_store.volume_operation(who, vol, kind, {"cluster_id": cluster_uid},
-                                                  check,
-                                           f"Storage volume {word} queued")
+                                                  check, f"Storage volume {word} queued")
         self.on_intent()
         return req, vol
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from jobyard.core.inputs import SubmitJob
+from jobyard.core.inputs import NewEndpoint, RunEndpoint, SubmitJob
 from jobyard.core.jobs import JobService
-from jobyard.core.models import Job, Principal, Resources, RetryPolicy
+from jobyard.core.models import Job, Principal, Resources
 from jobyard.core.ports import EndpointStore
 from jobyard.errors import EndpointNotFound, Unschedulable, ValidationFailed
 
@@ -42,30 +41,6 @@ class Endpoint:
     time_limit_s: float | None
     created_at: float
     updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class NewEndpoint:
-    name: str
-    command: str | list[str]
-    env: dict[str, str] = field(default_factory=dict)
-    resources: Resources = field(default_factory=Resources)
-    time_limit_s: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunEndpoint:
-    """One run of an endpoint: what the job gets beyond the endpoint's template."""
-
-    env: dict[str, str] = field(default_factory=dict)  # the input, as the API layer passes it
-    workdir: str | None = None  # where the input file lies (the job's working directory)
-    priority: int = 0
-    tags: tuple[str, ...] = ()
-    webhook: dict[str, Any] | None = None
-    time_limit_s: float | None = None  # None: the endpoint's
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    outputs: tuple[str, ...] = ()
-    dialect: dict[str, Any] = field(default_factory=dict)  # SubmitJob.dialect
 
 
 def endpoint_uid(name: str) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from jobyard.core.models import Resources, RetryPolicy
+
+if TYPE_CHECKING:  # clusters.py builds on these inputs
+    from jobyard.core.clusters import Cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +102,84 @@ class SetQuota:
 class AddSshKey:
     public_key: str  # one line of a .pub file
     name: str | None = None  # default: the key's comment, else its type
+
+
+# clusters ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ClaimCluster:
+    instance_type: str  # a name from the catalog
+    count: int = 1  # instances
+    name: str | None = None  # default: "<instance type>-cluster"
+    deletion_protection: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EditCluster:
+    """Rename and/or resize (an operation), and/or set deletion protection (at once)."""
+
+    name: str | None = None
+    count: int | None = None
+    deletion_protection: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachVolume:
+    volume_id: str
+    cluster_id: str
+    detach: bool = False  # detach it instead
+
+
+# packages and schedules (values as a client sent them: the service checks them) ------------
+@dataclass(frozen=True, slots=True)
+class CreatePackage:
+    name: Any
+    command: Any  # a shell string or an argv list
+    variables: Any = None  # default variables: names to values
+    resources: Any = None  # {"gpus", "cpus", "memory_mb"}
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSchedule:
+    name: Any
+    package: int | str  # the package's id, or its name in the org
+    interval_amount: Any
+    interval_unit: Any  # minutes | hours | days | weeks | months
+    start_at: float | None = None  # None: now
+    variables: Any = None
+    description: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RunPackage:
+    variables: Any = None  # override the package's defaults
+    dynamic_variables: Any = None  # override both
+    cluster: Cluster | None = None  # run on one of its instances; None: its own allocation
+    schedule_id: int | None = None  # the schedule this run is of
+    idempotency: tuple[str, str] | None = None  # (key, fingerprint of the request)
+
+
+# endpoints ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NewEndpoint:
+    name: str
+    command: str | list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    time_limit_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunEndpoint:
+    """One run of an endpoint: what the job gets beyond the endpoint's template."""
+
+    env: dict[str, str] = field(default_factory=dict)  # the input, as the API layer passes it
+    workdir: str | None = None  # where the input file lies (the job's working directory)
+    priority: int = 0
+    tags: tuple[str, ...] = ()
+    webhook: dict[str, Any] | None = None
+    time_limit_s: float | None = None  # None: the endpoint's
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    outputs: tuple[str, ...] = ()
+    dialect: dict[str, Any] = field(default_factory=dict)  # SubmitJob.dialect

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jobyard.core.clusters import Cluster
-from jobyard.core.inputs import SubmitJob
+from jobyard.core.inputs import CreatePackage, CreateSchedule, RunPackage, SubmitJob
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Job, Principal, Resources
 from jobyard.core.ports import PackageStore
@@ -245,17 +244,15 @@ class PackageService:
         self.clock = clock
 
     # packages --------------------------------------------------------------------------------
-    def create_package(self, who: Principal, name: str, command: Any,
-                       variables: Any = None, resources: Any = None,
-                       description: str | None = None) -> Package:
-        res = check_resources(resources)
+    def create_package(self, who: Principal, new: CreatePackage) -> Package:
+        res = check_resources(new.resources)
         if not res.fits_in(self.jobs.capacity):
             raise _invalid(("resources",), f"resources exceed this server's capacity "
                            f"({self.jobs.capacity})")
         now = self.clock()
         return self._packages.create_package(Package(
-            0, who.org_id, who.user_id, check_label(name), check_description(description),
-            check_command(command), check_variables(variables), res, now, now))
+            0, who.org_id, who.user_id, check_label(new.name), check_description(new.description),
+            check_command(new.command), check_variables(new.variables), res, now, now))
 
     def get_package(self, who: Principal, ref: int | str) -> Package:
         """By integer id, or by name within the caller's org; 404 for another org's."""
@@ -279,18 +276,15 @@ class PackageService:
         return package
 
     # schedules -------------------------------------------------------------------------------
-    def create_schedule(self, who: Principal, name: str, package_ref: int | str,
-                        interval_amount: Any, interval_unit: Any, start_at: float | None = None,
-                        variables: Any = None, description: str | None = None,
-                        enabled: bool = True) -> Schedule:
-        package = self.get_package(who, package_ref)
-        amount, unit = check_interval(interval_amount, interval_unit)
+    def create_schedule(self, who: Principal, new: CreateSchedule) -> Schedule:
+        package = self.get_package(who, new.package)
+        amount, unit = check_interval(new.interval_amount, new.interval_unit)
         now = self.clock()
-        start = now if start_at is None else float(start_at)
+        start = now if new.start_at is None else float(new.start_at)
         schedule = Schedule(
-            0, who.org_id, who.user_id, package.id, check_label(name),
-            check_description(description), check_variables(variables),
-            ENABLED if enabled else DISABLED, amount, unit, start,
+            0, who.org_id, who.user_id, package.id, check_label(new.name),
+            check_description(new.description), check_variables(new.variables),
+            ENABLED if new.enabled else DISABLED, amount, unit, start,
             next_run(start, amount, unit, now, inclusive=True), now, now)
         return self._packages.create_schedule(schedule)
 
@@ -319,14 +313,12 @@ class PackageService:
         return self.get_schedule(who, schedule_id)
 
     # runs ------------------------------------------------------------------------------------
-    def run(self, who: Principal, package: Package, variables: Any = None,
-            dynamic_variables: Any = None, cluster: Cluster | None = None,
-            schedule_id: int | None = None,
-            idempotency: tuple[str, str] | None = None) -> tuple[Job, bool]:
-        """Submit ``package`` as a job (on one instance of ``cluster``, else on its own
+    def run(self, who: Principal, package: Package, run: RunPackage) -> tuple[Job, bool]:
+        """Submit ``package`` as a job (on one instance of the run's cluster, else on its own
         allocation); returns ``(job, created)`` like :meth:`JobService.submit`."""
-        given = check_variables(variables)
-        dynamic = check_variables(dynamic_variables, "dynamic_variables")
+        given = check_variables(run.variables)
+        dynamic = check_variables(run.dynamic_variables, "dynamic_variables")
+        cluster, schedule_id = run.cluster, run.schedule_id
         facts: dict[str, Any] = {
             "package_id": package.id, "package_name": package.name,
             "variables": given, "dynamic_variables": dynamic,
@@ -339,4 +331,4 @@ class PackageService:
                         resources=package.resources,
                         cluster_id=cluster.uid if cluster is not None else None,
                         dialect={DIALECT_KEY: facts})
-        return self.jobs.submit(who, cmd, idempotency)
+        return self.jobs.submit(who, cmd, run.idempotency)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobyard.core.clusters import ClusterService, ClusterState
+from jobyard.core.inputs import RunPackage
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal
 from jobyard.core.packages import CLUSTER_META, PackageService, next_run
@@ -70,9 +71,9 @@ class ScheduleRunner:
             who = Principal(schedule.user_id, schedule.org_id, username)
             try:
                 package = self.packages.get_package(who, schedule.package_id)
-                job, _ = self.packages.run(
-                    who, package, schedule.variables, schedule_id=schedule.id,
-                    idempotency=(f"schedule-{schedule.id}-{due!r}", f"schedule:{schedule.id}"))
+                job, _ = self.packages.run(who, package, RunPackage(
+                    schedule.variables, schedule_id=schedule.id,
+                    idempotency=(f"schedule-{schedule.id}-{due!r}", f"schedule:{schedule.id}")))
             except JobyardError as exc:  # e.g. the package no longer fits: the next run tries
                 log.warning("schedule %s: run due at %s not submitted: %s", schedule.id, due,
                             exc.message)

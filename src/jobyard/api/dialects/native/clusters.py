@@ -15,7 +15,7 @@ from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.storage import accepted, render_request
 from jobyard.api.responses import JSON
 from jobyard.core.clusters import Cluster, numbered
-from jobyard.core.inputs import SetQuota
+from jobyard.core.inputs import AttachVolume, ClaimCluster, EditCluster, SetQuota
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
 from jobyard.core.times import iso
@@ -76,8 +76,9 @@ def instance_types(request: Request, _: Principal = Depends(principal)) -> JSON:
 
 @router.post("/clusters", status_code=202, summary="Claim a cluster (async)")
 def claim(body: ClusterIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    return cluster_accepted(*services(request).clusters.claim(
-        who, body.instance_type, body.instance_count, body.name, body.deletion_protection))
+    new = ClaimCluster(body.instance_type, body.instance_count, body.name,
+                       body.deletion_protection)
+    return cluster_accepted(*services(request).clusters.claim(who, new))
 
 
 @router.get("/clusters", summary="Your org's clusters")
@@ -97,8 +98,8 @@ async def get_cluster(uid: str, request: Request, who: Principal = Depends(princ
               summary="Rename or resize a cluster (async), or set its deletion protection")
 def edit(uid: str, body: ClusterEditIn, request: Request,
          who: Principal = Depends(principal)) -> JSON:
-    req, cluster = services(request).clusters.edit(who, uid, body.name, body.instance_count,
-                                                  body.deletion_protection)
+    change = EditCluster(body.name, body.instance_count, body.deletion_protection)
+    req, cluster = services(request).clusters.edit(who, uid, change)
     return JSON(render_cluster(cluster)) if req is None else cluster_accepted(req, cluster)
 
 
@@ -111,14 +112,14 @@ def release(uid: str, request: Request, who: Principal = Depends(principal)) -> 
 @router.post("/storage/{uid}/attach", status_code=202, summary="Attach to a cluster (async)")
 def attach(uid: str, body: AttachIn, request: Request,
            who: Principal = Depends(principal)) -> JSON:
-    return accepted(*services(request).clusters.attach(who, uid, body.cluster_id))
+    return accepted(*services(request).clusters.attach(who, AttachVolume(uid, body.cluster_id)))
 
 
 @router.post("/storage/{uid}/detach", status_code=202, summary="Detach from a cluster (async)")
 def detach(uid: str, body: AttachIn, request: Request,
            who: Principal = Depends(principal)) -> JSON:
-    return accepted(*services(request).clusters.attach(who, uid, body.cluster_id,
-                                                       detach=True))
+    change = AttachVolume(uid, body.cluster_id, detach=True)
+    return accepted(*services(request).clusters.attach(who, change))
 
 
 @router.put("/orgs/{name}/quota", summary="Set an org's GPU quota for clusters (admin)")

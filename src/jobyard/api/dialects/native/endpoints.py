@@ -15,7 +15,8 @@ from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.schemas import ResourcesIn
 from jobyard.api.responses import JSON
-from jobyard.core.endpoints import Endpoint, NewEndpoint
+from jobyard.core.endpoints import Endpoint
+from jobyard.core.inputs import NewEndpoint
 from jobyard.core.models import Principal, Resources
 from jobyard.core.times import iso
 

@@ -18,6 +18,7 @@ from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.schemas import ResourcesIn
 from jobyard.api.responses import JSON
+from jobyard.core.inputs import CreatePackage, CreateSchedule
 from jobyard.core.models import Principal
 from jobyard.core.packages import Package, Schedule
 from jobyard.core.times import iso
@@ -85,9 +86,8 @@ def _page(items: list[Any], total: int, render: Any) -> JSON:
 @router.post("/packages", status_code=201, summary="Create a package (Integrate.io)")
 def create_package(body: PackageIn, request: Request,
                    who: Principal = Depends(principal)) -> JSON:
-    p = services(request).packages.create_package(
-        who, body.name, body.command, body.variables, body.resources.model_dump(),
-        body.description)
+    p = services(request).packages.create_package(who, CreatePackage(
+        body.name, body.command, body.variables, body.resources.model_dump(), body.description))
     return JSON(render_package(p), status_code=201, headers={"Location": f"/v1/packages/{p.id}"})
 
 
@@ -116,10 +116,10 @@ def delete_package(ref: str, request: Request, who: Principal = Depends(principa
 @router.post("/schedules", status_code=201, summary="Create a schedule (Integrate.io)")
 def create_schedule(body: ScheduleIn, request: Request,
                     who: Principal = Depends(principal)) -> JSON:
-    s = services(request).packages.create_schedule(
-        who, body.name, package_ref(str(body.package)), body.interval_amount, body.interval_unit,
+    s = services(request).packages.create_schedule(who, CreateSchedule(
+        body.name, package_ref(str(body.package)), body.interval_amount, body.interval_unit,
         body.start_at.timestamp() if body.start_at else None, body.variables,
-        body.description, body.enabled)
+        body.description, body.enabled))
     return JSON(render_schedule(s), status_code=201,
                 headers={"Location": f"/v1/schedules/{s.id}"})
 

@@ -40,7 +40,7 @@ from jobyard.api.dialects.tensorone.shapes import (
 )
 from jobyard.api.dialects.tensorone.status import OUTPUT_FILE, status_of
 from jobyard.api.responses import JSON
-from jobyard.core.endpoints import RunEndpoint
+from jobyard.core.inputs import RunEndpoint
 from jobyard.core.models import Job, Principal, RetryPolicy
 from jobyard.core.services import Services
 from jobyard.core.webhooks import normalize_events

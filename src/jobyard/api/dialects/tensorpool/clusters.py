@@ -24,6 +24,7 @@ from jobyard.api.dialects.tensorpool.shapes import (
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.clusters import HOLDING, Cluster, InstanceType, numbered
+from jobyard.core.inputs import ClaimCluster, EditCluster
 from jobyard.core.models import Principal
 from jobyard.core.states import ACTIVE, JobState
 from jobyard.core.times import iso
@@ -134,8 +135,9 @@ def create(body: ClusterCreateIn, request: Request,
     if body.container:
         raise BadRequest("container images are not supported by this server: jobs run "
                          "directly on its machine. Create the cluster without --container.")
-    req, c = services(request).clusters.claim(who, body.instance_type, body.num_nodes or 1,
-                                             body.tp_cluster_name, body.deletion_protection)
+    new = ClaimCluster(body.instance_type, body.num_nodes or 1, body.tp_cluster_name,
+                       body.deletion_protection)
+    req, c = services(request).clusters.claim(who, new)
     message = (f"Cluster {c.uid} creation initiated ({c.count} x {c.instance_type}, "
                f"{_gpus(c)} GPUs). See `tp cluster info {c.uid}`.")
     if body.public_keys:
@@ -182,8 +184,8 @@ def edit(body: ClusterEditIn, request: Request, cluster_id: ClusterId,
          who: Principal = Depends(principal)) -> JSON:
     if body.cluster_name is None and body.deletion_protection is None:
         raise BadRequest("nothing to edit: give cluster_name and/or deletion_protection")
-    req, c = services(request).clusters.edit(who, cluster_id, body.cluster_name, None,
-                                            body.deletion_protection)
+    change = EditCluster(body.cluster_name, None, body.deletion_protection)
+    req, c = services(request).clusters.edit(who, cluster_id, change)
     lines = []
     if body.cluster_name is not None and req is not None:
         lines.append(f"Renaming cluster {c.uid} to '{body.cluster_name}' (request {req.uid})")

@@ -25,7 +25,7 @@ from jobyard.api.dialects.tensorpool.shapes import (
 )
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
-from jobyard.core.inputs import CreateVolume, EditVolume
+from jobyard.core.inputs import AttachVolume, CreateVolume, EditVolume
 from jobyard.core.models import Principal
 from jobyard.core.times import iso
 from jobyard.core.volumes import GB, Volume, env_name
@@ -173,7 +173,7 @@ def attach(body: AttachIn, request: Request, who: Principal = Depends(principal)
         raise BadRequest("attach a volume to one cluster at a time (a volume has one request "
                          "in progress at a time)")
     [cluster_id] = body.cluster_ids
-    req, v = services(request).clusters.attach(who, body.storage_id, cluster_id)
+    req, v = services(request).clusters.attach(who, AttachVolume(body.storage_id, cluster_id))
     return accepted(f"Attaching storage volume {v.uid} to cluster {cluster_id}: jobs on it "
                     f"see the volume at ${env_name(v.name)} (and mnt/{v.name}).",
                     request_ids=[req.uid], storage_id=v.uid)
@@ -182,7 +182,7 @@ def attach(body: AttachIn, request: Request, who: Principal = Depends(principal)
 @router.post("/storage/detach", status_code=202,
              summary="Detach a storage volume from a cluster (TensorPool)")
 def detach(body: DetachIn, request: Request, who: Principal = Depends(principal)) -> JSON:
-    req, v = services(request).clusters.attach(who, body.storage_id, body.cluster_id,
-                                              detach=True)
+    change = AttachVolume(body.storage_id, body.cluster_id, detach=True)
+    req, v = services(request).clusters.attach(who, change)
     return accepted(f"Detaching storage volume {v.uid} from cluster {body.cluster_id}",
                     request_id=req.uid, storage_id=v.uid)

@@ -27,6 +27,7 @@ from jobyard.api.dialects.xplenty.shapes import (
     collection,
 )
 from jobyard.core.clusters import MAX_INSTANCES, Cluster, ClusterState
+from jobyard.core.inputs import ClaimCluster
 from jobyard.core.packages import CLUSTER_META
 from jobyard.errors import Conflict, DeletionProtected, ValidationFailed
 
@@ -94,7 +95,8 @@ async def create(request: Request, c: Caller = Depends(charged)) -> XJSON:
 
     def claim() -> dict[str, Any]:
         count = 1 if kind == "sandbox" else nodes
-        _, cluster = c.svc.clusters.claim(c.who, instance_type_for(c, kind), count, name)
+        new = ClaimCluster(instance_type_for(c, kind), count, name)
+        _, cluster = c.svc.clusters.claim(c.who, new)
         c.svc.clusters.note(cluster, CLUSTER_META, meta)
         return render(c, [cluster], requested=True)[0]
 

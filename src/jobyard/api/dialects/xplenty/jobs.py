@@ -19,6 +19,7 @@ from jobyard.api.dialects.states import dialect_status
 from jobyard.api.dialects.xplenty import params
 from jobyard.api.dialects.xplenty.auth import Caller, charged
 from jobyard.api.dialects.xplenty.shapes import XJSON, XplentyRoute, collection, job_view
+from jobyard.core.inputs import RunPackage
 from jobyard.core.models import Job
 from jobyard.core.states import JobState, Substate
 from jobyard.errors import Conflict, ValidationFailed
@@ -74,8 +75,8 @@ async def run_job(request: Request, c: Caller = Depends(charged)) -> XJSON:
         service = c.packages
         package = service.get_package(c.who, package_id)
         try:
-            job, _ = service.run(c.who, package, data.get("variables"),
-                                 data.get("dynamic_variables"), cluster=cluster)
+            job, _ = service.run(c.who, package, RunPackage(
+                data.get("variables"), data.get("dynamic_variables"), cluster))
         except Conflict as exc:  # the core names the cluster by its string id
             raise Conflict(f"cluster {cluster_id} is not available; jobs need an available "
                            "cluster", exc.details) from exc
