@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -138,6 +139,7 @@ def build_runtime(
     allocator = Allocator(inventory)
     leadership = Leadership(engines, config.data_dir) if with_daemon else None
     daemon: Daemon | None = None
+    reconciled = threading.Event()  # set by the daemon once its allocator is rebuilt
 
     def leads() -> bool:
         return leadership is None or leadership.held
@@ -145,8 +147,7 @@ def build_runtime(
     processor = None
     volume_handlers = VolumeHandlers(store, config.data_dir)
     if with_daemon:  # operations wait for reconcile: cluster handlers need the rebuilt allocator
-        processor = OperationProcessor(store, config,
-                                       lambda: leads() and daemon is not None and daemon.ready)
+        processor = OperationProcessor(store, config, lambda: leads() and reconciled.is_set())
         volume_handlers.register(processor, config.storage_usage_interval_s)
         ClusterHandlers(store, allocator, notifier, catalog).register(processor)
     nudge = processor.nudge if processor is not None else (lambda: None)
@@ -173,6 +174,7 @@ def build_runtime(
             gpu_probe=gpu_probe(inventory.gpu_source), signer=signer,
             hooks=lambda stopper: attempt_hooks(config, store, inventory, clusters,
                                                 volume_handlers.measure, stopper),
+            reconciled=reconciled,
         )
 
     def scheduler() -> SchedulerView | None:

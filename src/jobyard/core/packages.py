@@ -22,7 +22,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,7 +80,7 @@ class Schedule:
     last_run_status: str | None = None  # the last run's job state (canonical), kept fresh
     last_job_id: int | None = None
     execution_count: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the package's name
+    package_name: str | None = None  # the package's name when the schedule was read
 
 
 # rules -------------------------------------------------------------------------------------

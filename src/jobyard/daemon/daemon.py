@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -54,6 +55,7 @@ class Daemon:
         gpu_probe: GpuProbe | None = None,
         signer: Signer | None = None,
         hooks: HookFactory = no_hooks,
+        reconciled: threading.Event | None = None,
     ):
         self.config = config
         self.store = store
@@ -67,7 +69,8 @@ class Daemon:
                                     clock, gpu_probe, signer, hooks)
         self._stopping = False
         self._last_snapshot: Any = None
-        self.ready = False  # set once reconcile rebuilt the allocator (requests wait for it)
+        # Set once reconcile rebuilt the allocator: the operation processor waits for it.
+        self.reconciled = reconciled or threading.Event()
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.writer.call(fn, *args)
@@ -83,7 +86,7 @@ class Daemon:
             log.info("another daemon leads; standing by")
             await asyncio.sleep(2.0)
         await reconcile(self.runner)
-        self.ready = True
+        self.reconciled.set()
         periodic = True
         while not self._stopping:
             try:

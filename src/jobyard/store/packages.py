@@ -34,7 +34,7 @@ def _schedule(r: Any) -> Schedule:
     m = dict(r._mapping)
     package_name = m.pop("package_name", None)
     m["variables"] = dict(m["variables"] or {})
-    return Schedule(**m, extra={"package_name": package_name})
+    return Schedule(**m, package_name=package_name)
 
 _SCHEDULE_COLUMNS = (_S, _P.c.name.label("package_name"))
 

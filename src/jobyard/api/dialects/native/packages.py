@@ -67,7 +67,7 @@ def render_package(p: Package) -> dict[str, Any]:
 def render_schedule(s: Schedule) -> dict[str, Any]:
     return {
         "id": s.id, "name": s.name, "description": s.description,
-        "package": {"id": s.package_id, "name": s.extra.get("package_name")},
+        "package": {"id": s.package_id, "name": s.package_name},
         "variables": s.variables, "status": s.status,
         "interval_amount": s.interval_amount, "interval_unit": s.interval_unit,
         "start_at": iso(s.start_at), "next_run_at": iso(s.next_run_at),
