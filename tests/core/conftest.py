@@ -63,3 +63,26 @@ def add_user(store: Any, username: str, org: str, admin: bool = False) -> Princi
     who = store.accounts.principal_for_key(ids.hash_key(secret))
     assert who is not None
     return who
+
+
+@pytest.fixture
+def ann(any_store: Any) -> Principal:
+    return add_user(any_store, "ann", "lab")
+
+
+@pytest.fixture
+def amy(any_store: Any) -> Principal:
+    """Ann's colleague: the same org."""
+    return add_user(any_store, "amy", "lab")
+
+
+@pytest.fixture
+def bob(any_store: Any) -> Principal:
+    """Of another org."""
+    return add_user(any_store, "bob", "other")
+
+
+@pytest.fixture
+def root(any_store: Any) -> Principal:
+    """An admin (of a third org)."""
+    return add_user(any_store, "root", "ops", admin=True)

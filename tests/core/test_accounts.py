@@ -19,11 +19,11 @@ from jobyard.core.inputs import (
     SubmitJob,
 )
 from jobyard.core.jobs import JobService
-from jobyard.core.models import Principal, Resources
+from jobyard.core.models import Resources
 from jobyard.core.ports import Transition
 from jobyard.core.states import JobState
 from jobyard.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
-from tests.core.conftest import Clock, add_user
+from tests.core.conftest import Clock
 
 # ssh-keygen -t ed25519 -C ann@laptop, and what `ssh-keygen -lf` printed for it
 ED25519 = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHZvH9/kyHYqeJbvRbAJe+inHpjIc/9P6PMWbt2ZGcGh "
@@ -42,24 +42,8 @@ def accounts(any_store: Any, clock: Clock) -> AccountService:
                           any_store.telemetry, prices, no_private_networks, clock=clock)
 
 
-@pytest.fixture
-def ann(any_store: Any) -> Principal:
-    return add_user(any_store, "ann", "lab")
 
 
-@pytest.fixture
-def amy(any_store: Any) -> Principal:
-    return add_user(any_store, "amy", "lab")
-
-
-@pytest.fixture
-def bob(any_store: Any) -> Principal:
-    return add_user(any_store, "bob", "other")
-
-
-@pytest.fixture
-def root(any_store: Any) -> Principal:
-    return add_user(any_store, "root", "ops", admin=True)
 
 
 def test_a_key_is_its_owner_until_revoked(accounts, ann):

@@ -8,7 +8,7 @@ import pytest
 
 from jobyard.core.inputs import ListJobs, SubmitJob
 from jobyard.core.jobs import SCHEDULER_SNAPSHOT, JobService, Limits
-from jobyard.core.models import Principal, Resources, RetryPolicy
+from jobyard.core.models import Resources, RetryPolicy
 from jobyard.core.ports import Transition
 from jobyard.core.states import JobState
 from jobyard.errors import (
@@ -18,7 +18,7 @@ from jobyard.errors import (
     Unschedulable,
     ValidationFailed,
 )
-from tests.core.conftest import Clock, RemovedFiles, add_user
+from tests.core.conftest import Clock, RemovedFiles
 
 CAPACITY = Resources(gpus=2, cpus=8, memory_mb=8192)
 
@@ -39,19 +39,7 @@ def jobs(any_store: Any, clock: Clock, files: RemovedFiles, intents: list[str]) 
                       on_intent=intents.append, files=files)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def ann(any_store: Any) -> Principal:
-    return add_user(any_store, "ann", "lab")
 
-
-@pytest.fixture
-def bob(any_store: Any) -> Principal:
-    return add_user(any_store, "bob", "other")
-
-
-@pytest.fixture
-def root(any_store: Any) -> Principal:
-    return add_user(any_store, "root", "ops", admin=True)
 
 
 def move(any_store: Any, job_id: int, *states: JobState) -> None:

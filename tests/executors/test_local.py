@@ -6,6 +6,7 @@ Run this file directly (``python tests/executors/test_local.py``) for a throughp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -349,7 +350,14 @@ async def test_a_dead_supervisor_means_lost_and_stop_sweeps(executor, make_spec)
 async def test_sweep_kills_marked_processes(executor, make_spec):
     spec = make_spec(["true"])
     proc = subprocess.Popen(["sleep", "1000"], env=spec.env, start_new_session=True)
+
+    def carries_the_marker() -> bool:  # until it has exec'ed, it shows this process's env
+        with contextlib.suppress(psutil.Error):
+            return psutil.Process(proc.pid).environ().get("JOBYARD_JOB_MARKER") == spec.marker
+        return False
+
     try:
+        await wait_until(carries_the_marker)
         assert executor.sweep(spec.marker) == [proc.pid]
         assert gone([psutil.Process(proc.pid)])
         assert executor.sweep(spec.marker) == []

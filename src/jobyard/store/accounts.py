@@ -140,7 +140,6 @@ class SqlAccounts(Repository):
 
     # Integrate.io reads ----------------------------------------------------------------------
     def org_by_ref(self, ref: str) -> tuple[int, str] | None:
-        """An org by its name, or by its numeric id: ``(id, name)``."""
         cond = _org_cond(ref)
         with self.engines.read.connect() as conn:
             row = conn.execute(sa.select(t.orgs.c.id, t.orgs.c.name).where(cond).order_by(
@@ -154,7 +153,6 @@ class SqlAccounts(Repository):
     # SSH keys --------------------------------------------------------------------------------
     def add_ssh_key(self, user_id: int, org_id: int, name: str, key_type: str, public_key: str,
                     fingerprint: str) -> dict[str, Any]:
-        """A new key of ``user_id``; 409 when that user already has it, or too many keys."""
         def insert(conn: sa.Connection) -> dict[str, Any]:
             # Lock the user's row: two adds of one key at once cannot both pass the checks.
             conn.execute(sa.select(t.users.c.id).where(t.users.c.id == user_id)
@@ -176,7 +174,6 @@ class SqlAccounts(Repository):
         return self.engines.write_tx(insert)
 
     def list_ssh_keys(self, org_id: int, user_id: int | None = None) -> list[dict[str, Any]]:
-        """The keys of an org (or of one of its users), oldest first, with their owner."""
         stmt = (sa.select(_K, t.users.c.username).join(t.users, t.users.c.id == _K.c.user_id)
                 .where(_K.c.org_id == org_id).order_by(_K.c.id))
         if user_id is not None:
@@ -190,14 +187,11 @@ class SqlAccounts(Repository):
         return _ssh_key(row) if row else None
 
     def delete_ssh_key(self, uid: str) -> bool:
-        """Forget a key; False when there was none."""
         return bool(self.engines.write_tx(
             lambda conn: conn.execute(sa.delete(_K).where(_K.c.uid == uid)).rowcount))
 
     # accounts --------------------------------------------------------------------------------
     def account_summary(self, user_id: int) -> dict[str, Any]:
-        """What there is to know about a user: their row and org, their jobs by state, how
-        many clusters (holding resources), volumes and SSH keys they own."""
         u, o = t.users, t.orgs
         with self.engines.read.connect() as conn:
             user = conn.execute(
@@ -225,14 +219,12 @@ class SqlAccounts(Repository):
             }
 
     def api_key_info(self, key_id: int) -> dict[str, Any] | None:
-        """Name and prefix of an API key (to tell the caller which key they use)."""
         with self.engines.read.connect() as conn:
             row = conn.execute(sa.select(t.api_keys.c.name, t.api_keys.c.prefix)
                                .where(t.api_keys.c.id == key_id)).first()
         return {"name": row.name, "prefix": row.prefix} if row else None
 
     def set_budget(self, scope: str, name: str, budget: float | None) -> dict[str, Any] | None:
-        """Set (or clear, with None) a user's or org's budget; None if there is no such one."""
         table, column = _BUDGET_SCOPES[scope]
         stmt = sa.update(table).where(column == name).values(budget=budget)
         if not self.engines.write_tx(lambda conn: conn.execute(stmt).rowcount):
@@ -240,7 +232,6 @@ class SqlAccounts(Repository):
         return self.get_budget(scope, name)
 
     def get_budget(self, scope: str, name: str) -> dict[str, Any] | None:
-        """``{"id", "name", "org_id", "budget"}`` of a user or org; None if there is none."""
         table, column = _BUDGET_SCOPES[scope]
         org = table.c.org_id if scope == "user" else table.c.id
         stmt = sa.select(table.c.id, column.label("name"), org.label("org_id"), table.c.budget)
@@ -250,7 +241,6 @@ class SqlAccounts(Repository):
 
     def budgets(self, user_ids: Iterable[int], org_ids: Iterable[int]
                 ) -> tuple[dict[int, float], dict[int, float]]:
-        """The budgets set among these users and orgs: ``({user_id: b}, {org_id: b})``."""
         users, orgs = list(set(user_ids)), list(set(org_ids))
         with self.engines.read.connect() as conn:
             u: Iterable[Any] = conn.execute(sa.select(t.users.c.id, t.users.c.budget).where(

@@ -56,7 +56,6 @@ class SqlClusters(Repository):
         self, who: Principal, name: str, instance_type: str, count: int, gpus_each: int,
         default_quota: int | None,
     ) -> tuple[Operation, Cluster]:
-        """A new ``pending`` cluster and its CLUSTER_CLAIM operation, within the org's quota."""
         def insert(conn: sa.Connection) -> tuple[Operation, Cluster]:
             self._check_quota(conn, who.org_id, count * gpus_each, None, default_quota)
             now = self.clock()
@@ -78,8 +77,6 @@ class SqlClusters(Repository):
         check: ClusterCheck, message: str, gpus_after: int | None = None,
         default_quota: int | None = None,
     ) -> Operation:
-        """Record ``kind`` on ``cluster`` once ``check`` passed on its locked row (one open
-        operation per cluster: 409 otherwise); with ``gpus_after``, within the org's quota."""
         def insert(conn: sa.Connection) -> Operation:
             row = conn.execute(sa.select(_C).where(_C.c.id == cluster.id)
                                .with_for_update()).first()
@@ -119,7 +116,6 @@ class SqlClusters(Repository):
             sa.update(_C).where(_C.c.uid == uid).values(**values, updated_at=self.clock())))
 
     def end_cluster(self, uid: str, state: ClusterState, message: str) -> None:
-        """``released`` or ``failed``: no reservation, no attachment left (one transaction)."""
         def update(conn: sa.Connection) -> None:
             conn.execute(sa.delete(_A).where(_A.c.cluster_id == uid))
             conn.execute(sa.update(_C).where(_C.c.uid == uid).values(
@@ -129,7 +125,6 @@ class SqlClusters(Repository):
 
     # attachments -----------------------------------------------------------------------------
     def attach_volume(self, volume_id: int, cluster_uid: str) -> None:
-        """Idempotent; 409 unless the cluster is ready."""
         def insert(conn: sa.Connection) -> None:
             state = conn.execute(sa.select(_C.c.state).where(_C.c.uid == cluster_uid)
                                  .with_for_update()).scalar()
@@ -149,7 +144,6 @@ class SqlClusters(Repository):
             _A.c.volume_id == volume_id, _A.c.cluster_id == cluster_uid)))
 
     def org_gpu_usage(self, org: str) -> tuple[int, int | None, int]:
-        """(org id, its own max_gpus or None, GPUs its clusters hold or will hold)."""
         with self.engines.read.connect() as conn:
             row = conn.execute(sa.select(t.orgs).where(t.orgs.c.name == org)).first()
             if row is None:
@@ -157,8 +151,6 @@ class SqlClusters(Repository):
             return row.id, row.max_gpus, self._org_gpus(conn, row.id, None)
 
     def set_protection(self, uid: str, on: bool, states: Collection[str]) -> str | None:
-        """Deletion protection of cluster ``uid`` if it is in one of ``states``; returns its
-        state (None: no such cluster)."""
         return set_protection(self.engines, self.clock, _C, uid, on, states)
 
     def _check_quota(self, conn: sa.Connection, org_id: int, gpus: int, skip: str | None,
@@ -191,14 +183,12 @@ class SqlClusters(Repository):
         return tuple(r.uid for r in rows)
 
     def cluster_by_number(self, cluster_id: int) -> Cluster | None:
-        """A cluster by its integer id (what Integrate.io clients use)."""
         with self.engines.read.connect() as conn:
             uid = conn.execute(sa.select(_C.c.uid).where(_C.c.id == cluster_id)).scalar()
         return self.get_cluster(uid) if uid else None
 
     def cluster_page(self, org_id: int, offset: int, limit: int,
                      states: Collection[str] | None = None) -> tuple[list[Cluster], int]:
-        """A page of the org's clusters (in ``states``), newest first, and how many match."""
         where = [_C.c.org_id == org_id]
         if states is not None:
             where.append(_C.c.state.in_(list(states)))
@@ -212,9 +202,6 @@ class SqlClusters(Repository):
         return [c for c in clusters if c is not None], total
 
     def cluster_facts(self, uids: Collection[str]) -> dict[str, dict[str, Any]]:
-        """Per cluster uid: ``open`` (the status of its open request, or None), ``claimed_at``
-        and ``released_at`` (when its claim / release completed), ``live_jobs`` (queued or
-        active jobs on it) and ``last_job_end`` (when its last job ended)."""
         uids = sorted(set(uids))
         facts: dict[str, dict[str, Any]] = {
             uid: {"open": None, "claimed_at": None, "released_at": None, "live_jobs": 0,

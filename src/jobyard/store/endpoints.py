@@ -30,7 +30,6 @@ class SqlEndpoints(Repository):
     """Endpoints of an org (their ids are unique server-wide)."""
 
     def create_endpoint(self, row: dict[str, Any]) -> Endpoint:
-        """Insert an endpoint; 409 when its ``uid`` is taken."""
         taken = Conflict(f"endpoint {row['uid']} already exists; pick another name",
                          {"endpoint_id": row["uid"]})
 
@@ -51,7 +50,6 @@ class SqlEndpoints(Repository):
         return _endpoint(row) if row else None
 
     def list_endpoints(self, org_id: int | None, limit: int = 500) -> list[Endpoint]:
-        """An org's endpoints (every org's with None), oldest first."""
         stmt = sa.select(_E).order_by(_E.c.id).limit(limit)
         if org_id is not None:
             stmt = stmt.where(_E.c.org_id == org_id)

@@ -296,14 +296,6 @@ class SqlJobs(Repository):
         ref: int | str,
         change: Callable[[Job], TelemetryChange | None],
     ) -> tuple[Job, TelemetryChange | None]:
-        """Read-modify-write of one job's telemetry, in one write transaction.
-
-        ``change`` gets the job (its row locked) and returns ``(patch, fields, event)`` — a
-        telemetry patch merged at the top level, column values (e.g. ``substate``) and an
-        optional ``(kind, data)`` for a ``job_events`` row — or None to write nothing. It may
-        raise to refuse (e.g. Conflict once the job ended). Streams are woken only when an
-        event was written: most reports change no event stream.
-        """
         column = t.jobs.c.id if isinstance(ref, int) else t.jobs.c.uid
         now = self.clock()
 
@@ -333,7 +325,6 @@ class SqlJobs(Repository):
         return job, result
 
     def state_events(self, job_id: int) -> list[tuple[float, dict[str, Any]]]:
-        """``(ts, data)`` of the job's state changes, in order (for cold-start phases)."""
         c = t.job_events.c
         stmt = (sa.select(c.ts, c.data).where(c.job_id == job_id, c.kind == "state")
                 .order_by(c.id))
@@ -341,13 +332,11 @@ class SqlJobs(Repository):
             return [(r.ts, r.data) for r in conn.execute(stmt)]
 
     def jobs_on_cluster(self, uid: str, states: list[str]) -> list[Job]:
-        """The cluster's jobs in ``states`` (e.g. the active ones, at a release)."""
         stmt = sa.select(t.jobs).where(t.jobs.c.cluster_id == uid, t.jobs.c.state.in_(states))
         with self.engines.read.connect() as conn:
             return [job_from_row(r) for r in conn.execute(stmt)]
 
     def job_is_live(self, job_id: int | None) -> bool:
-        """Whether job ``job_id`` exists and is queued or active (a schedule's last run)."""
         if job_id is None:
             return False
         with self.engines.read.connect() as conn:
@@ -356,7 +345,6 @@ class SqlJobs(Repository):
 
     def job_page(self, org_id: int, offset: int, limit: int,
                  states: Collection[str] | None = None) -> tuple[list[Job], int]:
-        """A page of the org's jobs (in ``states``), newest first, and how many match."""
         where = [_J.c.org_id == org_id]
         if states is not None:
             where.append(_J.c.state.in_(list(states)))
@@ -369,9 +357,6 @@ class SqlJobs(Repository):
         return jobs, total
 
     def job_facts(self, jobs: Collection[Job]) -> dict[str, Any]:
-        """What rendering ``jobs`` needs besides the rows: ``outputs`` (per job id, its current
-        attempt's collected files with their row ids), ``clusters`` (per cluster uid: integer
-        id and name) and ``users`` (per user id: username)."""
         outputs: dict[int, list[dict[str, Any]]] = {j.id: [] for j in jobs}
         clusters: dict[str, dict[str, Any]] = {}
         if not jobs:
@@ -395,7 +380,6 @@ class SqlJobs(Repository):
         return {"outputs": outputs, "clusters": clusters, "users": users}
 
     def ended_before(self, cutoff: float, limit: int) -> list[Job]:
-        """Terminal jobs that ended before ``cutoff``, oldest first."""
         c = t.jobs.c
         stmt = (sa.select(t.jobs).where(c.finished_at < cutoff,
                                         c.state.in_([str(s) for s in TERMINAL]))
@@ -404,7 +388,6 @@ class SqlJobs(Repository):
             return [job_from_row(r) for r in conn.execute(stmt)]
 
     def workdirs_in_use(self, paths: list[str]) -> set[str]:
-        """Those of ``paths`` that some job has as its working directory."""
         if not paths:
             return set()
         with self.engines.read.connect() as conn:
@@ -412,8 +395,6 @@ class SqlJobs(Repository):
                 t.jobs.c.workdir.in_(paths))).scalars())
 
     def delete_jobs(self, job_ids: list[int]) -> list[int]:
-        """Delete these jobs if they are terminal; returns the ids deleted. Webhook deliveries
-        still in the outbox keep their payload and lose only the link to the job."""
         if not job_ids:
             return []
         terminal = [str(s) for s in TERMINAL]

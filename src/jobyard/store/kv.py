@@ -35,7 +35,6 @@ class SqlKv(Repository):
         return row[0] if row else None
 
     def kv_many(self, keys: Collection[str]) -> dict[str, Any]:
-        """Several ``kv`` values at once (absent keys are left out)."""
         if not keys:
             return {}
         with self.engines.read.connect() as conn:
@@ -44,7 +43,6 @@ class SqlKv(Repository):
             return {r.key: r.value for r in rows}
 
     def kv_prefixed(self, prefix: str) -> dict[str, Any]:
-        """Every ``kv`` value whose key starts with ``prefix``."""
         with self.engines.read.connect() as conn:
             rows = conn.execute(sa.select(t.kv.c.key, t.kv.c.value)
                                 .where(t.kv.c.key.startswith(prefix, autoescape=True)))

@@ -62,8 +62,6 @@ class SqlOperations(Repository):
     def due_operations(
         self, now: float, limit: int, skip: Collection[int] = (), processing: bool = False
     ) -> list[Operation]:
-        """PENDING and due RETRYING operations, oldest first; with ``processing``, also those
-        left PROCESSING (by a leader that crashed: call it only when leadership starts)."""
         wanted = [str(OperationStatus.PENDING), str(OperationStatus.RETRYING)]
         if processing:
             wanted.append(str(OperationStatus.PROCESSING))
@@ -73,7 +71,6 @@ class SqlOperations(Repository):
             return [_operation(r) for r in conn.execute(stmt) if r.id not in skip][:limit]
 
     def move_operation(self, req: Operation, status: OperationStatus, **values: Any) -> Operation:
-        """Move ``req`` to ``status`` (checked against ``core.operations.MOVES``)."""
         def update(conn: sa.Connection) -> Operation:
             row = conn.execute(sa.select(_R).where(_R.c.id == req.id).with_for_update()).one()
             current = OperationStatus(row.status)

@@ -44,7 +44,6 @@ class SqlPackages(Repository):
 
     # packages --------------------------------------------------------------------------------
     def create_package(self, p: Package) -> Package:
-        """Insert ``p`` (its id is assigned); 409 when the org has a package of that name."""
         row = {"org_id": p.org_id, "user_id": p.user_id, "name": p.name,
                "description": p.description, "command": p.command, "variables": p.variables,
                "resources": {"gpus": p.resources.gpus, "cpus": p.resources.cpus,
@@ -76,7 +75,6 @@ class SqlPackages(Repository):
         return _package(row) if row else None
 
     def list_packages(self, org_id: int, offset: int, limit: int) -> tuple[list[Package], int]:
-        """A page of the org's packages, newest first, and how many it has."""
         where = _P.c.org_id == org_id
         with self.engines.read.connect() as conn:
             rows = conn.execute(sa.select(_P).where(where).order_by(_P.c.id.desc())
@@ -86,7 +84,6 @@ class SqlPackages(Repository):
             return items, int(total.scalar_one())
 
     def delete_package(self, package_id: int) -> None:
-        """409 while a schedule runs it."""
         def delete(conn: sa.Connection) -> None:
             used = [r.id for r in conn.execute(
                 sa.select(_S.c.id).where(_S.c.package_id == package_id).order_by(_S.c.id))]
@@ -130,7 +127,6 @@ class SqlPackages(Repository):
 
     def list_schedules(self, org_id: int, offset: int, limit: int
                        ) -> tuple[list[Schedule], int]:
-        """A page of the org's schedules, newest first, and how many it has."""
         where = _S.c.org_id == org_id
         stmt = (sa.select(*_SCHEDULE_COLUMNS).join(_P, _P.c.id == _S.c.package_id)
                 .where(where).order_by(_S.c.id.desc()).offset(offset).limit(limit))
@@ -150,8 +146,6 @@ class SqlPackages(Repository):
                 status=status, next_run_at=next_run_at, updated_at=self.clock())))
 
     def due_schedules(self, now: float, limit: int = 100) -> list[tuple[Schedule, str]]:
-        """Enabled schedules whose next run is due, oldest due first, with the owner's
-        username."""
         stmt = (sa.select(*_SCHEDULE_COLUMNS, t.users.c.username)
                 .join(_P, _P.c.id == _S.c.package_id)
                 .join(t.users, t.users.c.id == _S.c.user_id)
@@ -167,8 +161,6 @@ class SqlPackages(Repository):
 
     def advance_schedule(self, schedule_id: int, due: float, next_run_at: float,
                          job: Job | None, now: float) -> bool:
-        """Move a schedule past its run due at ``due`` (a compare-and-set on next_run_at: False
-        when someone moved it already); with ``job``, record it as the last run."""
         values: dict[str, Any] = {"next_run_at": next_run_at, "updated_at": now}
         if job is not None:
             values |= {"last_run_at": now, "last_job_id": job.id,
@@ -179,9 +171,6 @@ class SqlPackages(Repository):
             .values(**values)).rowcount))
 
     def refresh_schedule_runs(self) -> int:
-        """Bring ``last_run_status`` of schedules whose last run had not ended up to date with
-        their job (a job deleted meanwhile keeps the last status known). Returns how many
-        changed."""
         stmt = (sa.select(_S.c.id, _J.c.state).join(_J, _J.c.id == _S.c.last_job_id)
                 .where(_S.c.last_run_status.in_(_LIVE), _J.c.state != _S.c.last_run_status))
         with self.engines.read.connect() as conn:

@@ -22,15 +22,6 @@ class SqlTelemetry(Repository):
 
     # resource metrics and budgets (jobyard.daemon.plugins.sampler) -----------------------------
     def record_samples(self, writes: Sequence[SampleWrite]) -> dict[int, int | None]:
-        """Store one sampling round. For each job still active and on the same attempt: thin
-        its series to ``thin_to`` (delete points whose ``n`` is not a multiple), add ``point``,
-        merge ``patch`` into its telemetry. Returns, per job written, the number of points its
-        attempt has when it was thinned (else None).
-
-        SQLite writes the round in one transaction (one writer: nothing to deadlock with);
-        PostgreSQL one per job, so a round never holds two row locks that a daemon batch might
-        take in the other order.
-        """
         now = self.clock()
 
         def write(conn: sa.Connection, batch: Sequence[SampleWrite]) -> dict[int, int | None]:
@@ -58,7 +49,6 @@ class SqlTelemetry(Repository):
             return int(conn.execute(stmt).scalar_one())
 
     def metric_series(self, job_id: int, attempt: int) -> list[tuple[float, dict[str, Any]]]:
-        """``(ts, sample)`` of one attempt, oldest first."""
         c = t.job_metrics.c
         stmt = (sa.select(c.ts, c.data).where(c.job_id == job_id, c.attempt == attempt)
                 .order_by(c.ts, c.id))
@@ -66,13 +56,11 @@ class SqlTelemetry(Repository):
             return [(r.ts, r.data) for r in conn.execute(stmt)]
 
     def purge_metrics(self, ended_before: float) -> int:
-        """Delete the series of jobs that ended before ``ended_before``."""
         old = sa.select(t.jobs.c.id).where(t.jobs.c.finished_at < ended_before)
         stmt = sa.delete(t.job_metrics).where(t.job_metrics.c.job_id.in_(old))
         return int(self.engines.write_tx(lambda conn: conn.execute(stmt).rowcount) or 0)
 
     def settled_spend(self, user_id: int | None = None, org_id: int | None = None) -> float:
-        """The total cost of a user's (or an org's) jobs that have ended."""
         c = t.jobs.c
         stmt = sa.select(sa.func.coalesce(sa.func.sum(c.telemetry["total_cost"].as_float()), 0.0))
         stmt = stmt.where(c.state.in_([str(s) for s in TERMINAL]), _owner(user_id, org_id))
@@ -80,7 +68,6 @@ class SqlTelemetry(Repository):
             return float(conn.execute(stmt).scalar_one())
 
     def unsettled_jobs(self, user_id: int | None = None, org_id: int | None = None) -> list[Job]:
-        """A user's (or an org's) jobs that have not ended (their cost may still grow)."""
         c = t.jobs.c
         stmt = sa.select(t.jobs).where(c.state.not_in([str(s) for s in TERMINAL]),
                                        _owner(user_id, org_id))
@@ -88,7 +75,6 @@ class SqlTelemetry(Repository):
             return [job_from_row(r) for r in conn.execute(stmt)]
 
     def record_outputs(self, job_id: int, attempt: int, files: list[dict[str, Any]]) -> None:
-        """Replace the attempt's output list (collecting again is idempotent)."""
         now = self.clock()
         rows = [{**f, "job_id": job_id, "attempt": attempt, "created_at": now} for f in files]
 

@@ -45,7 +45,6 @@ class SqlVolumes(Repository):
 
     # volumes ---------------------------------------------------------------------------------
     def create_volume(self, who: Principal, name: str, size_bytes: int) -> tuple[Operation, Volume]:
-        """A new volume (``creating``) and its STORAGE_CREATE operation; 409 on a taken name."""
         def insert(conn: sa.Connection) -> tuple[Operation, Volume]:
             self._name_free(conn, who.org_id, name)
             now = self.clock()
@@ -66,8 +65,6 @@ class SqlVolumes(Repository):
         self, who: Principal, volume: Volume, kind: OperationType, params: dict[str, Any],
         check: VolumeCheck, message: str,
     ) -> Operation:
-        """Record ``kind`` on ``volume`` after ``check`` passed on its locked, fresh row (one
-        open operation per volume at a time: 409 otherwise)."""
         def insert(conn: sa.Connection) -> Operation:
             row = conn.execute(sa.select(_V).where(_V.c.id == volume.id).with_for_update()).first()
             if row is None:
@@ -105,7 +102,6 @@ class SqlVolumes(Repository):
             sa.update(_V).where(_V.c.uid == uid).values(**values, updated_at=self.clock())))
 
     def rename_volume(self, uid: str, name: str, size_bytes: int | None) -> None:
-        """Apply an edit; 409 when another volume of the org took ``name`` meanwhile."""
         def update(conn: sa.Connection) -> None:
             row = conn.execute(sa.select(_V).where(_V.c.uid == uid).with_for_update()).one()
             if name != row.name:
@@ -116,7 +112,6 @@ class SqlVolumes(Repository):
         self.engines.write_tx(update)
 
     def delete_volume(self, uid: str) -> None:
-        """Forget a volume; 409 while it is attached."""
         def delete(conn: sa.Connection) -> None:
             row = conn.execute(sa.select(_V).where(_V.c.uid == uid).with_for_update()).first()
             if row is None:
@@ -137,8 +132,6 @@ class SqlVolumes(Repository):
             self.engines.write_tx(update)
 
     def set_protection(self, uid: str, on: bool, states: Collection[str]) -> str | None:
-        """Deletion protection of volume ``uid`` if it is in one of ``states``; returns its
-        state (None: no such volume)."""
         return set_protection(self.engines, self.clock, _V, uid, on, states)
 
     def _name_free(self, conn: sa.Connection, org_id: int, name: str) -> None:

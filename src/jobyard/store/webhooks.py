@@ -46,7 +46,6 @@ class SqlWebhooks(Repository):
         self._lock = threading.Lock()
 
     def add_outbox_listener(self, fn: Callable[[], None]) -> None:
-        """Call ``fn`` after a commit that wrote outbox rows (it must be thread-safe)."""
         self._listeners.append(fn)
 
     def announce(self) -> None:
@@ -86,7 +85,6 @@ class SqlWebhooks(Repository):
     def due_deliveries(
         self, now: float, limit: int = 100, skip: Collection[int] = ()
     ) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest due first (``skip``: in flight)."""
         stmt = (
             sa.select(_D, t.users.c.webhook.label("user_webhook"))
             .join(t.users, t.users.c.id == _D.c.user_id)
@@ -105,7 +103,6 @@ class SqlWebhooks(Repository):
     def record_attempt(
         self, delivery_id: int, entry: dict[str, Any], delivered: bool, retry_at: float | None
     ) -> None:
-        """Log one attempt; ``delivered``, else pending until ``retry_at`` (None: give up)."""
         def update(conn: sa.Connection) -> None:
             row = conn.execute(
                 sa.select(_D.c.attempts, _D.c.log).where(_D.c.id == delivery_id).with_for_update()
@@ -123,13 +120,11 @@ class SqlWebhooks(Repository):
         self.engines.write_tx(update)
 
     def job_deliveries(self, job_id: int, limit: int = 200) -> list[dict[str, Any]]:
-        """A job's delivery log, oldest first."""
         stmt = sa.select(_D).where(_D.c.job_id == job_id).order_by(_D.c.id).limit(limit)
         with self.engines.read.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
     def purge_deliveries(self, cutoff: float) -> int:
-        """Delete deliveries that are done and were made before ``cutoff``."""
         def write(conn: sa.Connection) -> int:
             return conn.execute(sa.delete(_D).where(
                 _D.c.status.in_(("delivered", "failed")), _D.c.created_at < cutoff)).rowcount
@@ -138,17 +133,14 @@ class SqlWebhooks(Repository):
 
     # the user's default and secret ---------------------------------------------------------------
     def user_webhook(self, user_id: int) -> dict[str, Any]:
-        """The user's ``{"url", "events", "secret"}``; makes the secret on first use."""
         return self._update_user_webhook(user_id, lambda current: current)
 
     def set_user_webhook(self, user_id: int, url: str | None, events: list[str]) -> dict[str, Any]:
-        """Set (or, with ``url=None``, clear) the user's default webhook; keeps the secret."""
         return self._update_user_webhook(
             user_id, lambda current: {**current, "url": url, "events": events if url else None}
         )
 
     def rotate_webhook_secret(self, user_id: int) -> dict[str, Any]:
-        """A new signing secret; deliveries from now on are signed with it."""
         return self._update_user_webhook(
             user_id, lambda current: {**current, "secret": wh.new_secret()}
         )
