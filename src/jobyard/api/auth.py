@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Request
+from fastapi import Request
 
 from jobyard.api.deps import read, services
 from jobyard.core.accounts import require_admin
@@ -27,7 +25,3 @@ async def principal(request: Request) -> Principal:
 async def admin(request: Request) -> Principal:
     """FastAPI dependency: the caller, who must hold an admin key (401, 403)."""
     return require_admin(await principal(request))
-
-
-PrincipalDep = Annotated[Principal, Depends(principal)]
-AdminDep = Annotated[Principal, Depends(admin)]

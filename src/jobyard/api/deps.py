@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from jobyard.core.services import Services
@@ -30,10 +29,3 @@ async def read(svc: Services, fn: Callable[..., T], *args: Any) -> T:
     if svc.reads_inline:
         return fn(*args)
     return await asyncio.to_thread(fn, *args)
-
-
-def _services(request: Request) -> Services:
-    return services(request)
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
