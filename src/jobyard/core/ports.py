@@ -525,7 +525,11 @@ class EventFeed(Protocol):
 
 
 class Store(Protocol):
-    """The whole store: one repository per resource (read-only members)."""
+    """The whole store: one repository per resource (read-only members), and the clock its
+    writes are stamped with."""
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
 
     @property
     def jobs(self) -> JobStore: ...

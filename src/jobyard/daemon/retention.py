@@ -12,8 +12,8 @@ import shutil
 import time
 
 from jobyard.config import Config
+from jobyard.core.ports import Store
 from jobyard.store.files import remove_job_files, workspaces_dir
-from jobyard.store.sql import SqlStore
 
 log = logging.getLogger(__name__)
 MAX_BATCHES = 20
@@ -21,7 +21,7 @@ ORPHAN_AGE_S = 3600.0
 
 
 class Retention:
-    def __init__(self, config: Config, store: SqlStore):
+    def __init__(self, config: Config, store: Store):
         self.config = config
         self.store = store
 

@@ -20,13 +20,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from jobyard.core.clusters import ClusterService, ClusterState
 from jobyard.core.inputs import RunPackage
 from jobyard.core.jobs import JobService
 from jobyard.core.models import Principal
 from jobyard.core.packages import CLUSTER_META, PackageService, next_run
+from jobyard.core.ports import Store
 from jobyard.errors import JobyardError
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ BATCH = 100
 class ScheduleRunner:
     INTERVAL_S = 1.0  # how often due schedules are looked for (one indexed query)
 
-    def __init__(self, store: Any, jobs: JobService, clusters: ClusterService | None = None,
+    def __init__(self, store: Store, jobs: JobService, clusters: ClusterService | None = None,
                  clock: Callable[[], float] = time.time):
         self.store = store
         self.packages = PackageService(store.packages, jobs, clock)

@@ -15,6 +15,7 @@ from typing import Any
 from jobyard.core.clusters import Cluster, ClusterState, InstanceType, numbered
 from jobyard.core.jobs import cancel_transition
 from jobyard.core.operations import Operation, OperationType
+from jobyard.core.ports import Store
 from jobyard.core.states import ACTIVE, JobState
 from jobyard.daemon.inventory import Allocator
 from jobyard.errors import Conflict, NotFound
@@ -25,7 +26,7 @@ STOP_POLL_S = 0.05  # how often a release looks whether its jobs are gone
 
 
 class ClusterHandlers:
-    def __init__(self, store: Any, allocator: Allocator, notifier: Notifier,
+    def __init__(self, store: Store, allocator: Allocator, notifier: Notifier,
                  catalog: dict[str, InstanceType]):
         self.store = store
         self.allocator = allocator

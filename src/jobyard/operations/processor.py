@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from jobyard.config import Config
 from jobyard.core.operations import Operation, OperationStatus, OperationType, backoff_s
+from jobyard.core.ports import Store
 from jobyard.errors import JobyardError
 from jobyard.events.notify import call_in_loop, within
 
@@ -47,7 +48,7 @@ class Chore:
 
 class OperationProcessor:
     def __init__(
-        self, store: object, config: Config, is_leader: Callable[[], bool] = lambda: True,
+        self, store: Store, config: Config, is_leader: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.time,
     ):
         self.store = store
@@ -101,7 +102,7 @@ class OperationProcessor:
         if free <= 0:
             return
         try:
-            due = await asyncio.to_thread(self.store.operations.due_operations,  # type: ignore[attr-defined]
+            due = await asyncio.to_thread(self.store.operations.due_operations,
                                           self.clock(), free, set(self._inflight), resume)
         except Exception:
             log.exception("requests: reading due requests failed")
@@ -129,7 +130,7 @@ class OperationProcessor:
             self.nudge()  # a slot is free
 
     async def _attempt(self, req: Operation) -> None:
-        move = self.store.operations.move_operation  # type: ignore[attr-defined]
+        move = self.store.operations.move_operation
         handler = self.handlers.get(req.type)
         if handler is None:
             await asyncio.to_thread(move, req, S.FAILED,
@@ -161,5 +162,5 @@ class OperationProcessor:
     async def _fail(self, req: Operation, handler: Handler, message: str) -> None:
         if handler.failed is not None:
             await handler.failed(req)
-        await asyncio.to_thread(self.store.operations.move_operation,  # type: ignore[attr-defined]
+        await asyncio.to_thread(self.store.operations.move_operation,
                                 req, S.FAILED, external_message=message)

@@ -16,9 +16,9 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import Any
 
 from jobyard.core.operations import Operation, OperationType
+from jobyard.core.ports import Store
 from jobyard.core.volumes import VolumeState
 from jobyard.errors import Conflict, NotFound
 from jobyard.operations.processor import Handler, OperationProcessor
@@ -57,7 +57,7 @@ def set_writable(path: Path, writable: bool) -> None:
 
 
 class VolumeHandlers:
-    def __init__(self, store: Any, data_dir: Path):
+    def __init__(self, store: Store, data_dir: Path):
         self.store = store
         self.data_dir = data_dir
 
