@@ -45,6 +45,9 @@ class Config(BaseSettings):
 
     # Scheduler: how often the daemon looks even without a wake-up (other replicas, retries).
     tick_interval_s: float = 0.5
+    # How often the daemon looks for active jobs none of its attempts watches (and recovers
+    # them as at a start): the safety net under every other path of an attempt's end.
+    reconcile_interval_s: float = Field(30.0, gt=0)
 
     # Seconds between SSE heartbeat comments on idle streams (keeps proxies from closing them).
     sse_heartbeat_s: float = 15.0

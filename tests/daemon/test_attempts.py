@@ -5,6 +5,8 @@ import asyncio
 import time
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
+
 from jobyard import ids
 from jobyard.config import Config
 from jobyard.core.models import Job, Resources, RetryPolicy
@@ -47,7 +49,8 @@ async def running_daemon(store, tmp_path, executor=None):
         made.append(Recorder(stopper))
         return made
 
-    config = Config(data_dir=tmp_path, tick_interval_s=0.05, kill_grace_s=1)
+    config = Config(data_dir=tmp_path, tick_interval_s=0.05, kill_grace_s=1,
+                    reconcile_interval_s=0.1)
     daemon = Daemon(config, store, executor, Allocator(Inventory([], 4.0, 0, "none")), notifier,
                     hooks=build)
     task = asyncio.create_task(daemon.run())
@@ -66,9 +69,10 @@ def submit(store, name="j", retry=RetryPolicy(), **fields) -> Job:
         store.accounts.create_user("u", "o")
     user = store.accounts.find_user("u")
     job = Job(id=0, uid=ids.job_uid(), user_id=user["id"], org_id=user["org_id"], name=name,
-              command="true", env={}, workdir=None, resources=Resources(), instance_type=None,
-              priority=0, retry=retry, tags=[], state=JobState.QUEUED,
-              created_at=time.time(), **{"time_limit_s": None, **fields})
+              command="true", env={}, workdir=None, instance_type=None, priority=0,
+              retry=retry, tags=[], created_at=time.time(),
+              **{"time_limit_s": None, "state": JobState.QUEUED, "resources": Resources(),
+                 **fields})
     return store.jobs.create_job(NewJob(job))[0]
 
 
@@ -124,3 +128,52 @@ async def test_the_attempt_after_a_time_out_is_not_taken_for_timed_out(store, tm
         fake.finish(job.uid, exit_code=0)
         done = await ended(store, job.id)
     assert done.state is JobState.COMPLETED and len(fake.stopped) == 1  # the first only
+
+
+class FailingEnds:
+    """The store, except that writing a terminal state fails ``failures`` times (as a full
+    disk, a database failover or a lock timeout would)."""
+
+    def __init__(self, store, failures: int):
+        self._store = store
+        self.failures = failures
+        self.jobs = self
+
+    def apply(self, transitions):
+        if self.failures and any(t.to.is_terminal for t in transitions):
+            self.failures -= 1
+            raise sa.exc.OperationalError("UPDATE jobs ...", {},
+                                          OSError(28, "database or disk is full"))
+        return self._store.jobs.apply(transitions)
+
+    def __getattr__(self, name):  # everything else: the store's own (its jobs' too)
+        found = getattr(self._store, name, None)
+        return found if found is not None else getattr(self._store.jobs, name)
+
+
+async def test_an_attempts_end_is_written_until_it_commits_its_resources_held_meanwhile(
+        store, tmp_path):
+    failing = FailingEnds(store, failures=3)
+    async with running_daemon(failing, tmp_path) as (daemon, fake, _):
+        job = submit(store, resources=Resources(cpus=2.0))
+        await async_wait_until(lambda: fake.running)
+        fake.finish(job.uid, exit_code=0)
+        await async_wait_until(lambda: failing.failures < 3)
+        # Its end is not recorded yet: still running, and its CPUs are not given to others.
+        assert store.jobs.get_job(job.id).state is JobState.RUNNING
+        assert daemon.allocator.free().cpus == 2.0
+        done = await ended(store, job.id)
+        await async_wait_until(lambda: daemon.allocator.free().cpus == 4.0)
+    assert done.state is JobState.COMPLETED and failing.failures == 0
+
+
+async def test_an_active_job_no_attempt_watches_is_recovered_while_the_daemon_runs(
+        store, tmp_path):
+    async with running_daemon(store, tmp_path) as (daemon, _, _):
+        await async_wait_until(lambda: daemon.reconciled.is_set())
+        # Left running by something that is gone (its supervisor too): no attempt watches it.
+        job = submit(store, state=JobState.RUNNING, started_at=time.time())
+        store.jobs.update_fields(job.id, {"runtime": {"pid": 99999999, "pid_ctime": 1.0,
+                                                      "run_dir": "gone"}})
+        done = await ended(store, job.id)
+    assert done.state is JobState.FAILED and "disappeared" in done.message

@@ -28,7 +28,7 @@ from jobyard.daemon.hooks import AttemptHook, Stopper
 from jobyard.daemon.inventory import Allocator
 from jobyard.daemon.outcome import decide
 from jobyard.daemon.writer import BatchWriter
-from jobyard.errors import LaunchError
+from jobyard.errors import JobyardError, LaunchError
 from jobyard.events.notify import Notifier
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from jobyard.store.files import run_dir
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GPU_POLL_S = 0.05
+# A failed write of an attempt's end is tried again after this, doubling up to the max.
+END_RETRY_FIRST_S = 0.2
+END_RETRY_MAX_S = 10.0
 # Server settings that must never leak into a job's environment.
 _PRIVATE_ENV_PREFIXES = ("JOBYARD_",)
 
@@ -263,13 +266,27 @@ class AttemptRunner:
         # Decided again once the hooks are done: a retry's delay counts from the recorded end.
         transition = replace(decide(job, status, self.clock(), attempt.timed_out),
                              telemetry=patch or None)
-        result = await self.apply(transition)
-        if isinstance(result, Exception):
+        result = await self._record_end(job, transition)
+        if isinstance(result, Exception):  # refused: the job moved (or went) meanwhile
             log.error("could not record the end of %s: %s", job.uid, result)
         self.attempts.pop(job.id, None)
         self.allocator.release(job.id)
         self.notifier.wake_daemon()
         await self._call_hooks("ended", result if isinstance(result, Job) else job)
+
+    async def _record_end(self, job: Job, transition: Transition) -> Job | Exception:
+        """Write an attempt's end until it commits. A failed write (a full disk, a database
+        failover, a lock timeout) is tried again with backoff, the attempt's resources still
+        reserved; a refused move (the job changed or was deleted meanwhile) is returned."""
+        delay = END_RETRY_FIRST_S
+        while True:
+            result = await self.apply(transition)
+            if not isinstance(result, Exception) or isinstance(result, JobyardError):
+                return result
+            log.error("could not record the end of %s (%s: %s); trying again in %g s",
+                      job.uid, type(result).__name__, result, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, END_RETRY_MAX_S)
 
     async def _call_hooks(self, name: str, *args: Any) -> list[Any]:
         results = []

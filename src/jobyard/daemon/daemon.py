@@ -29,7 +29,7 @@ from jobyard.daemon import scheduler
 from jobyard.daemon.attempts import AttemptRunner, HookFactory, no_hooks
 from jobyard.daemon.inventory import Allocator
 from jobyard.daemon.leader import Leadership
-from jobyard.daemon.reconcile import reconcile
+from jobyard.daemon.reconcile import reconcile, reconcile_unwatched
 from jobyard.daemon.writer import BatchWriter
 from jobyard.events.notify import Notifier
 from jobyard.executors.base import Executor
@@ -88,11 +88,16 @@ class Daemon:
         await reconcile(self.runner)
         self.reconciled.set()
         periodic = True
+        suspects: set[int] = set()
+        next_reconcile = self.clock() + self.config.reconcile_interval_s
         while not self._stopping:
             try:
                 # Cancels are looked for when one was asked here, and on every periodic tick
                 # (another replica's API may have recorded one).
                 await self.tick(check_cancels=periodic or self.notifier.take_cancels())
+                if self.clock() >= next_reconcile:  # no active job is ever left unwatched
+                    next_reconcile = self.clock() + self.config.reconcile_interval_s
+                    suspects = await reconcile_unwatched(self.runner, suspects)
             except Exception:  # a bad tick must not kill the daemon; the next one retries
                 log.exception("scheduler tick failed")
             periodic = not await self.notifier.daemon_wait(self.config.tick_interval_s)

@@ -1,4 +1,5 @@
-"""Crash recovery: what to do, at start, with jobs a previous server left active.
+"""Crash recovery: what to do, at start, with jobs a previous server left active (and, on
+every periodic pass, with an active job no attempt of this daemon watches).
 
 * an attempt whose supervisor still runs (same pid and start time) is adopted: the daemon waits
   for it, honours a pending cancel or time limit, and records its real exit code;
@@ -29,30 +30,46 @@ log = logging.getLogger(__name__)
 async def reconcile(runner: AttemptRunner) -> None:
     """Run once at start, before the first tick: every active job is adopted, recorded as
     ended, or put back (through ``runner``, which then owns its attempt)."""
-    store, allocator, executor = runner.store, runner.allocator, runner.executor
+    store, allocator = runner.store, runner.allocator
     for cluster in await runner.db(store.clusters.list_clusters, None, True):
         allocator.set_reservation(cluster.uid, cluster.instances)
-    jobs = await runner.db(store.jobs.jobs_in_states, list(ACTIVE), 100_000)
-    for job in jobs:
-        allocator.restore(job.id, job.assigned)
-        found, status = executor.recover(
-            str(run_dir(runner.config.data_dir, job.uid, job.attempt))
+    for job in await runner.db(store.jobs.jobs_in_states, list(ACTIVE), 100_000):
+        await _recover(runner, job)
+
+
+async def reconcile_unwatched(runner: AttemptRunner, suspects: set[int]) -> set[int]:
+    """Recover active jobs no attempt of this daemon watches, as at a start. A job is taken
+    for one only when a previous pass saw it unwatched too (``suspects``), so one caught
+    between its admission and its attempt record is never touched. Returns this pass's
+    suspects (for the next pass)."""
+    jobs = await runner.db(runner.store.jobs.jobs_in_states, list(ACTIVE), 100_000)
+    unwatched = {job.id: job for job in jobs if job.id not in runner.attempts}
+    for job_id in sorted(unwatched.keys() & suspects):
+        job = unwatched[job_id]
+        log.warning("%s is %s but no attempt watches it: recovering it", job.uid, job.state)
+        await _recover(runner, job)
+    return set(unwatched) - suspects
+
+
+async def _recover(runner: AttemptRunner, job: Job) -> None:
+    runner.allocator.restore(job.id, job.assigned)
+    found, status = runner.executor.recover(
+        str(run_dir(runner.config.data_dir, job.uid, job.attempt)))
+    handle = Handle.from_dict(job.runtime) if job.runtime else found
+    if handle is None:
+        await _never_started(runner, job)
+        return
+    if status is None and runner.executor.adopt(handle):
+        log.info("adopting %s (pid %s)", job.uid, handle.pid)
+        runner.adopt(job, handle)
+        return
+    if status is None:
+        status = ExitStatus(
+            "lost",
+            message="the job's supervisor disappeared without an exit status "
+            "(server or machine restart)",
         )
-        handle = Handle.from_dict(job.runtime) if job.runtime else found
-        if handle is None:
-            await _never_started(runner, job)
-            continue
-        if status is None and executor.adopt(handle):
-            log.info("adopting %s (pid %s)", job.uid, handle.pid)
-            runner.adopt(job, handle)
-            continue
-        if status is None:
-            status = ExitStatus(
-                "lost",
-                message="the job's supervisor disappeared without an exit status "
-                "(server or machine restart)",
-            )
-        await runner.ended_unwatched(job, handle, status)
+    await runner.ended_unwatched(job, handle, status)
 
 
 async def _never_started(runner: AttemptRunner, job: Job) -> None:
