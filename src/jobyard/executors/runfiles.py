@@ -11,6 +11,7 @@ with ``\\r`` (progress bars) is logged as its final state, and the latest tqdm b
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -53,14 +54,24 @@ def read_json(path: str) -> dict[str, Any] | None:
 
 
 def write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd``, however many writes that takes."""
+    """Write all of ``data`` to ``fd``, however many writes that takes. An OSError says in
+    ``written`` (an attribute added to it) how much was written before it."""
     view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as exc:
+        exc.written = len(data) - len(view)  # type: ignore[attr-defined]
+        raise
 
 
 class LogWriter:
-    """Writes output as ``<ts>\\t<stream>\\t<text>`` lines; drops output past ``cap`` bytes."""
+    """Writes output as ``<ts>\\t<stream>\\t<text>`` lines; drops output past ``cap`` bytes.
+
+    A write that fails (a full disk) never stops the job: its bytes are counted as lost and
+    writing resumes with the next output once it succeeds again, after a note of the gap
+    (``[jobyard: N bytes lost: disk full]``).
+    """
 
     def __init__(self, path: str, cap: int) -> None:
         self._path = path
@@ -68,6 +79,9 @@ class LogWriter:
         self._cap = cap
         self._written = 0
         self._full = False
+        self._lost = 0  # bytes of output that could not be written since the last success
+        self._lost_why = ""
+        self._torn = False  # a failed write left a line without its end
         self._partial = {"o": b"", "e": b""}  # the unfinished line, since its last "\r"
         self._shown = {"o": b"", "e": b""}  # its last non-empty "\r"-ended segment
         self._cr_line = {"o": b"", "e": b""}  # the last rewritten line that was finished
@@ -126,6 +140,8 @@ class LogWriter:
     def close(self) -> None:
         for stream in self._partial:
             self.eof(stream)
+        if self._lost:
+            self._emit(b"")  # say what was lost, if the disk lets us now
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.fsync(self._fd)
@@ -149,14 +165,31 @@ class LogWriter:
             note = f"{time.time():.6f}\tx\t[jobyard: log truncated at {self._cap} bytes]\n"
             chunk = b"".join(keep) + note.encode()
             self._full = True
+        self._emit(chunk)
+
+    def _emit(self, chunk: bytes) -> None:
+        """Append ``chunk`` (after the note of a gap, if output was lost before it)."""
+        head = b""
+        if self._lost:
+            head = (b"\n" if self._torn else b"") + (
+                f"{time.time():.6f}\tx\t[jobyard: {self._lost} bytes lost: "
+                f"{self._lost_why}]\n").encode()
+        data = head + chunk
         try:
             if self._fd is None:
                 flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
                 self._fd = os.open(self._path, flags, 0o644)
-            write_all(self._fd, chunk)
-        except OSError:  # disk full or similar: keep the job running, stop logging
-            self._full = True
-        self._written += len(chunk)
+            write_all(self._fd, data)
+        except OSError as exc:  # a full disk: keep the job running, count what is lost
+            written = getattr(exc, "written", 0)
+            self._written += written
+            self._torn = written > 0 and not data[:written].endswith(b"\n")
+            self._lost += max(0, len(chunk) - max(0, written - len(head)))
+            self._lost_why = ("disk full" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                              else os.strerror(exc.errno or errno.EIO).lower())
+            return
+        self._written += len(data)
+        self._lost, self._torn = 0, False
 
 
 class ProgressFile:
