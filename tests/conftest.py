@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -91,17 +92,26 @@ def store(engines: Engines) -> SqlStore:
     return s
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs to fill up; skipped where mounting one is refused (not root)."""
-    path = tmp_path / "disk"
-    path.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0777", "tmpfs",
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (``256k``, ``64m``) mounted at ``path`` while in the block; the
+    test is skipped where mounting one is refused (not root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs",
                             str(path)], capture_output=True, text=True)
     if mount.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip() or mount.returncode}")
-    yield path
-    subprocess.run(["umount", "-l", str(path)], check=False)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB disk to fill up."""
+    with tmpfs(tmp_path / "disk", "256k") as path:
+        yield path
 
 
 def fill_disk(directory: Path) -> Path:

@@ -27,6 +27,8 @@ class Config(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".jobyard")
     # Defaults to a SQLite file in data_dir; set a postgresql:// URL to scale out.
     database_url: str | None = None
+    # SQLite: how long a write waits for another process's lock before it answers 503.
+    db_busy_timeout_s: float = Field(30.0, gt=0)
     # When the store is new, make this exact key the admin key (deployment scripts).
     bootstrap_admin_key: str | None = None
     # URL that jobs and printed examples use to reach this server; defaults from host/port.

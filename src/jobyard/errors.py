@@ -15,17 +15,20 @@
     ├── Unschedulable            UNSCHEDULABLE        422
     ├── RateLimited              RATE_LIMIT_EXCEEDED  429
     ├── NotSupported             NOT_SUPPORTED        501
+    ├── Unavailable              SERVICE_UNAVAILABLE  503 (the database is busy or gone)
+    ├── StorageFull              STORAGE_FULL         507 (the disk or database is full)
     ├── ConnectionFailed         CONNECTION_FAILED    (SDK: server unreachable; never an answer)
     └── LaunchError              LAUNCH_FAILED        (infrastructure; never an answer)
 
 Errors say what went wrong, not how a protocol shows it: each dialect maps codes to HTTP
 statuses and envelopes in one table in the API layer (``jobyard.api.errors.STATUS``). The SDK
 raises these same classes, with the HTTP ``status`` of the answer they came from. A class's
-docstring is its default message.
+docstring is its default message. An error may say when to try again (``retry_after``).
 """
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -52,6 +55,12 @@ class JobyardError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds to wait before trying again, when the server said."""
+        value = self.details.get("retry_after")
+        return float(value) if isinstance(value, int | float) else None
 
 
 class ValidationFailed(JobyardError):
@@ -131,17 +140,35 @@ class RateLimited(JobyardError):
 
     code = "RATE_LIMIT_EXCEEDED"
 
-    @property
-    def retry_after(self) -> float | None:
-        """Seconds to wait before trying again, when the server said."""
-        value = self.details.get("retry_after")
-        return float(value) if isinstance(value, int | float) else None
-
 
 class NotSupported(JobyardError):
     """This server does not offer that."""
 
     code = "NOT_SUPPORTED"
+
+
+class Unavailable(JobyardError):
+    """The service is busy; try again shortly."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+class StorageFull(JobyardError):
+    """The server's storage is full; nothing was written. Try again once space is freed."""
+
+    code = "STORAGE_FULL"
+
+
+# How long a client is told to wait after each fault (its Retry-After).
+BUSY_RETRY_AFTER_S = 1
+FULL_RETRY_AFTER_S = 30
+
+
+def storage_fault(exc: BaseException) -> StorageFull | None:
+    """The :class:`StorageFull` an OS error stands for (ENOSPC, EDQUOT), else None."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(details={"retry_after": FULL_RETRY_AFTER_S})
+    return None
 
 
 class ConnectionFailed(JobyardError):

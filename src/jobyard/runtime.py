@@ -122,7 +122,7 @@ def build_runtime(
     config: Config, with_daemon: bool = True, executor: Executor | None = None
 ) -> Runtime:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    engines = make_engines(config.resolved_database_url)
+    engines = make_engines(config.resolved_database_url, config.db_busy_timeout_s)
     migrate.upgrade(engines.write)
     notifier = Notifier()
     store = SqlStore(engines, on_change=notifier.notify)

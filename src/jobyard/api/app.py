@@ -70,4 +70,5 @@ def create_app(rt: Server) -> FastAPI:
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=rt.services.config.max_request_bytes,
                        overrides=tensorpool_upload.BODY_LIMITS)
+    app.add_middleware(errors.CrashGuard)  # added last: the outermost
     return app

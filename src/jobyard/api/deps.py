@@ -1,5 +1,6 @@
 """What routes depend on: the server's :class:`~jobyard.core.services.Services` (and nothing
-else of it), and the rule for running a store read from an ``async def`` route.
+else of it), the rule for running a store read from an ``async def`` route, and the origin
+the links the server hands out point to.
 
 Routes are ``def`` when they write or do blocking work (FastAPI runs them in its thread
 pool), ``async def`` when they only read (the read then runs inline on SQLite, where it costs
@@ -29,3 +30,19 @@ async def read(svc: Services, fn: Callable[..., T], *args: Any) -> T:
     if svc.reads_inline:
         return fn(*args)
     return await asyncio.to_thread(fn, *args)
+
+
+def origin(conn: HTTPConnection, route_path: str | None = None) -> str:
+    """Where the links this server hands out (downloads, uploads, outputs) point: the
+    configured ``public_url`` when set (behind a proxy the ``Host`` header is the client's to
+    choose), else the server as this client reached it: scheme, host and any path prefix,
+    which is the request's URL less ``route_path`` when given (a prefix the proxy did not
+    announce), else the app's root. A WebSocket's origin is its HTTP twin."""
+    public = services(conn).config.public_url
+    if public:
+        return public.rstrip("/")
+    if route_path is None:
+        text = str(conn.base_url)
+    else:
+        text = str(conn.url.replace(query="")).removesuffix(route_path)
+    return ("http" + text[2:] if text.startswith("ws") else text).rstrip("/")

@@ -35,6 +35,8 @@ _BY_STATUS: dict[int, type[JobyardError]] = {
     409: errors.Conflict,
     422: errors.ValidationFailed,
     429: errors.RateLimited,
+    503: errors.Unavailable,
+    507: errors.StorageFull,
 }
 
 
@@ -77,7 +79,7 @@ def error_from_response(response: httpx.Response) -> JobyardError:
         message = f"HTTP {response.status_code} {response.reason_phrase}" + (
             f": {text}" if text else ""
         )
-    if issubclass(cls, errors.RateLimited) and "retry-after" in response.headers:
+    if "retry-after" in response.headers:
         try:
             details.setdefault("retry_after", float(response.headers["retry-after"]))
         except ValueError:

@@ -1,4 +1,5 @@
-"""Every SQLite/PostgreSQL difference lives here: URLs, pragmas, write locking."""
+"""Every SQLite/PostgreSQL difference lives here: URLs, pragmas, write locking, and which
+driver errors are faults of the machine (:mod:`jobyard.store.faults`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from jobyard.store import faults
 from jobyard.store.group_commit import GroupCommitter
 
 T = TypeVar("T")
@@ -72,25 +74,38 @@ class Engines:
             self.write.dispose()
 
 
-def make_engines(url: str) -> Engines:
+def make_engines(url: str, busy_timeout_s: float = 30.0) -> Engines:
+    """The engines for ``url``. On SQLite a write waits up to ``busy_timeout_s`` for another
+    process's lock before it fails as :class:`~jobyard.errors.Unavailable`."""
     url = normalize_url(url)
     if not url.startswith("sqlite"):
         engine = sa.create_engine(
             url, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON_CODEC
         )
+        _name_faults(engine)
         return Engines(read=engine, write=engine, is_sqlite=False)
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    read = _sqlite_engine(url, writer=False)
-    write = _sqlite_engine(url, writer=True)
+    read = _sqlite_engine(url, busy_timeout_s, writer=False)
+    write = _sqlite_engine(url, busy_timeout_s, writer=True)
     return Engines(read=read, write=write, is_sqlite=True, committer=GroupCommitter(write))
 
 
-def _sqlite_engine(url: str, writer: bool) -> sa.Engine:
+def _name_faults(engine: sa.Engine) -> None:
+    """Raise a busy, gone or full database as the domain error it stands for."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: sa.engine.ExceptionContext) -> None:
+        fault = faults.translate(ctx.original_exception, ctx.is_disconnect)
+        if fault is not None:
+            raise fault from ctx.original_exception
+
+
+def _sqlite_engine(url: str, busy_timeout_s: float, writer: bool) -> sa.Engine:
     engine = sa.create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_s},
         pool_size=8,
         max_overflow=8,
         # Readers run in autocommit (no BEGIN): each statement sees one consistent snapshot.
@@ -105,8 +120,10 @@ def _sqlite_engine(url: str, writer: bool) -> sa.Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across process crashes
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.close()
+
+    _name_faults(engine)
 
     if writer:
 
@@ -143,6 +160,11 @@ class Prepared:
             cur.execute(self.sql, args)
             row = cur.fetchone()
             cur.close()
+        except Exception as exc:  # the driver's own: no handle_error hook on this path
+            fault = faults.translate(exc)
+            if fault is not None:
+                raise fault from exc
+            raise
         finally:
             conn.close()  # back to the pool, which ends any implicit transaction
         if row is None:

@@ -3,12 +3,13 @@
 A dialect gives how it renders a validation error, a :class:`~jobyard.errors.JobyardError`
 and an unexpected crash (its clients print only their own fields, so no answer may leave
 them out); it may also render Starlette's HTTP errors and touch every answer on its way out.
-The native envelope stays the default everywhere else.
+An error that says when to try again gets ``Retry-After`` in every dialect; a full disk is
+answered as :class:`~jobyard.errors.StorageFull`, not as a crash. The native envelope stays
+the default everywhere else.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -18,9 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from jobyard.api.errors import retry_headers, unexpected
 from jobyard.errors import JobyardError
 
-log = logging.getLogger(__name__)
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
@@ -44,17 +45,23 @@ def envelope_route(
                 except RequestValidationError as exc:
                     response = validation(jsonable_encoder(exc.errors()))
                 except JobyardError as exc:
-                    response = error(exc)
+                    response = _with_retry(error(exc), exc)
                 except HTTPException as exc:
                     if http is None:
                         raise
                     response = http(exc)
-                except Exception:
-                    log.exception("%s route %s failed", dialect, request.url.path)
-                    response = crash()
+                except Exception as exc:
+                    fault = unexpected(exc, f"{dialect} route {request.url.path}")
+                    response = crash() if fault is None else _with_retry(error(fault), fault)
                 return finish(request, response) if finish else response
 
             return route
 
     EnvelopeRoute.__name__ = f"{dialect}Route"
     return EnvelopeRoute
+
+
+def _with_retry(response: Response, exc: JobyardError) -> Response:
+    for name, value in retry_headers(exc).items():
+        response.headers.setdefault(name, value)
+    return response

@@ -7,7 +7,7 @@ import time
 
 from fastapi import Request
 
-from jobyard.api.deps import read, services
+from jobyard.api.deps import origin, read, services
 from jobyard.api.dialects.tensorone.shapes import (
     access_denied,
     job_not_found,
@@ -76,11 +76,6 @@ def check_rate(request: Request, who: Principal) -> dict[str, str]:
     return headers
 
 
-def base_url(request: Request) -> str:
-    """The server as this client reached it (scheme, host, any path prefix)."""
-    return str(request.base_url).rstrip("/")
-
-
 def view(request: Request, include: frozenset[str]) -> View:
     return View(include=include, now=time.time(), prices=services(request).prices,
-                base_url=base_url(request))
+                base_url=origin(request))

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 
 from jobyard.api.auth import principal
-from jobyard.api.deps import services
+from jobyard.api.deps import origin, services
 from jobyard.api.dialects.states import dialect_status
 from jobyard.api.dialects.tensorpool.project import TEMPLATE
-from jobyard.api.dialects.tensorpool.shapes import TensorPoolRoute, base_url, when
+from jobyard.api.dialects.tensorpool.shapes import TensorPoolRoute, when
 from jobyard.api.dialects.tensorpool.tables import key_value_table, tsv_table
 from jobyard.api.responses import JSON
 from jobyard.core.inputs import ListJobs
@@ -163,7 +163,7 @@ def pull(request: Request, job_id: str = JobId, who: Principal = Depends(princip
         why = ("its outputs are collected when it ends" if not job.is_terminal else
                "declare files to keep in 'outputs' of the job file")
         return JSON({"download_map": {}, "message": f"No output files for job {job.uid}: {why}"})
-    base = base_url(request.url, f"/job/pull/{job_id}")
+    base = origin(request, f"/job/pull/{job_id}")
     ttl = svc.config.tensorpool_link_ttl_s
     links = {f["name"]: base + "/job/file/" + svc.signer.link(
         FILE_LINK, (job.uid, str(job.attempt), f["name"]), ttl) for f in files}

@@ -19,9 +19,9 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from jobyard.api.deps import origin
 from jobyard.api.dialects.tensorpool import upload
 from jobyard.api.dialects.tensorpool.project import Project, job_script, parse_project
-from jobyard.api.dialects.tensorpool.shapes import base_url
 from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, receive_object, services_of
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.models import Job, Principal, Resources
@@ -112,7 +112,7 @@ async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: st
         "ignore": list(project.ignore), "max_bytes": cfg.tensorpool_max_upload_bytes}))
     path, name = str(started.get("path") or ""), str(started.get("name") or "project")
     token = svc.signer.link(upload.LINK, (up.id,), cfg.tensorpool_link_ttl_s)
-    url = base_url(ws.url, "/job/push") + f"/job/upload/{token}"
+    url = origin(ws, "/job/push") + f"/job/upload/{token}"
     piece = upload.FIRST_PIECE
     while True:
         offset = up.received

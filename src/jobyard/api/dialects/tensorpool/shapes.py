@@ -11,8 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.datastructures import URL
-
 from jobyard.api.dialects.envelope import envelope_route
 from jobyard.api.errors import http_status
 from jobyard.api.responses import JSON
@@ -35,15 +33,6 @@ def when(ts: float | None) -> str | None:
     """A time for a table cell: ``2026-11-24 10:12:40 UTC``."""
     return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime(
         "%Y-%m-%d %H:%M:%S UTC")
-
-
-def base_url(url: URL, route_path: str) -> str:
-    """The server's URL as this client reached it (scheme, host, any path prefix): ``url``
-    less the route's own path; a WebSocket URL gives its HTTP twin. Links the server hands
-    out (uploads, downloads) are built on it."""
-    text = str(url.replace(query=""))
-    text = "http" + text[2:] if text.startswith("ws") else text
-    return text.removesuffix(route_path)
 
 
 def request_info(r: Operation) -> dict[str, Any]:

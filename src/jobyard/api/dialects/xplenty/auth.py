@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from jobyard.api.deps import read, services
+from jobyard.api.deps import origin, read, services
 from jobyard.api.ratelimit import RateLimiter, Verdict
 from jobyard.core.models import Principal
 from jobyard.core.packages import PackageService
@@ -104,8 +104,7 @@ def caller(cost: int = 1) -> Callable[[Request, str], Awaitable[Caller]]:
                 f"rate limit exceeded: {verdict.limit} API credits per {rule.window} per user; "
                 f"retry in {verdict.retry_after} s",
                 {"retry_after": verdict.retry_after})
-        origin = svc.config.public_url or str(request.base_url)
-        return Caller(who, svc, account_id, origin.rstrip("/"), verdict)
+        return Caller(who, svc, account_id, origin(request), verdict)
 
     return dependency
 

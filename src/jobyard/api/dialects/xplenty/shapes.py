@@ -27,7 +27,7 @@ from jobyard.core.packages import DIALECT_KEY, Package, Schedule
 from jobyard.core.progress import view as progress_view
 from jobyard.core.states import JobState
 from jobyard.core.times import iso
-from jobyard.errors import JobyardError, RateLimited
+from jobyard.errors import JobyardError
 
 MEDIA_TYPE = "application/vnd.xplenty+json; version=2"
 
@@ -51,10 +51,7 @@ def error_body(status: int, message: str, headers: dict[str, str] | None = None)
 
 
 def error_response(exc: JobyardError) -> XJSON:
-    headers = None
-    if isinstance(exc, RateLimited) and "retry_after" in exc.details:
-        headers = {"Retry-After": str(int(exc.details["retry_after"]))}
-    return error_body(http_status(exc), exc.message, headers)
+    return error_body(http_status(exc), exc.message)
 
 
 def validation_message(errors: list[dict[str, Any]]) -> str:
