@@ -9,6 +9,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -54,6 +55,10 @@ from jobyard.telemetry.gpu import gpu_probe, gpu_stats
 
 log = logging.getLogger(__name__)
 SECRET_KEY = "server_secret"
+# Threads for file work: collecting outputs, unpacking projects, reading followed logs. Its own
+# small pool, so that no job's files can hold the default executor that routes and the daemon
+# share (each piece of file work is bounded too: store/files.py, daemon/plugins/outputs.py).
+FILE_WORKERS = 4
 T = TypeVar("T")
 
 
@@ -75,6 +80,7 @@ class Runtime:
     operations: OperationProcessor | None = None
     periodic: Periodic | None = None
     new_admin_key: str | None = None  # set on first start only, to print once
+    file_pool: ThreadPoolExecutor | None = None  # file work (FILE_WORKERS threads)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -109,6 +115,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._daemon_task
         await self.executor.close()
+        if self.file_pool is not None:
+            self.file_pool.shutdown(wait=False, cancel_futures=True)
         self.engines.dispose()
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -157,6 +165,7 @@ def build_runtime(
 
     hub = EventHub(store.jobs, notifier, read)
     files = DiskFiles(config.data_dir)
+    file_pool = ThreadPoolExecutor(FILE_WORKERS, thread_name_prefix="jobyard-files")
     check_webhook = url_checker(config.webhook_allowed_networks)
     volumes = VolumeService(store.volumes, nudge)
     clusters = ClusterService(store.clusters, store.volumes, store.kv, catalog, volumes,
@@ -173,7 +182,7 @@ def build_runtime(
             config, store, executor, allocator, notifier, leadership,
             gpu_probe=gpu_probe(inventory.gpu_source), signer=signer,
             hooks=lambda stopper: attempt_hooks(config, store, inventory, clusters,
-                                                volume_handlers.measure, stopper),
+                                                volume_handlers.measure, stopper, file_pool),
             reconciled=reconciled,
         )
 
@@ -185,7 +194,7 @@ def build_runtime(
     services = Services(
         config=config,
         jobs=jobs,
-        files=JobFileService(files, store.jobs, store.telemetry, notifier),
+        files=JobFileService(files, store.jobs, store.telemetry, notifier, file_pool),
         telemetry=TelemetryService(store.jobs, store.telemetry, signer),
         accounts=AccountService(store.accounts, store.webhooks, store.clusters,
                                 store.telemetry, prices, check_webhook, config.org_max_gpus),
@@ -206,17 +215,19 @@ def build_runtime(
         periodic.every("schedules", ScheduleRunner.INTERVAL_S, ScheduleRunner(
             store, jobs, clusters).tick)  # and idle Integrate.io clusters
     return Runtime(config, engines, store, notifier, inventory, executor, services, hub,
-                   daemon, processor, periodic, new_key)
+                   daemon, processor, periodic, new_key, file_pool)
 
 
 def attempt_hooks(config: Config, store: SqlStore, inventory: Inventory,
                   clusters: ClusterService, measure_volumes: Measure,
-                  stopper: Stopper) -> list[AttemptHook]:
+                  stopper: Stopper,
+                  file_pool: ThreadPoolExecutor | None = None) -> list[AttemptHook]:
     """The daemon's plug-ins (``daemon/plugins/``), in the order they run, each given what it
-    needs; ``stopper`` is the daemon's attempt runner (the daemon calls this when it is made).
+    needs; ``stopper`` is the daemon's attempt runner (the daemon calls this when it is made),
+    ``file_pool`` the threads for file work.
     """
     return [
-        OutputCollector(config, store),
+        OutputCollector(config, store, file_pool),  # scans and counts on the file pool
         # metrics, cost, budgets (stops the jobs of an owner over budget)
         ResourceSampler(config, store, stopper, gpu_stats(inventory.gpu_source)),
         TqdmWatcher(store),  # progress read off tqdm bars

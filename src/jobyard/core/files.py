@@ -2,22 +2,30 @@
 workspaces jobs run in, through the :class:`JobFiles` port (on disk: ``store/files.py``).
 
 No path of the data directory leaves the core except the one a download is served from.
+
+The file work the service does from the event loop (reads of a followed log, unpacking a
+project) runs on the executor it is given: ``runtime``'s small pool for file work, so that a
+job's files can slow only other file work, never the routes and the daemon that share the
+default executor. Pages and tails of a log are read by the caller (a route's thread); a log is
+capped in size (``log_cap_bytes``), so they are bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from jobyard.core.models import Job
 from jobyard.core.ports import JobStore, TelemetryStore
 from jobyard.errors import JobNotFound, NotFound, ValidationFailed
 
 POLL_S = 0.1  # log lines are not notified: look again this soon (or at the job's change)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +82,9 @@ class JobFiles(Protocol):
         """Remove a workspace no job took."""
 
     def unpack(self, archive: Path, dest: Path, max_bytes: int) -> int:
-        """Extract a tar(.gz) archive into ``dest`` safely; returns the number of files."""
+        """Extract a tar(.gz) archive into the empty directory ``dest``; returns the number of
+        files. Only files and directories inside ``dest``: anything else raises
+        ValidationFailed, naming no path of the server, and leaves ``dest`` empty."""
 
     def uploads_dir(self) -> Path:
         """Where uploads in progress are kept."""
@@ -98,11 +108,15 @@ class JobFileService:
     """Reads of a job's files for a job the caller may see (the caller checks that)."""
 
     def __init__(self, files: JobFiles, jobs: JobStore, telemetry: TelemetryStore,
-                 changes: ChangeFeed):
+                 changes: ChangeFeed, pool: Executor | None = None):
         self._files = files
         self._jobs = jobs
         self._telemetry = telemetry
         self._changes = changes
+        self._pool = pool  # file work (None: the default executor, in tests)
+
+    async def _on_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     # logs ------------------------------------------------------------------------------------
     def log(self, job: Job, attempt: int | None = None, offset: int = 0, limit: int = 1000,
@@ -128,8 +142,8 @@ class JobFileService:
         while True:
             with self._changes.listen(job.id) as changed:
                 fresh = await asyncio.to_thread(self._jobs.get_job, job.id)
-                chunk, pos = await asyncio.to_thread(self._files.read_log_from, job.uid,
-                                                     number, pos)
+                chunk, pos = await self._on_pool(self._files.read_log_from, job.uid, number,
+                                                 pos)
                 lines = []
                 for raw in chunk:
                     if n >= offset:
@@ -188,8 +202,9 @@ class JobFileService:
         """Remove a workspace whose job was never submitted."""
         self._files.discard_workspace(home)
 
-    def unpack(self, archive: Path, dest: Path, max_bytes: int) -> int:
-        return self._files.unpack(archive, dest, max_bytes)
+    async def unpack(self, archive: Path, dest: Path, max_bytes: int) -> int:
+        """Unpack a project into ``dest`` (on the pool for file work); see ``JobFiles``."""
+        return await self._on_pool(self._files.unpack, archive, dest, max_bytes)
 
     def uploads_dir(self) -> Path:
         return self._files.uploads_dir()

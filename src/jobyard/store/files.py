@@ -15,8 +15,12 @@ Log format (written by the executor's supervisor), one output line per file line
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import stat
 import tarfile
+import zlib
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +32,7 @@ from jobyard.errors import ValidationFailed
 
 STREAMS = {"o": "stdout", "e": "stderr", "x": "system"}
 READ_CHUNK = 1 << 20  # a follower reads at most this much at a time
+COPY_CHUNK = 1 << 20
 
 
 def run_dir(data_dir: Path | str, uid: str, attempt: int) -> Path:
@@ -128,28 +133,193 @@ def new_workspace(data_dir: Path | str) -> Path:
     return home
 
 
-def unpack(archive: Path, dest: Path, max_bytes: int, max_files: int = 200_000) -> int:
-    """Extract a tar(.gz) archive into ``dest``; returns the number of files.
+# unpacking a project --------------------------------------------------------------------------
+# A project holds regular files and directories, nothing else: our packer
+# (api/dialects/tensorpool/clientside.py) never sends links, and an archive that does is refused.
+MAX_NAME_BYTES = 1024  # a member's name, at most (a path component: NAME_MAX, 255)
+SHOWN_NAME_CHARS = 80  # of a refused member's name in a message
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_KINDS = ((tarfile.TarInfo.issym, "a symbolic link"), (tarfile.TarInfo.islnk, "a hard link"),
+          (tarfile.TarInfo.ischr, "a character device"), (tarfile.TarInfo.isblk, "a block device"),
+          (tarfile.TarInfo.isfifo, "a FIFO"))
 
-    Refused before anything is written when its files add up to more than ``max_bytes`` or
-    ``max_files``. The standard library's ``data`` filter refuses members that would land
-    outside ``dest`` (``..``, links pointing out) and devices, and strips leading slashes.
+
+def unpack(archive: Path, dest: Path, max_bytes: int, max_files: int = 200_000) -> int:
+    """Extract a tar(.gz) archive into the empty directory ``dest``; returns the number of files.
+
+    Only regular files and directories are accepted, under relative names without ``..``;
+    a link of either kind, a device or a FIFO, an absolute or over-long name refuses the whole
+    archive, as do files adding up to more than ``max_bytes`` or ``max_files`` members. Every
+    member is checked before anything is written. Members are then written one by one, never
+    through ``TarFile.extract``/``extractall`` or a ``tarfile`` filter: each directory is
+    opened relative to its parent without following links (``O_NOFOLLOW``), each target's parent
+    must resolve (strictly, ``realpath(strict=True)``) inside ``dest``, and a file is created
+    without following a link and refused if another name links to it. So the checks hold on
+    every Python, including those whose ``data`` filter can be bypassed (CVE-2025-4517 and its
+    siblings: before 3.11.13, 3.12.11, 3.13.4).
+
+    A refusal raises ValidationFailed naming the member as the archive does (never a path of
+    the server) and leaves ``dest`` empty.
     """
     try:
+        dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            files = [m for m in members if m.isfile()]
-            total = sum(m.size for m in files)
-            if total > max_bytes or len(members) > max_files:
-                raise ValidationFailed(
-                    f"the project is too large: {len(files)} files, {total} bytes "
-                    f"(limit {max_bytes} bytes, {max_files} files)",
-                    {"loc": ["project"], "type": "value_error"})
-            tar.extractall(dest, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ValidationFailed(f"the project archive could not be unpacked: {exc}",
-                               {"loc": ["project"], "type": "value_error"}) from exc
-    return len(files)
+            members = _checked_members(tar, max_bytes, max_files)
+            _extract(tar, members, dest)
+    except ValidationFailed:
+        _empty(dest)
+        raise
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        _empty(dest)
+        raise _refused(f"the project archive could not be read: {_reason(exc)}") from exc
+    return sum(1 for m, _ in members if m.isreg())
+
+
+def _refused(message: str) -> ValidationFailed:
+    return ValidationFailed(message, {"loc": ["project"], "type": "value_error"})
+
+
+def _shown(name: str) -> str:
+    return repr(name if len(name) <= SHOWN_NAME_CHARS else name[:SHOWN_NAME_CHARS] + "...")
+
+
+def _reason(exc: BaseException) -> str:
+    """What went wrong, without the paths an OSError carries (the server's own)."""
+    if isinstance(exc, OSError) and (exc.filename is not None or exc.strerror):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+def _checked_members(tar: tarfile.TarFile, max_bytes: int,
+                     max_files: int) -> list[tuple[tarfile.TarInfo, tuple[str, ...]]]:
+    """Every member with its name's parts, once all are checked (read one header at a time:
+    an archive of too many members is refused before the rest is read)."""
+    found: list[tuple[tarfile.TarInfo, tuple[str, ...]]] = []
+    total = 0
+    for member in tar:
+        if len(found) >= max_files:
+            raise _refused(f"the project is too large: more than {max_files} files")
+        parts = _member_parts(member)
+        if member.isreg():
+            total += member.size
+            if total > max_bytes:
+                raise _refused(f"the project is too large: its files add up to more than "
+                               f"{max_bytes} bytes")
+        found.append((member, parts))
+    return found
+
+
+def _member_parts(member: tarfile.TarInfo) -> tuple[str, ...]:
+    name = member.name
+    for test, kind in _KINDS:
+        if test(member):
+            raise _refused(f"the project archive is refused: {_shown(name)} is {kind} "
+                           "(only files and directories are accepted)")
+    if not (member.isreg() or member.isdir()):
+        raise _refused(f"the project archive is refused: {_shown(name)} is of an unknown "
+                       f"type ({member.type!r})")
+    if "\0" in name or len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise _refused(f"the project archive is refused: the name {_shown(name)} is too long "
+                       f"(at most {MAX_NAME_BYTES} bytes) or not valid")
+    if name.startswith("/"):
+        raise _refused(f"the project archive is refused: {_shown(name)} is an absolute path")
+    parts = tuple(p for p in name.split("/") if p not in ("", "."))
+    if ".." in parts:
+        raise _refused(f"the project archive is refused: {_shown(name)} leads out of the "
+                       "project ('..')")
+    if any(len(p.encode("utf-8", "surrogateescape")) > 255 for p in parts):
+        raise _refused(f"the project archive is refused: a part of {_shown(name)} is longer "
+                       "than 255 bytes")
+    if not parts and member.isreg():
+        raise _refused(f"the project archive is refused: a file has no name ({_shown(name)})")
+    return parts
+
+
+def _extract(tar: tarfile.TarFile, members: list[tuple[tarfile.TarInfo, tuple[str, ...]]],
+             dest: Path) -> None:
+    base = os.path.realpath(dest, strict=True)
+    root = os.open(base, _DIR_FLAGS)
+    try:
+        for member, parts in members:
+            try:
+                if member.isdir():
+                    os.close(_open_dirs(root, parts))
+                    continue
+                parent = _open_dirs(root, parts[:-1])
+                try:
+                    _inside(base, parts, member.name)
+                    _write(tar, member, parent, parts[-1])
+                finally:
+                    os.close(parent)
+            except OSError as exc:
+                raise _refused(f"the project archive could not be unpacked: "
+                               f"{_shown(member.name)}: {_reason(exc)}") from exc
+    finally:
+        os.close(root)
+
+
+def _open_dirs(root: int, parts: tuple[str, ...]) -> int:
+    """The directory ``parts`` under ``root`` (made as needed), opened without following a
+    link at any step; the caller closes it."""
+    fd = os.dup(root)
+    for part in parts:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(part, 0o755, dir_fd=fd)
+        try:
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = child
+    return fd
+
+
+def _inside(base: str, parts: tuple[str, ...], name: str) -> None:
+    """Refuse a file whose target is not inside ``base`` once every link on the way is
+    resolved: its parent (made by then) must resolve strictly (an unresolvable path, e.g. one
+    beyond PATH_MAX, raises), and the target itself must not be a link."""
+    parent = os.path.join(base, *parts[:-1])
+    real = os.path.realpath(parent, strict=True)
+    if real != base and not real.startswith(base + os.sep):
+        raise _refused(f"the project archive is refused: {_shown(name)} would be written "
+                       "outside the project")
+    if os.path.islink(os.path.join(real, parts[-1])):
+        raise _refused(f"the project archive is refused: {_shown(name)} would be written "
+                       "through a link")
+
+
+def _write(tar: tarfile.TarFile, member: tarfile.TarInfo, parent: int, name: str) -> None:
+    source = tar.extractfile(member)
+    if source is None:  # not a regular file after all
+        raise _refused(f"the project archive is refused: {_shown(member.name)} has no data")
+    # rw for the owner, never setuid/setgid/sticky or writable by group and others
+    mode = (member.mode & 0o755) | 0o600
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                 dir_fd=parent)
+    with os.fdopen(fd, "wb") as out, source:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise _refused(f"the project archive is refused: {_shown(member.name)} would be "
+                           "written through a link")
+        os.ftruncate(fd, 0)
+        os.fchmod(fd, mode)
+        shutil.copyfileobj(source, out, COPY_CHUNK)
+        out.flush()
+        with contextlib.suppress(OverflowError, ValueError, OSError):
+            os.utime(fd, (member.mtime, member.mtime))
+
+
+def _empty(dest: Path) -> None:
+    """Remove what an unpacking left in ``dest`` (links are removed, never followed)."""
+    try:
+        entries = list(os.scandir(dest))
+    except OSError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
 
 
 def remove_job_files(data_dir: Path | str, job: Job) -> None:

@@ -7,18 +7,30 @@ outputs a job declared with ``jobyard.job.output(name, path)``, and files matchi
 While it works the job shows substate ``uploading``. An attempt that did not complete lists
 what exists as partial results. Files are found safely: inside the output directory, never
 through a link (:func:`scan`).
+
+The work is bounded, whatever a job leaves behind: records are counted from a file's data
+only (``SEEK_DATA``/``SEEK_HOLE`` skip the holes of a sparse file, which hold no newline), at
+most :data:`FILE_MAX_BYTES` of data a file and :data:`ATTEMPT_MAX_BYTES` and
+:data:`COUNT_BUDGET_S` an attempt (:class:`CountBudget`); a file past the cap is listed with
+``records`` None, and the attempt's summary says how many (``records_uncounted``). Scanning and
+counting run on the executor the collector is given (``runtime``'s small pool for file work),
+never on the default one that routes and the daemon share.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
-import shutil
-from dataclasses import dataclass
+import stat
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jobyard.config import Config
 from jobyard.core.models import Job
@@ -34,6 +46,23 @@ log = logging.getLogger(__name__)
 # Files counted in records (lines); others are listed with records = None.
 LINE_BASED = {".jsonl", ".ndjson", ".csv", ".tsv", ".txt", ".log"}
 MAX_FILES = 10_000
+FILE_MAX_BYTES = 256 << 20  # data read to count one file's records, at most
+ATTEMPT_MAX_BYTES = 1 << 30  # ... and all of an attempt's files
+COUNT_BUDGET_S = 5.0  # time spent counting an attempt's records, at most
+COUNT_CHUNK = 1 << 20
+T = TypeVar("T")
+
+
+@dataclass
+class CountBudget:
+    """What counting an attempt's records may still cost; ``uncounted``: files left at None
+    because a cap was reached. ``deadline`` is on ``time.monotonic()``."""
+
+    bytes_left: int = ATTEMPT_MAX_BYTES
+    file_max_bytes: int = FILE_MAX_BYTES
+    deadline: float = field(default_factory=lambda: time.monotonic() + COUNT_BUDGET_S)
+    uncounted: int = 0
+    bytes_read: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +73,15 @@ class OutputFile:
 
 
 class OutputCollector(AttemptHook):
-    def __init__(self, config: Config, store: Store):
+    def __init__(self, config: Config, store: Store, pool: Executor | None = None,
+                 budget: Callable[[], CountBudget] = CountBudget):
         self.config = config
         self.store = store
+        self.pool = pool  # file work runs here (None: the default executor, in tests)
+        self.budget = budget  # a fresh budget for each attempt
+
+    async def _on_pool(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def ending(self, job: Job, status: ExitStatus, final: bool) -> dict[str, Any]:
         root = output_dir(self.config.data_dir, job.uid, job.attempt)
@@ -56,7 +91,7 @@ class OutputCollector(AttemptHook):
         if patterns:
             workdir = Path(job.workdir) if job.workdir else run_dir(
                 self.config.data_dir, job.uid, job.attempt)
-            await asyncio.to_thread(gather, workdir, patterns, root)
+            await self._on_pool(gather, workdir, patterns, root)
         if not declared and not _has_entries(root):
             return {}
         with contextlib.suppress(JobyardError):  # it may have ended meanwhile: just collect
@@ -64,15 +99,20 @@ class OutputCollector(AttemptHook):
                 self.store.jobs.merge_telemetry, job.id, {}, "substate",
                 {"substate": str(Substate.UPLOADING)},
             )
-        files = await asyncio.to_thread(self._collect, root, declared)
+        budget = self.budget()
+        files = await self._on_pool(self._collect, root, declared, budget)
         partial = not (status.reason == "exited" and status.exit_code == 0)
         rows = [{"name": f.name, "size": f.size, "records": f.records, "partial": partial}
                 for f in files]
         await asyncio.to_thread(self.store.telemetry.record_outputs, job.id, job.attempt, rows)
-        return {"outputs": {"attempt": job.attempt, "count": len(rows), "partial": partial,
-                            "bytes": sum(f.size for f in files)}}
+        summary: dict[str, Any] = {"attempt": job.attempt, "count": len(rows),
+                                   "partial": partial, "bytes": sum(f.size for f in files)}
+        if budget.uncounted:
+            summary["records_uncounted"] = budget.uncounted
+        return {"outputs": summary}
 
-    def _collect(self, root: Path, declared: list[dict[str, Any]]) -> list[OutputFile]:
+    def _collect(self, root: Path, declared: list[dict[str, Any]],
+                 budget: CountBudget) -> list[OutputFile]:
         records: dict[str, int] = {}
         for item in declared:
             name, source = str(item.get("name") or ""), item.get("path")
@@ -85,7 +125,7 @@ class OutputCollector(AttemptHook):
                 records[name] = int(item["records"])
             if source and not target.exists():
                 _bring_in(Path(source), target)
-        return scan(root, records)
+        return scan(root, records, budget)
 
 
 def gather(workdir: Path, patterns: list[str], root: Path) -> int:
@@ -143,13 +183,32 @@ def _bring_in(source: Path, target: Path) -> None:
     try:
         os.link(source, target)
     except OSError:
-        shutil.copyfile(source, target)
+        copy_data(source, target)
+
+
+def copy_data(source: Path, target: Path) -> None:
+    """Copy a file's data and leave its holes holes: a 20 GB sparse file costs what its data
+    costs, in time and on disk (``shutil.copyfile`` would write every zero)."""
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        for start, end in data_extents(src.fileno(), size):
+            pos = start
+            while pos < end:
+                chunk = os.pread(src.fileno(), min(COUNT_CHUNK, end - pos), pos)
+                if not chunk:
+                    break
+                os.pwrite(dst.fileno(), chunk, pos)
+                pos += len(chunk)
+        dst.truncate(size)
 
 
 # finding the files -----------------------------------------------------------------------------
-def scan(root: Path, declared_records: dict[str, int] | None = None) -> list[OutputFile]:
-    """Regular files under ``root`` (symlinks are skipped: they could point anywhere)."""
+def scan(root: Path, declared_records: dict[str, int] | None = None,
+         budget: CountBudget | None = None) -> list[OutputFile]:
+    """Regular files under ``root`` (symlinks are skipped: they could point anywhere); records
+    of line-based files counted within ``budget`` (a fresh :class:`CountBudget` by default)."""
     declared_records = declared_records or {}
+    budget = budget if budget is not None else CountBudget()
     found: list[OutputFile] = []
     if not root.is_dir():
         return found
@@ -157,24 +216,84 @@ def scan(root: Path, declared_records: dict[str, int] | None = None) -> list[Out
         dirnames.sort()
         for filename in sorted(filenames):
             path = Path(dirpath) / filename
-            st = path.lstat()
-            if not path.is_file() or path.is_symlink():
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
                 continue
             name = path.relative_to(root).as_posix()
             records = declared_records.get(name)
             if records is None and path.suffix.lower() in LINE_BASED:
-                records = count_lines(path)
+                records = count_lines(path, budget)
+                if records is None:
+                    budget.uncounted += 1
             found.append(OutputFile(name, st.st_size, records))
             if len(found) >= MAX_FILES:
                 return found
     return found
 
 
-def count_lines(path: Path) -> int:
-    lines = 0
-    last = b"\n"
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return lines + (0 if last == b"\n" else 1)  # a last line without a newline counts too
+def count_lines(path: Path, budget: CountBudget | None = None) -> int | None:
+    """The lines of ``path`` (a last line without a newline counts too), read from its data
+    only: a hole reads as zeros, so it holds no newline and is skipped, and a 20 GB sparse file
+    costs a few system calls. None when counting would pass ``budget`` (its bytes, its
+    deadline) or the file cannot be read: unknown, never a guess."""
+    budget = budget if budget is not None else CountBudget()
+    limit = min(budget.file_max_bytes, budget.bytes_left)
+    lines = read = 0
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return 0
+        for start, end in data_extents(fd, size):
+            pos = start
+            while pos < end:
+                if read >= limit or time.monotonic() > budget.deadline:
+                    return None
+                chunk = os.pread(fd, min(COUNT_CHUNK, end - pos, limit - read), pos)
+                if not chunk:
+                    break  # it shrank meanwhile
+                lines += chunk.count(b"\n")
+                read += len(chunk)
+                pos += len(chunk)
+        last = os.pread(fd, 1, size - 1)  # a hole at the end reads as b"\0"
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+        budget.bytes_read += read
+        budget.bytes_left -= read
+    return lines + (0 if last == b"\n" else 1)
+
+
+def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """The ``(start, end)`` byte ranges of an open file that hold data, holes left out; the
+    whole file where the system or the file system cannot tell."""
+    seek_data, seek_hole = getattr(os, "SEEK_DATA", None), getattr(os, "SEEK_HOLE", None)
+    if seek_data is None or seek_hole is None:
+        yield 0, size
+        return
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, seek_data)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # nothing but a hole from ``pos`` to the end
+                return
+            yield pos, size  # no hole support here (EINVAL, EOPNOTSUPP)
+            return
+        if start >= size:
+            return
+        try:
+            end = min(os.lseek(fd, start, seek_hole), size)
+        except OSError:
+            end = size
+        if end <= start:
+            end = size
+        yield start, end
+        pos = end

@@ -49,8 +49,8 @@ async def push(ws: WebSocket) -> None:
                                  svc.config.tensorpool_link_ttl_s)
         name = await _upload(ws, up, project, system)
         workspace = await asyncio.to_thread(svc.files.new_workspace)
-        files = await asyncio.to_thread(svc.files.unpack, up.path, workspace / "project",
-                                        svc.config.tensorpool_max_upload_bytes)
+        files = await svc.files.unpack(up.path, workspace / "project",
+                                       svc.config.tensorpool_max_upload_bytes)
         job = await asyncio.to_thread(
             _submit, ws, who, project, cluster_id, teardown, name, workspace)
         workspace = None  # the job owns it now
