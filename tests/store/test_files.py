@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jobyard.errors import ValidationFailed
+from jobyard.errors import StorageFull, ValidationFailed
 from jobyard.store.files import new_workspace, unpack
 
 SENTINEL = b"sentinel"
@@ -202,3 +202,12 @@ def test_too_large_or_broken_archives_are_refused_before_writing(tmp_path):
         unpack(tmp_path / "cut.tgz", dest, max_bytes=10_000)
     assert str(tmp_path) not in refused.value.message
     assert list(dest.iterdir()) == []
+
+
+def test_a_full_disk_is_storage_full_not_a_bad_archive(tmp_path, tiny_disk):
+    src = archive(tmp_path / "big.tgz", [("a.txt", b"x" * 100_000), ("b.bin", os.urandom(400_000))])
+    dest = tiny_disk / "project"
+    with pytest.raises(StorageFull) as caught:
+        unpack(src, dest, max_bytes=10**9)
+    assert caught.value.retry_after and str(tiny_disk) not in caught.value.message
+    assert list(dest.iterdir()) == []  # what got in is removed: the space is back

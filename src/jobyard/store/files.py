@@ -28,7 +28,7 @@ from pathlib import Path
 from jobyard import ids
 from jobyard.core.files import LogLine
 from jobyard.core.models import Job
-from jobyard.errors import ValidationFailed
+from jobyard.errors import StorageFull, ValidationFailed, storage_fault
 
 STREAMS = {"o": "stdout", "e": "stderr", "x": "system"}
 READ_CHUNK = 1 << 20  # a follower reads at most this much at a time
@@ -159,19 +159,21 @@ def unpack(archive: Path, dest: Path, max_bytes: int, max_files: int = 200_000) 
     siblings: before 3.11.13, 3.12.11, 3.13.4).
 
     A refusal raises ValidationFailed naming the member as the archive does (never a path of
-    the server) and leaves ``dest`` empty.
+    the server), a full disk StorageFull; either leaves ``dest`` empty.
     """
     try:
         dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(archive, "r:*") as tar:
             members = _checked_members(tar, max_bytes, max_files)
             _extract(tar, members, dest)
-    except ValidationFailed:
+    except (ValidationFailed, StorageFull):
         _empty(dest)
         raise
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         _empty(dest)
-        raise _refused(f"the project archive could not be read: {_reason(exc)}") from exc
+        reason = _reason(exc)
+        raise (storage_fault(exc) or _refused(
+            f"the project archive could not be read: {reason}")) from exc
     return sum(1 for m, _ in members if m.isreg())
 
 
@@ -252,8 +254,9 @@ def _extract(tar: tarfile.TarFile, members: list[tuple[tarfile.TarInfo, tuple[st
                 finally:
                     os.close(parent)
             except OSError as exc:
-                raise _refused(f"the project archive could not be unpacked: "
-                               f"{_shown(member.name)}: {_reason(exc)}") from exc
+                raise (storage_fault(exc) or _refused(
+                    f"the project archive could not be unpacked: {_shown(member.name)}: "
+                    f"{_reason(exc)}")) from exc
     finally:
         os.close(root)
 

@@ -3,7 +3,8 @@
 The first client frame is ``{"TENSORPOOL_KEY": "<key>"}`` (the upgrade carries no header).
 Every server frame is a JSON object. A failure sends ``{"message": ...}`` and then closes with
 ``4000 + (HTTP status - 400)`` (4001 bad key, 4003, 4004, 4009, 4022 ...), never 1000, which
-the CLI reads as success; an unexpected error closes with 1011.
+the CLI reads as success; a fault to try again after (a busy database, a full disk) closes with
+1013 (try again later), an unexpected error with 1011.
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from typing import Any
 
 from fastapi import WebSocket
 from starlette.websockets import WebSocketState
 
 from jobyard.api.deps import read, services
-from jobyard.api.errors import http_status
+from jobyard.api.errors import http_status, unexpected
 from jobyard.core.models import Principal
 from jobyard.core.services import Services
 from jobyard.errors import JobyardError, ValidationFailed
 
-log = logging.getLogger(__name__)
 FIRST_FRAME_TIMEOUT_S = 30.0
 
 
@@ -57,15 +56,17 @@ async def authenticate(ws: WebSocket) -> Principal:
 
 def close_code(exc: JobyardError) -> int:
     status = http_status(exc)
-    return 4000 + status - 400 if 400 <= status < 500 else 1011
+    if 400 <= status < 500:
+        return 4000 + status - 400
+    return 1013 if exc.retry_after is not None else 1011
 
 
 async def fail(ws: WebSocket, exc: Exception) -> None:
     """Tell the client why, then close with a non-1000 code (if it is still there)."""
-    if isinstance(exc, JobyardError):
-        message, code = exc.message, close_code(exc)
+    error = exc if isinstance(exc, JobyardError) else unexpected(exc, "TensorPool socket")
+    if error is not None:
+        message, code = error.message, close_code(error)
     else:
-        log.exception("TensorPool socket failed", exc_info=exc)
         message, code = "internal error on the server; see its log", 1011
     if ws.client_state is WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):
