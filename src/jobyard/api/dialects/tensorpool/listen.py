@@ -15,7 +15,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from jobyard.api.dialects.tensorpool.jobs import summary, visible_job
 from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, services_of
+from jobyard.api.validation import text_problem
 from jobyard.core.states import JobState
+from jobyard.errors import ValidationFailed
 
 router = APIRouter(tags=["tensorpool"])
 MAX_FRAME_CHARS = 256 * 1024
@@ -27,6 +29,8 @@ async def listen(ws: WebSocket, job_id: str) -> None:
     try:
         who = await authenticate(ws)
         svc = services_of(ws)
+        if problem := text_problem(job_id):
+            raise ValidationFailed(f"job id: {problem}", {"loc": ["path", "job_id"]})
         job = await asyncio.to_thread(visible_job, svc, who, job_id)
         async for batch in svc.files.follow_log(job, 1, next_attempts=True):
             if batch.lines and batch.lines[0].n == 0 and batch.attempt > 1:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from starlette.websockets import WebSocketState
 
 from jobyard.api.deps import read, services
 from jobyard.api.errors import http_status
+from jobyard.api.validation import InvalidInput, loads
 from jobyard.core.models import Principal
 from jobyard.core.services import Services
 from jobyard.errors import JobyardError, ValidationFailed
@@ -38,8 +38,11 @@ async def receive_object(ws: WebSocket, timeout: float, what: str) -> dict[str, 
     except TimeoutError as exc:
         raise ValidationFailed(f"no {what} received within {timeout:g} s") from exc
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = loads(text, (what,))
+    except InvalidInput as exc:
+        if exc.kind != "json_invalid":  # JSON, but not as this server takes it
+            raise ValidationFailed(f"the {what} is invalid: {exc.reason}",
+                                   {"loc": list(exc.loc), "type": exc.kind}) from None
         data = None
     if not isinstance(data, dict):
         raise ValidationFailed(f"the {what} must be a JSON object")
