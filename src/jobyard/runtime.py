@@ -175,7 +175,7 @@ def build_runtime(
         Limits(config.max_command_chars, config.max_env_vars, config.max_env_bytes),
         on_intent=notifier.wake_daemon, check_webhook=check_webhook,
         check_cluster=clusters.check_job, files=files, events=hub, changes=notifier,
-        deliveries=store.webhooks,
+        deliveries=store.webhooks, instance_types={*catalog, *config.instance_prices},
     )
     if with_daemon:
         daemon = Daemon(

@@ -12,10 +12,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from jobyard import __version__
 from jobyard.api.deps import services
 from jobyard.api.responses import JSON
+from jobyard.api.validation import StrictRoute
 from jobyard.core.services import ServerInfo
 from jobyard.core.states import JobState
 
-router = APIRouter(tags=["service"])
+router = APIRouter(tags=["service"], route_class=StrictRoute)
 
 
 @router.get("/healthz")

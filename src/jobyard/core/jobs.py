@@ -53,6 +53,7 @@ class JobService:
         events: EventFeed | None = None,
         changes: ChangeFeed | None = None,
         deliveries: WebhookStore | None = None,
+        instance_types: Collection[str] | None = None,
     ):
         self._jobs = jobs
         self._kv = kv
@@ -70,6 +71,9 @@ class JobService:
         self._events = events
         self._changes = changes
         self._deliveries = deliveries
+        # The instance types a job may name (the cluster catalog's and the priced ones);
+        # None: any.
+        self.instance_types = None if instance_types is None else frozenset(instance_types)
 
     # submit ----------------------------------------------------------------------------------
     def submit(
@@ -125,6 +129,11 @@ class JobService:
         env_bytes = sum(len(k) + len(v) + 2 for k, v in cmd.env.items())
         if env_bytes > lim.max_env_bytes:
             _invalid(("env",), f"env is larger than {lim.max_env_bytes} bytes")
+        if (cmd.instance_type is not None and self.instance_types is not None
+                and cmd.instance_type not in self.instance_types):
+            known = ", ".join(sorted(self.instance_types)) or "none"
+            _invalid(("instance_type",), f"unknown instance_type '{cmd.instance_type}'; "
+                     f"known: {known}")
         for key in cmd.env:
             if not key or "=" in key or "\0" in key or key.startswith("JOBYARD_"):
                 _invalid(("env", key), "env names must be non-empty, without '=' and not JOBYARD_*")

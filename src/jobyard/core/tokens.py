@@ -13,12 +13,17 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Callable
 
 from jobyard.errors import Unauthorized
 
 PREFIX = "jyt_"
+# What a MAC and an attempt look like: checked before comparing (a token comes from a header
+# or a URL and may hold any character; ``hmac.compare_digest`` refuses non-ASCII text).
+_MAC = re.compile(r"[0-9a-f]{40}")
+_ATTEMPT = re.compile(r"[0-9]{1,9}")
 
 
 def job_token(secret: bytes, uid: str, attempt: int) -> str:
@@ -32,7 +37,9 @@ def parse_job_token(secret: bytes, token: str) -> tuple[str, int] | None:
         return None
     body, _, mac = token[len(PREFIX):].rpartition(".")
     uid, _, attempt = body.rpartition(".")
-    if not uid or not attempt.isdigit() or not hmac.compare_digest(mac, _mac(secret, body)):
+    if not uid or not _ATTEMPT.fullmatch(attempt) or not _MAC.fullmatch(mac):
+        return None
+    if not hmac.compare_digest(mac, _mac(secret, body)):
         return None
     return uid, int(attempt)
 
@@ -52,6 +59,8 @@ def signed_link(secret: bytes, purpose: str, parts: tuple[str, ...], expires: in
 def read_link(secret: bytes, purpose: str, token: str, now: float) -> tuple[str, ...] | None:
     """The ``parts`` of a genuine, unexpired link token, else None."""
     payload, _, mac = token.partition(".")
+    if not _MAC.fullmatch(mac) or not payload.isascii():
+        return None
     padded = payload + "=" * (-len(payload) % 4)
     if not hmac.compare_digest(mac, _mac(secret, purpose + "." + padded)):
         return None

@@ -3,9 +3,11 @@
 A dialect gives how it renders a validation error, a :class:`~jobyard.errors.JobyardError`
 and an unexpected crash (its clients print only their own fields, so no answer may leave
 them out); it may also render Starlette's HTTP errors and touch every answer on its way out.
-An error that says when to try again gets ``Retry-After`` in every dialect; a full disk is
-answered as :class:`~jobyard.errors.StorageFull`, not as a crash. The native envelope stays
-the default everywhere else.
+The route class is a :class:`~jobyard.api.validation.StrictRoute`: parameters and JSON bodies
+are checked the same way on every dialect, and what a validation error echoes is made safe
+before the dialect renders it. An error that says when to try again gets ``Retry-After`` in
+every dialect; a full disk is answered as :class:`~jobyard.errors.StorageFull`, not as a
+crash. The native envelope stays the default everywhere else.
 """
 
 from __future__ import annotations
@@ -14,12 +16,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from jobyard.api.errors import retry_headers, unexpected
+from jobyard.api.validation import StrictRoute
 from jobyard.errors import JobyardError
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -32,18 +32,26 @@ def envelope_route(
     crash: Callable[[], Response],
     http: Callable[[HTTPException], Response] | None = None,
     finish: Callable[[Request, Response], Response] | None = None,
-) -> type[APIRoute]:
-    """An APIRoute class whose errors are rendered by the given functions."""
+    responses: dict[int | str, dict[str, Any]] | None = None,
+) -> type[StrictRoute]:
+    """A route class whose errors are rendered by the given functions; ``responses``: what
+    every route of it documents (its error envelope) in the OpenAPI."""
 
-    class EnvelopeRoute(APIRoute):
+    class EnvelopeRoute(StrictRoute):
+        def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+            if responses:
+                kwargs["responses"] = {**responses, **(kwargs.get("responses") or {})}
+            super().__init__(path, endpoint, **kwargs)
+
+        def invalid(self, errors: list[dict[str, Any]]) -> Response:
+            return validation(errors)
+
         def get_route_handler(self) -> Handler:
             handler = super().get_route_handler()
 
             async def route(request: Request) -> Response:
                 try:
                     response = await handler(request)
-                except RequestValidationError as exc:
-                    response = validation(jsonable_encoder(exc.errors()))
                 except JobyardError as exc:
                     response = _with_retry(error(exc), exc)
                 except HTTPException as exc:

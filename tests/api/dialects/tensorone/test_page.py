@@ -471,9 +471,9 @@ def test_python_sdk_example_runs_unchanged(server, endpoints, tmp_path, monkeypa
         assert proc.wait() == 0, "\n".join(out)
     finally:
         watchdog.cancel()
-    # check_job_status: "Job <id>: <status> (<progress>%)" (no progress reported yet: None)
+    # check_job_status: "Job <id>: <status> (<progress>%)" (no progress reported yet: 0)
     assert re.fullmatch(r"Job job_1234567890abcdef: (queued|initializing|running) "
-                        r"\((\d+|None)%\)", out[0]), out
+                        r"\(\d+%\)", out[0]), out
     # check_multiple_jobs: both jobs, and their resources (no NVML: GPU usage is None).
     jobs = [line for line in out if re.fullmatch(r"Job job_\w+: \w+", line)]
     assert jobs[0] in ("Job job_1234567890abcdef: queued", "Job job_1234567890abcdef: running",

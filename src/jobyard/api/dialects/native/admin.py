@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 
 from jobyard.api.auth import admin, principal
 from jobyard.api.deps import services
 from jobyard.api.dialects.native.schemas import KeyIn, OrgIn, UserIn
 from jobyard.api.responses import JSON
+from jobyard.api.validation import MAX_ROW_ID, StrictRoute
 from jobyard.core.inputs import CreateKey, CreateUser
 from jobyard.core.models import Principal
 from jobyard.core.times import iso
 
-router = APIRouter(prefix="/v1", tags=["accounts"])
+router = APIRouter(prefix="/v1", tags=["accounts"], route_class=StrictRoute)
 
 
 def _times(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,5 +63,6 @@ def list_keys(request: Request, username: str | None = None,
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
-def revoke_key(key_id: int, request: Request, who: Principal = Depends(principal)) -> JSON:
+def revoke_key(request: Request, key_id: int = Path(le=MAX_ROW_ID),
+               who: Principal = Depends(principal)) -> JSON:
     return JSON(_times(services(request).accounts.revoke_key(who, key_id)))

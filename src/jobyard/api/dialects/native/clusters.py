@@ -14,13 +14,14 @@ from jobyard.api.auth import admin, principal
 from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.storage import accepted, render_request
 from jobyard.api.responses import JSON
+from jobyard.api.validation import MAX_ROW_ID, StrictRoute
 from jobyard.core.clusters import Cluster, numbered
 from jobyard.core.inputs import AttachVolume, ClaimCluster, EditCluster, SetQuota
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
 from jobyard.core.times import iso
 
-router = APIRouter(prefix="/v1", tags=["clusters"])
+router = APIRouter(prefix="/v1", tags=["clusters"], route_class=StrictRoute)
 
 
 class ClusterIn(BaseModel):
@@ -46,7 +47,7 @@ class AttachIn(BaseModel):
 
 class QuotaIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_gpus: int | None = Field(None, ge=0, description="null: the server default")
+    max_gpus: int | None = Field(None, ge=0, le=MAX_ROW_ID, description="null: the server default")
 
 
 def render_cluster(c: Cluster) -> dict[str, Any]:

@@ -15,12 +15,13 @@ from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.schemas import ResourcesIn
 from jobyard.api.responses import JSON
+from jobyard.api.validation import StrictRoute
 from jobyard.core.endpoints import Endpoint
 from jobyard.core.inputs import NewEndpoint
 from jobyard.core.models import Principal, Resources
 from jobyard.core.times import iso
 
-router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"], route_class=StrictRoute)
 
 
 class EndpointIn(BaseModel):

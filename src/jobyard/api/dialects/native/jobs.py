@@ -14,16 +14,12 @@ from jobyard.api.deps import read, services
 from jobyard.api.dialects.native import render
 from jobyard.api.dialects.native.schemas import JobIn
 from jobyard.api.responses import JSON
+from jobyard.api.validation import MAX_ROW_ID, StrictRoute, ascii_int, job_ref
 from jobyard.core.inputs import ListJobs
 from jobyard.core.models import Principal
 from jobyard.errors import ValidationFailed
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-
-def job_ref(ref: str) -> int | str:
-    """Either id form: the integer ``number`` or the string ``job_...``."""
-    return int(ref) if ref.isdigit() else ref
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictRoute)
 
 
 @router.post("", status_code=201, summary="Submit a job")
@@ -99,8 +95,9 @@ def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = raw.partition(":")
-        if kind == "id" and value.isdigit():
-            return int(value)
+        number = ascii_int(value)
+        if kind == "id" and number is not None:
+            return min(number, MAX_ROW_ID)
     except (ValueError, UnicodeDecodeError):
         pass
     raise ValidationFailed("invalid cursor", {"loc": ["query", "cursor"]})

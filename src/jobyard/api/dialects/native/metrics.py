@@ -10,14 +10,14 @@ from pydantic import BaseModel, Field
 
 from jobyard.api.auth import admin, principal
 from jobyard.api.deps import read, services
-from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.responses import JSON
+from jobyard.api.validation import MAX_ROW_ID, StrictRoute, job_ref
 from jobyard.core.cost import Prices, cost_view
 from jobyard.core.inputs import SetBudget
 from jobyard.core.models import Job, Principal
 from jobyard.core.times import iso
 
-router = APIRouter(prefix="/v1", tags=["metrics"])
+router = APIRouter(prefix="/v1", tags=["metrics"], route_class=StrictRoute)
 
 
 class BudgetIn(BaseModel):
@@ -28,7 +28,8 @@ class BudgetIn(BaseModel):
 async def job_metrics(
     ref: str,
     request: Request,
-    attempt: int | None = Query(None, ge=1, description="default: the current attempt"),
+    attempt: int | None = Query(None, ge=1, le=MAX_ROW_ID,
+                                description="default: the current attempt"),
     who: Principal = Depends(principal),
 ) -> JSON:
     svc = services(request)

@@ -9,18 +9,18 @@ from fastapi.responses import FileResponse
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import services
-from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.responses import JSON
+from jobyard.api.validation import MAX_ROW_ID, StrictRoute, job_ref
 from jobyard.core.models import Principal
 from jobyard.core.times import iso
 
-router = APIRouter(prefix="/v1/jobs", tags=["outputs"])
+router = APIRouter(prefix="/v1/jobs", tags=["outputs"], route_class=StrictRoute)
 
 
 @router.get("/{ref}/outputs", summary="List a job's collected outputs")
 def list_outputs(
     ref: str, request: Request, who: Principal = Depends(principal),
-    attempt: int | None = Query(None, ge=1),
+    attempt: int | None = Query(None, ge=1, le=MAX_ROW_ID),
 ) -> JSON:
     svc = services(request)
     job = svc.jobs.get(who, job_ref(ref))
@@ -34,7 +34,7 @@ def list_outputs(
 @router.get("/{ref}/outputs/{name:path}", summary="Download an output (Range supported)")
 def download(
     ref: str, name: str, request: Request, who: Principal = Depends(principal),
-    attempt: int | None = Query(None, ge=1),
+    attempt: int | None = Query(None, ge=1, le=MAX_ROW_ID),
 ) -> FileResponse:
     svc = services(request)
     path = svc.files.output_path(svc.jobs.get(who, job_ref(ref)), name, attempt)

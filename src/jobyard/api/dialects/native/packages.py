@@ -11,20 +11,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
 from jobyard.api.dialects.native.schemas import ResourcesIn
 from jobyard.api.responses import JSON
+from jobyard.api.validation import MAX_ROW_ID, StrictRoute, row_ref
 from jobyard.core.inputs import CreatePackage, CreateSchedule
 from jobyard.core.models import Principal
 from jobyard.core.packages import Package, Schedule
 from jobyard.core.times import iso
 
-router = APIRouter(prefix="/v1", tags=["packages"])
+router = APIRouter(prefix="/v1", tags=["packages"], route_class=StrictRoute)
 Value = str | int | float | bool
+ScheduleId = Path(le=MAX_ROW_ID)
 
 
 class PackageIn(BaseModel):
@@ -50,7 +52,7 @@ class ScheduleIn(BaseModel):
 
 
 def package_ref(ref: str) -> int | str:
-    return int(ref) if ref.isdigit() else ref
+    return row_ref(ref, "package")
 
 
 def render_package(p: Package) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def create_package(body: PackageIn, request: Request,
 
 @router.get("/packages", summary="Your org's packages, newest first")
 async def list_packages(request: Request, who: Principal = Depends(principal),
-                        offset: int = Query(0, ge=0),
+                        offset: int = Query(0, ge=0, le=MAX_ROW_ID),
                         limit: int = Query(100, ge=1, le=100)) -> JSON:
     svc = services(request)
     items, total = await read(svc, svc.packages.list_packages, who, offset, limit)
@@ -126,7 +128,7 @@ def create_schedule(body: ScheduleIn, request: Request,
 
 @router.get("/schedules", summary="Your org's schedules, newest first")
 async def list_schedules(request: Request, who: Principal = Depends(principal),
-                         offset: int = Query(0, ge=0),
+                         offset: int = Query(0, ge=0, le=MAX_ROW_ID),
                          limit: int = Query(100, ge=1, le=100)) -> JSON:
     svc = services(request)
     items, total = await read(svc, svc.packages.list_schedules, who, offset, limit)
@@ -134,24 +136,26 @@ async def list_schedules(request: Request, who: Principal = Depends(principal),
 
 
 @router.get("/schedules/{schedule_id}", summary="Get a schedule")
-async def get_schedule(schedule_id: int, request: Request,
+async def get_schedule(request: Request, schedule_id: int = ScheduleId,
                        who: Principal = Depends(principal)) -> JSON:
     svc = services(request)
     return JSON(render_schedule(await read(svc, svc.packages.get_schedule, who, schedule_id)))
 
 
 @router.delete("/schedules/{schedule_id}", summary="Delete a schedule (its jobs stay)")
-def delete_schedule(schedule_id: int, request: Request,
+def delete_schedule(request: Request, schedule_id: int = ScheduleId,
                     who: Principal = Depends(principal)) -> JSON:
     s = services(request).packages.delete_schedule(who, schedule_id)
     return JSON({"id": s.id, "deleted": True})
 
 
 @router.post("/schedules/{schedule_id}/enable", summary="Enable (next run planned from now)")
-def enable(schedule_id: int, request: Request, who: Principal = Depends(principal)) -> JSON:
+def enable(request: Request, schedule_id: int = ScheduleId,
+           who: Principal = Depends(principal)) -> JSON:
     return JSON(render_schedule(services(request).packages.set_enabled(who, schedule_id, True)))
 
 
 @router.post("/schedules/{schedule_id}/disable", summary="Disable (no runs until enabled)")
-def disable(schedule_id: int, request: Request, who: Principal = Depends(principal)) -> JSON:
+def disable(request: Request, schedule_id: int = ScheduleId,
+            who: Principal = Depends(principal)) -> JSON:
     return JSON(render_schedule(services(request).packages.set_enabled(who, schedule_id, False)))

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobyard.api.auth import bearer_token
 from jobyard.api.deps import services
 from jobyard.api.responses import JSON
+from jobyard.api.validation import StrictRoute, job_ref
 
-router = APIRouter(prefix="/v1/jobs", tags=["reports"])
+router = APIRouter(prefix="/v1/jobs", tags=["reports"], route_class=StrictRoute)
 
 Number = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -61,7 +62,7 @@ class ReportBatchIn(BaseModel):
 def report(ref: str, body: ReportIn | ReportBatchIn, request: Request) -> JSON:
     reports = body.reports if isinstance(body, ReportBatchIn) else [body]
     items = [r.model_dump(exclude_none=True) for r in reports]
-    done = services(request).telemetry.report(bearer_token(request), ref, items)
+    done = services(request).telemetry.report(bearer_token(request), str(job_ref(ref)), items)
     job = done.job
     return JSON({"job_id": job.uid, "state": str(job.state), "substate": job.substate,
                  "accepted": done.accepted, "ignored": done.ignored, "last_seq": done.last_seq})

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
 from jobyard.api.responses import JSON
+from jobyard.api.validation import StrictRoute
 from jobyard.core.inputs import CreateVolume, EditVolume
 from jobyard.core.models import Principal
 from jobyard.core.operations import Operation
@@ -21,7 +22,7 @@ from jobyard.core.services import Services
 from jobyard.core.times import iso
 from jobyard.core.volumes import Volume
 
-router = APIRouter(prefix="/v1", tags=["storage"])
+router = APIRouter(prefix="/v1", tags=["storage"], route_class=StrictRoute)
 
 
 class VolumeIn(BaseModel):

@@ -13,15 +13,15 @@ from sse_starlette import ServerSentEvent
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import services
-from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.responses import JSON, dumps
 from jobyard.api.sse import EventSourceResponse
+from jobyard.api.validation import MAX_ROW_ID, StrictRoute, ascii_int, job_ref
 from jobyard.core.files import LogLine
 from jobyard.core.models import Job, JobEvent, Principal
 from jobyard.core.services import Services
 from jobyard.core.times import iso
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictRoute)
 EVENTS_POLL_S = 1.0
 
 
@@ -34,10 +34,10 @@ def logs(
     ref: str,
     request: Request,
     who: Principal = Depends(principal),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ROW_ID),
     limit: int = Query(1000, ge=1, le=10000),
     tail: int | None = Query(None, ge=1, le=10000),
-    attempt: int | None = Query(None, ge=1),
+    attempt: int | None = Query(None, ge=1, le=MAX_ROW_ID),
     follow: bool = False,
 ) -> Response:
     svc = services(request)
@@ -70,7 +70,7 @@ async def events(
 ) -> Response:
     svc = services(request)
     job = await asyncio.to_thread(svc.jobs.get, who, job_ref(ref))
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    after = ascii_int(last_event_id, MAX_ROW_ID) or 0
     return EventSourceResponse(_events(svc, job, after), ping=svc.config.sse_heartbeat_s)
 
 

@@ -8,15 +8,15 @@ from fastapi import APIRouter, Depends, Request
 
 from jobyard.api.auth import principal
 from jobyard.api.deps import read, services
-from jobyard.api.dialects.native.jobs import job_ref
 from jobyard.api.dialects.native.schemas import WebhookIn
 from jobyard.api.responses import JSON
+from jobyard.api.validation import StrictRoute, job_ref
 from jobyard.core.inputs import SetWebhook
 from jobyard.core.models import Principal
 from jobyard.core.times import iso
 from jobyard.core.webhooks import message_id
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=StrictRoute)
 
 
 def _settings(value: dict[str, Any]) -> dict[str, Any]:

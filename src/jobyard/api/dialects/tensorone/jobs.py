@@ -27,6 +27,7 @@ from jobyard.api.dialects.tensorone.shapes import TensorOneRoute, camel_keys, in
 from jobyard.api.dialects.tensorone.status import status_of, summary
 from jobyard.api.responses import JSON, dumps
 from jobyard.api.sse import EventSourceResponse
+from jobyard.api.validation import MAX_ROW_ID, ascii_int
 from jobyard.core.models import Job, Principal
 from jobyard.errors import JobyardError
 
@@ -91,7 +92,7 @@ async def stream_status(
     svc = services(request)
     wanted = include_set(include)
     job = await read(svc, visible_job, svc, who, job_id)
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    after = ascii_int(last_event_id, MAX_ROW_ID)
     return EventSourceResponse(_updates(request, job, wanted, after),
                                ping=svc.config.sse_heartbeat_s, headers=headers)
 

@@ -58,7 +58,8 @@ def envelope(exc: JobyardError) -> JSON:
 def validation_envelope(errors: list[dict[str, Any]]) -> JSON:
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
-    message = f"invalid request: {where}: {first.get('msg', 'invalid')}" if first else "invalid"
+    message = (f"invalid request: {where or 'body'}: {first.get('msg', 'invalid')}" if first
+               else "invalid")
     clean = [{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors]
     return JSON({"error": INVALID_REQUEST, "message": message, "details": {"errors": clean}},
                 status_code=INVALID_STATUS)
@@ -77,8 +78,17 @@ def _with_limit_headers(request: Request, response: Response) -> Response:
     return response
 
 
+# What every route documents of its errors: the page's envelope (a 400 for a bad request).
+ERROR_SCHEMA = {"type": "object", "required": ["error", "message", "details"],
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                               "details": {"type": "object"}}}
+ERRORS: dict[int | str, dict[str, Any]] = {"4XX": {
+    "description": "An error: `{error, message, details}` (400 `INVALID_REQUEST` for a bad "
+                   "request, its problems in `details.errors`)",
+    "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
+
 TensorOneRoute = envelope_route("TensorOne", validation_envelope, envelope, _crash,
-                                finish=_with_limit_headers)
+                                finish=_with_limit_headers, responses=ERRORS)
 
 
 # priorities --------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ A field with nothing real behind it is left out (never ``null``, never made up):
 
 ========================  =====================================================================
 ``status``                the one state table (``dialects/states.py``), TensorOne's column
-``progress``              what the job reported (0-100); 100 once completed; 0 before it started
-``currentStep``,          the job's reports (``jobyard.job.progress``, ``jobyard report``, tqdm)
+``progress``              a whole percent, always: what the job reported (0-100); 0 before it
+                          reported; 100 once completed
+``currentStep``,          the job's reports (``jobyard.job.progress``, ``jobyard report``, tqdm);
+                          a running job's substate until it names a step
 ``metadata``,
 ``throughput``,
 ``estimatedCompletion``
@@ -37,6 +39,7 @@ A field with nothing real behind it is left out (never ``null``, never made up):
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,13 +120,9 @@ def render(job: Job, facts: Facts, view: View) -> dict[str, Any]:
     out: dict[str, Any] = {"jobId": job.uid, "status": name}
     if job.state is JobState.RUNNING and job.substate in RUNNING_SUBSTATES:
         out["substate"] = job.substate
-    percent = prog["progress"]
-    if job.state is JobState.COMPLETED:
-        percent = 100  # done, whatever it last reported
-    elif percent is None and job.started_at is None:
-        percent = 0  # it has not started (or never did): nothing is done yet
-    if percent is not None:
-        out["progress"] = _number(percent)
+    # Always a whole percent: what it reported (or a tqdm bar showed), 0 before that, 100 once
+    # completed whatever it last reported.
+    out["progress"] = 100 if job.state is JobState.COMPLETED else percent(prog["progress"])
     endpoint = (job.dialect.get("tensorone") or {}).get("endpointId")
     if endpoint:
         out["endpointId"] = endpoint
@@ -133,9 +132,12 @@ def render(job: Job, facts: Facts, view: View) -> dict[str, Any]:
         out["startedAt"] = iso(job.started_at)
     if not job.is_terminal and prog["estimated_completion"] is not None:
         out["estimatedCompletion"] = iso(prog["estimated_completion"])
+    running = job.state is JobState.RUNNING
     if prog["current_step"]:
         out["currentStep"] = prog["current_step"]
-    if prog["metadata"]:
+    elif running and job.substate in RUNNING_SUBSTATES:
+        out["currentStep"] = job.substate  # its phase, until it names a step of its own
+    if prog["metadata"] or running:
         out["metadata"] = prog["metadata"]
     if prog["throughput"]:
         tp = prog["throughput"]
@@ -180,9 +182,7 @@ def render(job: Job, facts: Facts, view: View) -> dict[str, Any]:
 
 def summary(status: dict[str, Any]) -> dict[str, Any]:
     """``format=summary``: the same facts as one line of text, beside id, status, progress."""
-    parts = [f"Job {status['jobId']} is {status['status']}"]
-    if "progress" in status:
-        parts[0] += f" ({_number(status['progress'])}%)"
+    parts = [f"Job {status['jobId']} is {status['status']} ({status['progress']}%)"]
     if status.get("currentStep"):
         parts.append(f"step {status['currentStep']}")
     if status.get("estimatedCompletion"):
@@ -196,14 +196,18 @@ def summary(status: dict[str, Any]) -> dict[str, Any]:
         parts.append(f"error {status['error']['code']}: {status['error']['message']}")
     if status.get("nextRetryAt"):
         parts.append(f"retry {status.get('retryCount', 0) + 1} at {status['nextRetryAt']}")
-    short = {"jobId": status["jobId"], "status": status["status"],
-             "summary": "; ".join(parts)}
-    if "progress" in status:
-        short["progress"] = status["progress"]
-    return short
+    return {"jobId": status["jobId"], "status": status["status"],
+            "progress": status["progress"], "summary": "; ".join(parts)}
 
 
 # parts ------------------------------------------------------------------------------------------
+def percent(reported: float | None) -> int:
+    """A reported percentage as the whole percent done (never rounded up: 99.9 is 99)."""
+    if reported is None:
+        return 0
+    return max(0, min(100, math.floor(float(reported))))
+
+
 def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 

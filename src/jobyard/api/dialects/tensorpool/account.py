@@ -149,6 +149,11 @@ def _no_object_storage(_: Principal = Depends(principal)) -> JSON:
     raise NotSupported(NO_OBJECT_STORAGE)
 
 
+def _no_bucket(bucket_name: Annotated[str, Path(max_length=100, description="the bucket")],
+               _: Principal = Depends(principal)) -> JSON:
+    raise NotSupported(NO_OBJECT_STORAGE)
+
+
 for method, path in (("POST", "/object-storage/enable"), ("DELETE", "/object-storage/disable"),
                      ("GET", "/object-storage/credentials"),
                      ("GET", "/object-storage/configure/rclone"),
@@ -156,7 +161,9 @@ for method, path in (("POST", "/object-storage/enable"), ("DELETE", "/object-sto
                      ("GET", "/object-storage/bucket/list"),
                      ("PUT", "/object-storage/bucket/create/{bucket_name}"),
                      ("DELETE", "/object-storage/bucket/delete/{bucket_name}")):
-    router.add_api_route(path, _no_object_storage, methods=[method], status_code=501,
+    # A path with a {bucket_name} documents it (its OpenAPI names the path parameter).
+    router.add_api_route(path, _no_bucket if "{bucket_name}" in path else _no_object_storage,
+                         methods=[method], status_code=501,
                          summary="Object storage: not offered by this server (TensorPool)")
 
 

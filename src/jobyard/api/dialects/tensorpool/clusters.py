@@ -39,7 +39,7 @@ class ClusterCreateIn(BaseModel):
     """What ``tp cluster create`` sends."""
 
     instance_type: str = Field(max_length=50)
-    num_nodes: int | None = Field(None, description="instances; null: 1")
+    num_nodes: int | None = Field(None, ge=1, description="instances (at least 1); null: 1")
     deletion_protection: bool = False
     public_keys: list[str] | None = Field(None, max_length=20)
     tp_cluster_name: str | None = Field(None, max_length=100)
@@ -135,7 +135,8 @@ def create(body: ClusterCreateIn, request: Request,
     if body.container:
         raise BadRequest("container images are not supported by this server: jobs run "
                          "directly on its machine. Create the cluster without --container.")
-    new = ClaimCluster(body.instance_type, body.num_nodes or 1, body.tp_cluster_name,
+    count = body.num_nodes if body.num_nodes is not None else 1
+    new = ClaimCluster(body.instance_type, count, body.tp_cluster_name,
                        body.deletion_protection)
     req, c = services(request).clusters.claim(who, new)
     message = (f"Cluster {c.uid} creation initiated ({c.count} x {c.instance_type}, "

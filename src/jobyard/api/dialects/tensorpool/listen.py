@@ -13,9 +13,12 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from jobyard.api.deps import services
 from jobyard.api.dialects.tensorpool.jobs import summary, visible_job
-from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, services_of
+from jobyard.api.dialects.tensorpool.sockets import authenticate, fail
+from jobyard.api.validation import text_problem
 from jobyard.core.states import JobState
+from jobyard.errors import ValidationFailed
 
 router = APIRouter(tags=["tensorpool"])
 MAX_FRAME_CHARS = 256 * 1024
@@ -26,7 +29,9 @@ CLOSE_WAIT_S = 10.0
 async def listen(ws: WebSocket, job_id: str) -> None:
     try:
         who = await authenticate(ws)
-        svc = services_of(ws)
+        svc = services(ws)
+        if problem := text_problem(job_id):
+            raise ValidationFailed(f"job id: {problem}", {"loc": ["path", "job_id"]})
         job = await asyncio.to_thread(visible_job, svc, who, job_id)
         async for batch in svc.files.follow_log(job, 1, next_attempts=True):
             if batch.lines and batch.lines[0].n == 0 and batch.attempt > 1:

@@ -19,10 +19,10 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from jobyard.api.deps import origin
+from jobyard.api.deps import origin, services
 from jobyard.api.dialects.tensorpool import upload
 from jobyard.api.dialects.tensorpool.project import Project, job_script, parse_project
-from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, receive_object, services_of
+from jobyard.api.dialects.tensorpool.sockets import authenticate, fail, receive_object
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.models import Job, Principal, Resources
 from jobyard.errors import ValidationFailed
@@ -41,7 +41,7 @@ async def push(ws: WebSocket) -> None:
         who = await authenticate(ws)
         frame = await receive_object(ws, CONFIG_TIMEOUT_S, "job configuration")
         project, cluster_id, system, teardown = _check_config(frame)
-        svc = services_of(ws)
+        svc = services(ws)
         await asyncio.to_thread(svc.clusters.check_job, who, cluster_id, Resources())
         await ws.send_json({"message": "Packing and uploading the current directory ..."})
         up = upload.UPLOADS.open(svc.files.uploads_dir(),
@@ -106,7 +106,7 @@ async def _step(ws: WebSocket, command: str) -> dict[str, Any]:
 
 async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: str) -> str:
     """Bring the project over; returns the name of the user's directory."""
-    svc = services_of(ws)
+    svc = services(ws)
     cfg = svc.config
     started = await _step(ws, upload.command(system, "start", {
         "ignore": list(project.ignore), "max_bytes": cfg.tensorpool_max_upload_bytes}))
@@ -148,5 +148,5 @@ def _submit(ws: WebSocket, who: Principal, project: Project, cluster_id: str, te
         teardown_cluster=teardown,
         dialect={"tensorpool": {"commands": list(project.commands)}},
     )
-    job, _ = services_of(ws).jobs.submit(who, cmd)
+    job, _ = services(ws).jobs.submit(who, cmd)
     return job

@@ -66,5 +66,19 @@ def _crash() -> JSON:
                  "error": "INTERNAL_ERROR"}, status_code=500)
 
 
+_DETAIL = {"type": "array", "items": {
+    "type": "object", "required": ["loc", "msg", "type"],
+    "properties": {"loc": {"type": "array", "items": {"anyOf": [{"type": "string"},
+                                                                  {"type": "integer"}]}},
+                   "msg": {"type": "string"}, "type": {"type": "string"}}}}
+# What every route documents of its errors (``message`` always; ``detail`` on a 422).
+ERROR_SCHEMA = {"type": "object", "required": ["message"],
+                "properties": {"message": {"type": "string"}, "error": {"type": "string"},
+                               "detail": _DETAIL}}
+ERRORS: dict[int | str, dict[str, Any]] = {"4XX": {
+    "description": "An error: `message` is what the CLI prints",
+    "content": {"application/json": {"schema": ERROR_SCHEMA}}}}
+
 # The CLI prints only ``message``: every error answer carries one.
-TensorPoolRoute = envelope_route("TensorPool", validation_error, error_response, _crash)
+TensorPoolRoute = envelope_route("TensorPool", validation_error, error_response, _crash,
+                                 responses=ERRORS)

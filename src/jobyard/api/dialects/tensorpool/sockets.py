@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 from fastapi import WebSocket
@@ -19,15 +18,11 @@ from starlette.websockets import WebSocketState
 
 from jobyard.api.deps import read, services
 from jobyard.api.errors import http_status, unexpected
+from jobyard.api.validation import InvalidInput, loads
 from jobyard.core.models import Principal
-from jobyard.core.services import Services
 from jobyard.errors import JobyardError, ValidationFailed
 
 FIRST_FRAME_TIMEOUT_S = 30.0
-
-
-def services_of(ws: WebSocket) -> Services:
-    return services(ws)
 
 
 async def receive_object(ws: WebSocket, timeout: float, what: str) -> dict[str, Any]:
@@ -37,8 +32,11 @@ async def receive_object(ws: WebSocket, timeout: float, what: str) -> dict[str, 
     except TimeoutError as exc:
         raise ValidationFailed(f"no {what} received within {timeout:g} s") from exc
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = loads(text, (what,))
+    except InvalidInput as exc:
+        if exc.kind != "json_invalid":  # JSON, but not as this server takes it
+            raise ValidationFailed(f"the {what} is invalid: {exc.reason}",
+                                   {"loc": list(exc.loc), "type": exc.kind}) from None
         data = None
     if not isinstance(data, dict):
         raise ValidationFailed(f"the {what} must be a JSON object")
@@ -50,7 +48,7 @@ async def authenticate(ws: WebSocket) -> Principal:
     await ws.accept()
     frame = await receive_object(ws, FIRST_FRAME_TIMEOUT_S, "key frame")
     key = frame.get("TENSORPOOL_KEY")
-    svc = services_of(ws)
+    svc = services(ws)
     return await read(svc, svc.accounts.authenticate, key if isinstance(key, str) else None)
 
 

@@ -24,6 +24,7 @@ from fastapi import Request
 
 from jobyard.api.deps import origin, read, services
 from jobyard.api.ratelimit import RateLimiter, Verdict
+from jobyard.api.validation import MAX_ROW_ID, text_problem
 from jobyard.core.models import Principal
 from jobyard.core.packages import PackageService
 from jobyard.core.services import Services
@@ -31,6 +32,8 @@ from jobyard.errors import NotFound, RateLimited, Unauthorized
 
 MEDIA = "application/vnd.xplenty+json"
 _VERSION = re.compile(r"version\s*=\s*\"?([0-9.]+)", re.I)
+# An account is an org's name or number (``OrgIn``'s names); anything else is none.
+_ACCOUNT = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +66,23 @@ def basic_key(header: str) -> str | None:
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "basic" or not token.strip():
         return None
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    token = token.strip()
+    if not token.isascii():  # base64 is ASCII; a header may carry any byte
         return None
-    return decoded.split(":", 1)[0].strip() or None
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    key = decoded.split(":", 1)[0].strip()
+    return key if key and text_problem(key) is None else None
+
+
+def account_form(account_id: str) -> bool:
+    """Whether ``account_id`` can name an org at all: a name as orgs have them, or a number
+    a row can have."""
+    if not _ACCOUNT.fullmatch(account_id):
+        return False
+    return not account_id.isdigit() or int(account_id) <= MAX_ROW_ID
 
 
 def limiter(request: Request, svc: Services) -> RateLimiter:
@@ -92,7 +107,8 @@ def caller(cost: int = 1) -> Callable[[Request, str], Awaitable[Caller]]:
             raise Unauthorized("missing or malformed credentials: send your API key as the "
                                "HTTP Basic username (curl -u YOUR_API_KEY: ...)")
         who = await read(svc, svc.accounts.authenticate, key)
-        org = await read(svc, svc.accounts.org_for_account, account_id)
+        org = (await read(svc, svc.accounts.org_for_account, account_id)
+               if account_form(account_id) else None)
         if org is None or org[0] != who.org_id:
             raise NotFound(f"account {account_id} not found")
         rule = limiter(request, svc)

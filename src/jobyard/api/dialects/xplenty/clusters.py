@@ -82,7 +82,9 @@ def states_named(word: str) -> list[str] | None:
 async def create(request: Request, c: Caller = Depends(charged)) -> XJSON:
     data = await params.body(request, "cluster")
     kind = params.text(data, "type", 50) or "production"
-    nodes = params.integer(data, "nodes", 1)
+    instance_type = instance_type_for(c, kind)
+    # A sandbox has one node; any other cluster says how many (an empty body makes none).
+    nodes = params.integer(data, "nodes", 1, required=kind != "sandbox")
     if nodes is None or not 1 <= nodes <= MAX_INSTANCES:
         raise params.invalid("nodes", f"must be from 1 to {MAX_INSTANCES}")
     time_to_idle = params.integer(data, "time_to_idle", 3600)
@@ -95,7 +97,7 @@ async def create(request: Request, c: Caller = Depends(charged)) -> XJSON:
 
     def claim() -> dict[str, Any]:
         count = 1 if kind == "sandbox" else nodes
-        new = ClaimCluster(instance_type_for(c, kind), count, name)
+        new = ClaimCluster(instance_type, count, name)
         _, cluster = c.svc.clusters.claim(c.who, new)
         c.svc.clusters.note(cluster, CLUSTER_META, meta)
         return render(c, [cluster], requested=True)[0]

@@ -66,8 +66,8 @@ def get_job(job_id: int = JobId, c: Caller = Depends(charged)) -> XJSON:
 @router.post("/jobs", status_code=201, summary="Run a package as a job (Integrate.io)")
 async def run_job(request: Request, c: Caller = Depends(charged)) -> XJSON:
     data = await params.body(request, "job")
-    cluster_id = params.integer(data, "cluster_id", required=True)
-    package_id = params.integer(data, "package_id", required=True)
+    cluster_id = params.row_id(data, "cluster_id")
+    package_id = params.row_id(data, "package_id")
 
     def run() -> dict[str, Any]:
         assert cluster_id is not None and package_id is not None

@@ -7,14 +7,16 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from fastapi import Request
 
+from jobyard.api.validation import MAX_ROW_ID, InvalidInput, check_value, loads
 from jobyard.errors import ValidationFailed
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+MAX_OFFSET = 10**9
 
 
 def invalid(field: str, message: str) -> ValidationFailed:
@@ -27,16 +29,18 @@ async def body(request: Request, wrapper: str) -> dict[str, Any]:
     keys ``wrapper[...]``) is unwrapped."""
     raw = await request.body()
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not raw.strip():
-        data: Any = {}
-    elif kind == "application/x-www-form-urlencoded":
-        data = _form(raw.decode("utf-8", "replace"))
-    else:
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ValidationFailed("invalid request: the body is not valid JSON",
-                                   {"loc": ["body"], "type": "json_invalid"}) from exc
+    try:
+        if not raw.strip():
+            data: Any = {}
+        elif kind == "application/x-www-form-urlencoded":
+            data = _form(raw.decode("utf-8", "replace"))
+            check_value(data)
+        else:
+            data = loads(raw)
+    except InvalidInput as exc:
+        what = "the body is not valid JSON" if exc.kind == "json_invalid" else exc.reason
+        raise ValidationFailed(f"invalid request: {what}",
+                               {"loc": list(exc.loc), "type": exc.kind}) from None
     if not isinstance(data, dict):
         raise ValidationFailed("invalid request: the body must be a JSON object",
                                {"loc": ["body"], "type": "value_error"})
@@ -73,9 +77,17 @@ def integer(data: dict[str, Any], field: str, default: int | None = None,
         return int(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
         return int(value)
     raise invalid(field, "must be an integer")
+
+
+def row_id(data: dict[str, Any], field: str) -> int:
+    """A required id field: an integer from 1 to the largest row id."""
+    value = integer(data, field, required=True)
+    if value is None or not 1 <= value <= MAX_ROW_ID:
+        raise invalid(field, f"must be an id from 1 to {MAX_ROW_ID}")
+    return value
 
 
 def flag(data: dict[str, Any], field: str, default: bool = False) -> bool:
@@ -99,13 +111,16 @@ def text(data: dict[str, Any], field: str, max_chars: int = 2000) -> str:
 def page(request: Request) -> tuple[int, int]:
     """``offset`` (default 0) and ``limit`` (default 20, at most 100) from the query."""
     q = request.query_params
-    try:
-        offset = int(q.get("offset") or 0)
-        limit = int(q.get("limit") or DEFAULT_LIMIT)
-    except ValueError as exc:
-        raise ValidationFailed("invalid request: offset and limit must be integers",
-                               {"loc": ["query"], "type": "value_error"}) from exc
-    if offset < 0 or not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(f"invalid request: offset must be >= 0 and limit from 1 to "
-                               f"{MAX_LIMIT}", {"loc": ["query"], "type": "value_error"})
+    values = {}
+    for name, default in (("offset", 0), ("limit", DEFAULT_LIMIT)):
+        text = (q.get(name) or "").strip()
+        if text and not _INTEGER.fullmatch(text):
+            raise ValidationFailed("invalid request: offset and limit must be integers",
+                                   {"loc": ["query", name], "type": "int_parsing"})
+        values[name] = int(text) if text else default
+    offset, limit = values["offset"], values["limit"]
+    if not 0 <= offset <= MAX_OFFSET or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"invalid request: offset must be from 0 to {MAX_OFFSET} and "
+                               f"limit from 1 to {MAX_LIMIT}",
+                               {"loc": ["query"], "type": "value_error"})
     return offset, limit

@@ -67,6 +67,13 @@ def _with_limit_headers(request: Request, response: Response) -> Response:
     return response
 
 
+# What every route documents of its errors.
+ERROR_SCHEMA = {"type": "object", "required": ["message"],
+                "properties": {"message": {"type": "string"}}}
+ERRORS: dict[int | str, dict[str, Any]] = {"4XX": {
+    "description": "An error: `{\"message\"}`, the SDK's exception text",
+    "content": {MEDIA_TYPE: {"schema": ERROR_SCHEMA}}}}
+
 # Errors as ``{"message": ...}``: the SDK's exception text.
 XplentyRoute = envelope_route(
     "Integrate.io",
@@ -75,6 +82,7 @@ XplentyRoute = envelope_route(
     crash=lambda: error_body(500, "internal error on the server; see its log"),
     http=lambda exc: error_body(exc.status_code, str(exc.detail)),
     finish=_with_limit_headers,
+    responses=ERRORS,
 )
 
 
