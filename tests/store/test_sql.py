@@ -127,3 +127,11 @@ def test_hot_reads_return_json_columns_as_stored(store):
     argv = new_job(user, uid="job_argv", command=["echo", "1"])
     store.jobs.create_job(NewJob(argv))
     assert store.jobs.get_job("job_argv").command == ["echo", "1"]
+
+
+def test_an_org_ref_of_non_ascii_digits_names_no_org(store):
+    org = store.accounts.create_org("acme")
+    assert store.accounts.org_by_ref(str(org["id"])) == (org["id"], "acme")
+    # Digits to str.isdigit, not to the database; int("\u0661") (ARABIC-INDIC ONE) is 1.
+    for ref in ("²", "\u0661", "9" * 30):
+        assert store.accounts.org_by_ref(ref) is None

@@ -30,7 +30,7 @@ def _vars(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _ref(ref: str) -> int | str:
-    return int(ref) if ref.isdigit() else ref
+    return int(ref) if ref.isascii() and ref.isdigit() else ref
 
 
 def _when(value: object) -> str:

@@ -126,7 +126,7 @@ def _output(text: str) -> dict[str, object]:
     name, path = _pair(text, "--output", lambda v, _o: v)
     records = None
     head, sep, tail = path.rpartition(":")
-    if sep and tail.isdigit():
+    if sep and tail.isascii() and tail.isdigit():
         path, records = head, int(tail)
     if not path:
         raise typer.BadParameter(f"{text!r} has no path", param_hint="--output")

@@ -280,7 +280,7 @@ def _ssh_key(row: Any, username: str | None = None) -> dict[str, Any]:
 
 
 def _org_cond(ref: str) -> Any:
-    if ref.isdigit() and len(ref) < 12:
+    if ref.isascii() and ref.isdigit() and len(ref) < 12:
         return sa.or_(t.orgs.c.id == int(ref), t.orgs.c.name == ref)
     return t.orgs.c.name == ref
 

@@ -315,7 +315,7 @@ class MemoryAccounts:
         for o in self._t.orgs.values():
             if o["name"] == ref:
                 return o["id"], o["name"]
-        if ref.isdigit() and int(ref) in self._t.orgs:
+        if ref.isascii() and ref.isdigit() and int(ref) in self._t.orgs:
             return int(ref), self._t.orgs[int(ref)]["name"]
         return None
 
