@@ -109,7 +109,7 @@ def test_a_validation_error_echoes_odd_input_without_failing(raw, server) -> Non
 
 # 9. ids ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("ref", ["%C2%B2", "%D9%A3", "1%C2%B2", str(2**63), str(2**63 - 1),
-                                 "9" * 30, str(2**31), "-1", "1e3", " 1"])
+                                 "9" * 30, str(2**31), "-1", str(-(2**70)), "1e3", " 1"])
 @pytest.mark.parametrize("path", ["/v1/jobs/{}", "/v1/jobs/{}/logs", "/v1/jobs/{}/events",
                                   "/v1/jobs/{}/metrics", "/v1/jobs/{}/outputs",
                                   "/v1/jobs/{}/webhooks", "/v1/packages/{}",
@@ -125,7 +125,7 @@ def test_odd_ids_are_not_found_or_invalid(api, server, ref, path) -> None:
     ("POST", "/v1/jobs/{}/cancel"), ("DELETE", "/v1/jobs/{}"), ("DELETE", "/v1/packages/{}"),
     ("DELETE", "/v1/schedules/{}"), ("POST", "/v1/schedules/{}/enable"),
     ("DELETE", "/v1/keys/{}")])
-@pytest.mark.parametrize("ref", ["%C2%B2", str(2**63), "9" * 25])
+@pytest.mark.parametrize("ref", ["%C2%B2", str(2**63), "9" * 25, str(-(2**70))])
 def test_odd_ids_in_writes_are_not_found_or_invalid(api, server, method, path, ref) -> None:
     r = api.request(method, path.format(ref))
     native_error(r, str(server.data_dir))

@@ -63,6 +63,6 @@ def list_keys(request: Request, username: str | None = None,
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
-def revoke_key(request: Request, key_id: int = Path(le=MAX_ROW_ID),
+def revoke_key(request: Request, key_id: int = Path(ge=1, le=MAX_ROW_ID),
                who: Principal = Depends(principal)) -> JSON:
     return JSON(_times(services(request).accounts.revoke_key(who, key_id)))

@@ -26,7 +26,7 @@ from jobyard.core.times import iso
 
 router = APIRouter(prefix="/v1", tags=["packages"], route_class=StrictRoute)
 Value = str | int | float | bool
-ScheduleId = Path(le=MAX_ROW_ID)
+ScheduleId = Path(ge=1, le=MAX_ROW_ID)
 
 
 class PackageIn(BaseModel):
