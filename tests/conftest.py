@@ -68,6 +68,14 @@ def api(server: ServerProcess):
         yield client
 
 
+@pytest.fixture(scope="module")
+def raw(server: ServerProcess):
+    """A client of the module's server whose bodies (``content=``) are sent as JSON."""
+    with server.client() as client:
+        client.headers["Content-Type"] = "application/json"
+        yield client
+
+
 @pytest.fixture(params=BACKENDS)
 def engines(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engines]:
     if request.param == "sqlite":

@@ -10,8 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from jobyard.testing import ServerProcess
-
 NON_FINITE = [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400"]
 LONE = ["\\ud800", "\\udfff", "a\\ud83d", "\\udc00z"]  # as JSON escapes
 # Bodies with a slot ``%s`` for a number, one per kind of body.
@@ -47,13 +45,6 @@ TEXT_BODIES = [
                               b'"interval_unit": "days"}'),
     ("PUT", "/v1/me/webhook", b'{"url": "https://example.com/%s"}'),
 ]
-
-
-@pytest.fixture(scope="module")
-def raw(server: ServerProcess) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        client.headers["Content-Type"] = "application/json"
-        yield client
 
 
 def native_error(r: httpx.Response, data_dir: str) -> dict[str, Any]:

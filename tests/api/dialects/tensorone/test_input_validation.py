@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +39,6 @@ def t1_error(r: httpx.Response, server: ServerProcess, status: int = 400) -> dic
 def endpoint(server: ServerProcess) -> str:
     with server.client() as api:
         return create_endpoint(api, "validated")["id"]
-
-
-@pytest.fixture(scope="module")
-def raw(server: ServerProcess) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        client.headers["Content-Type"] = "application/json"
-        yield client
 
 
 @pytest.mark.parametrize("number", NUMBERS)

@@ -5,7 +5,6 @@ with FastAPI's ``detail`` beside it; a socket closes with 4xxx and a ``message``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -46,13 +45,6 @@ def tp_error(r: httpx.Response, server: ServerProcess) -> dict[str, Any]:
         assert all({"loc", "msg", "type"} <= set(e) for e in body["detail"]), body
     assert str(server.data_dir) not in r.text
     return body
-
-
-@pytest.fixture(scope="module")
-def raw(server: ServerProcess) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        client.headers["Content-Type"] = "application/json"
-        yield client
 
 
 @pytest.mark.parametrize("number", NON_FINITE)
