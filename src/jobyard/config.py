@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -44,6 +44,14 @@ class Config(BaseSettings):
     kill_grace_s: float = 5.0
     # With NVML: after a cancel or timeout, wait up to this long for the job's GPUs to be free.
     gpu_release_timeout_s: float = 30.0
+    # Enforcement (jobyard.executors.cgroups): each attempt in its own cgroup, with its
+    # memory_mb as a hard limit, its cpus as a CPU quota, at most job_pids_max processes, and
+    # only its own GPUs' device files (gpu_devices: the glob naming them by index). "auto" takes
+    # cgroup v2 where usable, else v1; "off", or no writable cgroup, runs jobs unenforced (the
+    # server says so at start and in /healthz).
+    cgroups: Literal["auto", "v1", "v2", "off"] = "auto"
+    job_pids_max: int | None = Field(4096, ge=1)
+    gpu_devices: str = "/dev/nvidia[0-9]*"
 
     # Scheduler: how often the daemon looks even without a wake-up (other replicas, retries).
     tick_interval_s: float = 0.5

@@ -143,7 +143,8 @@ def build_runtime(
     if executor is None:
         from jobyard.executors.local import LocalExecutor
 
-        executor = LocalExecutor()
+        executor = LocalExecutor(cgroups=config.cgroups, pids_max=config.job_pids_max,
+                                 gpu_devices=config.gpu_devices)
     allocator = Allocator(inventory)
     leadership = Leadership(engines, config.data_dir) if with_daemon else None
     daemon: Daemon | None = None
@@ -205,7 +206,8 @@ def build_runtime(
         packages=PackageService(store.packages, jobs),
         signer=signer,
         prices=prices,
-        server=ServerInfo(inventory.capacity, store.jobs.count_by_state, scheduler),
+        server=ServerInfo(inventory.capacity, store.jobs.count_by_state, scheduler,
+                          executor.enforcement),
         reads_inline=engines.reads_inline,
     )
     periodic = None

@@ -73,3 +73,20 @@ def test_a_retry_starts_with_a_clean_record_of_the_attempt():
     retry = decide(job, ExitStatus("stopped"), 1.0, True)
     assert retry.to is JobState.QUEUED and retry.event["attempt_ended"]["outcome"] == "timeout"
     assert retry.fields["timed_out"] is False and retry.fields["stop_error"] is None
+
+
+def test_killed_by_the_kernel_for_memory_is_out_of_memory_with_the_peak():
+    job = make_job()
+    status = ExitStatus("exited", signal=9, memory_peak_bytes=64 * 2**20,
+                        memory_limit_bytes=64 * 2**20, oom_kills=1)
+    oom = decide(job, status, 1.0, False)
+    assert oom.to is JobState.FAILED and oom.fields["exit_code"] == 137
+    error = oom.fields["error"]
+    assert error["code"] == "OUT_OF_MEMORY"
+    assert error["message"] == ("out of memory: went over its memory limit of 64 MiB (peak 64 MiB);"
+                                " the kernel killed 1 of its processes")
+    assert error["details"] == {"memory_limit_bytes": 64 * 2**20,
+                                "memory_peak_bytes": 64 * 2**20, "oom_kills": 1}
+    # A job that survived the kill of one of its processes and exited 0 completed.
+    survived = decide(job, ExitStatus("exited", exit_code=0, oom_kills=1), 1.0, False)
+    assert survived.to is JobState.COMPLETED

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -17,8 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -28,93 +26,17 @@ import pytest
 from jobyard.errors import LaunchError
 from jobyard.executors.base import Handle, LaunchSpec
 from jobyard.executors.local import LocalExecutor
-
-SpecFactory = Callable[..., LaunchSpec]
-
-
-async def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+from tests.executors.helpers import gone, log_lines, run, sh, texts, wait_until
 
 
-def kill_marked(markers: set[str]) -> list[int]:
-    """SIGKILL any process carrying one of ``markers``; returns their pids."""
-    found = []
-    for pid in psutil.pids():
-        try:
-            proc = psutil.Process(pid)  # not process_iter(): its cache goes stale on pid reuse
-            if proc.environ().get("JOBYARD_JOB_MARKER") in markers:
-                proc.kill()
-                found.append(proc)
-        except psutil.Error:
-            continue
-    psutil.wait_procs(found, timeout=5)
-    return [p.pid for p in found]
-
-
-def log_lines(run_dir: str) -> list[tuple[float, str, str]]:
-    path = Path(run_dir, "log")  # created on the job's first output
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [(float(ts), stream, text) for ts, stream, text in (x.split("\t", 2) for x in lines)]
-
-
-def texts(run_dir: str, stream: str = "o") -> list[str]:
-    return [text for _, s, text in log_lines(run_dir) if s == stream]
-
-
-def gone(procs: list[psutil.Process]) -> bool:
-    """True if none of ``procs`` is still alive (a recycled pid does not count)."""
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                return False
-        except psutil.NoSuchProcess:
-            continue
-    return True
-
-
-@pytest.fixture
-def make_spec(tmp_path: Path) -> Iterator[SpecFactory]:
-    """Builds specs with unique markers; kills whatever still carries them at teardown."""
-    markers: set[str] = set()
-    counter = itertools.count()
-
-    def make(
-        argv: list[str],
-        *,
-        env: dict[str, str] | None = None,
-        cwd: str | None = None,
-        cap: int = 1 << 20,
-        grace: float = 5.0,
-    ) -> LaunchSpec:
-        i = next(counter)
-        marker = f"test-{uuid.uuid4().hex}"
-        markers.add(marker)
-        full_env = {"PATH": os.environ["PATH"], "JOBYARD_JOB_MARKER": marker, **(env or {})}
-        return LaunchSpec(
-            f"job{i}", 1, argv, full_env, cwd, str(tmp_path / f"run{i}"), cap, grace, marker
-        )
-
-    yield make
-    assert kill_marked(markers) == [], "a test left job processes behind"
-
-
-@pytest.fixture
-async def executor() -> AsyncIterator[LocalExecutor]:
-    ex = LocalExecutor()
+@pytest.fixture(params=["off", "auto"], ids=["plain", "cgroups"])
+async def executor(request: pytest.FixtureRequest) -> AsyncIterator[LocalExecutor]:
+    """Every behaviour here holds with and without a cgroup per attempt (where the machine
+    has writable cgroups, as this one and CI do; otherwise both runs are plain)."""
+    ex = LocalExecutor(cgroups=request.param)
     await ex.start()
     yield ex
     await ex.close()
-
-
-async def run(executor: LocalExecutor, spec: LaunchSpec):
-    return await executor.wait(await executor.launch(spec))
-
-
-def sh(script: str) -> list[str]:
-    return ["/bin/sh", "-c", script]
 
 
 async def test_exit_codes_are_recorded(executor, make_spec):
@@ -347,7 +269,8 @@ async def test_a_dead_supervisor_means_lost_and_stop_sweeps(executor, make_spec)
     assert gone([job])
 
 
-async def test_sweep_kills_marked_processes(executor, make_spec):
+async def test_sweep_kills_marked_processes(make_spec):
+    executor = LocalExecutor(cgroups="off")  # with cgroups, the sweep kills the cgroup instead
     spec = make_spec(["true"])
     proc = subprocess.Popen(["sleep", "1000"], env=spec.env, start_new_session=True)
 

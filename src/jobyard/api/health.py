@@ -20,8 +20,10 @@ router = APIRouter(tags=["service"], route_class=StrictRoute)
 
 
 @router.get("/healthz")
-async def healthz() -> JSON:
-    return JSON({"status": "ok", "version": __version__})
+async def healthz(request: Request) -> JSON:
+    """Liveness, and how this server confines jobs (``isolation``, ``cgroups``)."""
+    return JSON({"status": "ok", "version": __version__,
+                 **services(request).server.enforcement()})
 
 
 class _StoreCollector:

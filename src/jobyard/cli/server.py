@@ -45,6 +45,15 @@ def _banner(rt: Runtime) -> None:
     err.print(f"[bold]Jobyard[/bold] listening on [cyan]{cfg.url}[/cyan]  (data: {cfg.data_dir})")
     err.print(f"inventory: {len(inv.gpus)} GPU(s) ({inv.gpu_source}), {inv.cpus:g} CPUs, "
               f"{inv.memory_mb} MB memory; database: {rt.engines.write.url.get_backend_name()}")
+    confined = rt.services.server.enforcement()
+    if confined["cgroups"] == "none":
+        err.print("[yellow]resource limits are NOT enforced[/yellow]: "
+                  f"{confined['cgroups_detail']}")
+    else:
+        err.print(f"limits enforced by {confined['cgroups_detail']}")
+    if confined["isolation"] == "none":
+        err.print("[yellow]isolation: none[/yellow] — every job runs as this server's OS user; "
+                  "orgs are not a boundary on this machine")
     if rt.new_admin_key:
         err.print("\n[bold yellow]Admin API key (shown once, stored hashed):[/bold yellow]")
         print(rt.new_admin_key, flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from jobyard.config import Config
 from jobyard.core.accounts import AccountService
@@ -38,6 +39,8 @@ class ServerInfo:
     capacity: Resources  # what jobs may ever ask for on this server
     counts_by_state: Callable[[], dict[str, int]]  # jobs by state, read at call time
     scheduler: Callable[[], SchedulerView | None]  # None: this process runs no daemon
+    # How jobs are confined (the executor's word): {"isolation", "cgroups", "cgroups_detail"}.
+    enforcement: Callable[[], dict[str, Any]] = dict
 
 
 @dataclass(frozen=True, slots=True)

@@ -343,4 +343,9 @@ class AttemptRunner:
             grace_s=self.config.kill_grace_s,
             marker=marker,
             dirs=(str(outputs),),
+            limits={
+                "memory_bytes": job.resources.memory_mb * 1024 * 1024 or None,
+                "cpus": job.resources.cpus or None,
+            },
+            gpus=tuple(gpus),
         )

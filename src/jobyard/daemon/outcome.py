@@ -39,6 +39,10 @@ def decide(job: Job, status: ExitStatus, now: float, timed_out: bool) -> Transit
     elif status.exit_code == 0:
         target = JobState.COMPLETED
         fields["exit_code"] = 0
+    elif status.oom_kills:
+        target = JobState.FAILED
+        fields["exit_code"] = _nonzero(status)[0]
+        fields["error"] = _out_of_memory(job, status)
     else:
         target = JobState.ERROR
         fields["exit_code"], fields["error"] = _nonzero(status)
@@ -60,6 +64,22 @@ def _nonzero(status: ExitStatus) -> tuple[int, dict[str, Any]]:
         return 128 + status.signal, err
     code = status.exit_code if status.exit_code is not None else 1
     return code, _error("NONZERO_EXIT", f"exited with code {code}", {"exit_code": code})
+
+
+def _out_of_memory(job: Job, status: ExitStatus) -> dict[str, Any]:
+    limit = status.memory_limit_bytes or job.resources.memory_mb * 2**20
+    peak = status.memory_peak_bytes
+    message = f"out of memory: went over its memory limit of {_mib(limit)}"
+    if peak:
+        message += f" (peak {_mib(peak)})"
+    killed = f"; the kernel killed {status.oom_kills} of its processes"
+    return _error("OUT_OF_MEMORY", message + killed,
+                  {"memory_limit_bytes": limit, "memory_peak_bytes": peak,
+                   "oom_kills": status.oom_kills})
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB"
 
 
 def _error(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

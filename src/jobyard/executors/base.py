@@ -35,6 +35,9 @@ class LaunchSpec:
     grace_s: float
     marker: str  # value of JOBYARD_JOB_MARKER in env, unique per attempt
     dirs: tuple[str, ...] = ()  # directories to create before the job starts
+    # Enforced where the executor can (cgroups): memory_bytes, cpus, pids (each optional).
+    limits: dict[str, Any] = field(default_factory=dict)
+    gpus: tuple[int, ...] = ()  # the GPUs assigned: the only ones the job may open
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,11 @@ class ExitStatus:
     receipt: dict[str, Any] | None = None
     message: str | None = None
     cpu_seconds: float | None = None  # CPU time of all the job's processes, when known
+    # From the attempt's cgroup, when it had one: its memory peak and limit, and how many of
+    # its processes the kernel killed for going over that limit.
+    memory_peak_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    oom_kills: int | None = None
 
 
 class Executor(abc.ABC):
@@ -98,3 +106,10 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def sweep(self, marker: str) -> list[int]: ...
+
+    def enforcement(self) -> dict[str, Any]:
+        """How this executor confines jobs: ``isolation`` (the OS identity jobs run as:
+        ``"none"`` when they run as the server's user), ``cgroups`` (``"v1"``, ``"v2"`` or
+        ``"none"``: are resources enforced) and why (``cgroups_detail``)."""
+        return {"isolation": "none", "cgroups": "none",
+                "cgroups_detail": "this executor does not enforce limits"}

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import itertools
 import json
+import logging
 import os
 import signal
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,9 +28,11 @@ import psutil
 import jobyard
 from jobyard.errors import LaunchError
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
+from jobyard.executors.cgroups import Cgroup, Layout, detect
 from jobyard.executors.procs import proc_ident
 from jobyard.executors.runfiles import read_json, write_json_atomic
 
+log = logging.getLogger(__name__)
 CTIME_TOLERANCE_S = 0.05  # start times have clock-tick (10 ms) resolution
 SWEEP_TIMEOUT_S = 5.0
 _HANDLE_FIELDS = set(Handle.__dataclass_fields__)
@@ -57,6 +62,20 @@ def _status(data: dict[str, Any]) -> ExitStatus:
     return ExitStatus(**{k: v for k, v in data.items() if k in _STATUS_FIELDS})
 
 
+def _kill_cgroup(cgroup: Cgroup) -> list[int]:
+    """Kill every process of ``cgroup``, wait until they are gone, and remove it."""
+    if not cgroup.exists():
+        return []
+    killed = set(cgroup.kill())
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
+    while (left := cgroup.pids()) and time.monotonic() < deadline:
+        killed.update(cgroup.kill())
+        time.sleep(0.01)
+    if not left:
+        cgroup.remove()
+    return sorted(killed)
+
+
 def _open_pidfd(pid: int | None, ctime: float | None, zombie_ok: bool) -> int | None:
     """A pidfd for ``pid`` if it is still the process started at ``ctime``."""
     try:
@@ -78,13 +97,34 @@ class _Launcher:
 
 
 class LocalExecutor(Executor):
-    """Executes jobs on this machine; see the module docstring."""
+    """Executes jobs on this machine; see the module docstring.
 
-    def __init__(self, python: str = sys.executable) -> None:
+    ``cgroups`` (``auto``, ``v1``, ``v2``, ``off``) says where each attempt gets a cgroup that
+    enforces its limits (:mod:`jobyard.executors.cgroups`); ``pids_max`` caps the processes of
+    one attempt; ``gpu_devices`` is the glob of the GPU device files (``/dev/nvidia<index>``):
+    an attempt may open only those of its own GPUs.
+    """
+
+    def __init__(self, python: str = sys.executable, cgroups: str = "auto",
+                 pids_max: int | None = None, gpu_devices: str = "/dev/nvidia[0-9]*") -> None:
         self._python = python
         self._launcher: _Launcher | None = None
         self._start_lock: asyncio.Lock | None = None
         self._ids = itertools.count(1)
+        self._cgroups_mode = cgroups
+        self._layout: Layout | None = None
+        self._layout_reason: str | None = None  # None: not detected yet
+        self._pids_max = pids_max
+        self._gpu_devices = gpu_devices
+
+    @property
+    def cgroups(self) -> tuple[Layout | None, str]:
+        """Where attempts' cgroups go (None: nowhere) and why: detected on first use."""
+        if self._layout_reason is None:
+            self._layout, self._layout_reason = detect(self._cgroups_mode)
+            if self._layout is None:
+                log.warning("jobs run without enforced limits: %s", self._layout_reason)
+        return self._layout, self._layout_reason
 
     @property
     def launcher_pid(self) -> int | None:
@@ -92,6 +132,7 @@ class LocalExecutor(Executor):
         return self._launcher.proc.pid if self._launcher and not self._launcher.gone else None
 
     async def start(self) -> None:
+        await asyncio.to_thread(lambda: self.cgroups)
         await self._ensure_launcher()
 
     async def close(self) -> None:
@@ -112,6 +153,11 @@ class LocalExecutor(Executor):
     async def launch(self, spec: LaunchSpec) -> Handle:
         # Shallow on purpose: asdict() deep-copies the environment of every job.
         request = {"id": next(self._ids), **{f: getattr(spec, f) for f in _SPEC_FIELDS}}
+        layout = self.cgroups[0]
+        if layout is not None:
+            request["cgroup"] = layout.cgroup(spec.marker).to_dict()
+            request["limits"] = {**spec.limits, "pids": self._pids_max,
+                                 "deny_devices": self._denied_devices(spec.gpus)}
         line = json.dumps(request).encode() + b"\n"
         for attempt in range(2):
             launcher = await self._ensure_launcher()
@@ -172,9 +218,13 @@ class LocalExecutor(Executor):
         return (_handle(sup) if sup else None), (_status(ex) if ex else None)
 
     def sweep(self, marker: str) -> list[int]:
-        """SIGKILL every process whose environment carries ``JOBYARD_JOB_MARKER=<marker>``."""
+        """SIGKILL every process of the attempt: its whole cgroup where attempts have one, else
+        every process whose environment carries ``JOBYARD_JOB_MARKER=<marker>``."""
         if not marker:
             return []
+        layout = self.cgroups[0]
+        if layout is not None:
+            return _kill_cgroup(layout.cgroup(marker))
         killed: dict[int, psutil.Process] = {}
         me = os.getpid()
         for _ in range(3):  # again, for anything forked while we were killing
@@ -195,6 +245,24 @@ class LocalExecutor(Executor):
             while (found := [p for p in found if _alive(p)]) and time.monotonic() < deadline:
                 time.sleep(0.01)  # zombies count as gone: their reaper may be slow
         return sorted(killed)
+
+    def enforcement(self) -> dict[str, Any]:
+        layout, reason = self.cgroups
+        return {"isolation": "none", "cgroups": f"v{layout.version}" if layout else "none",
+                "cgroups_detail": reason}
+
+    def _denied_devices(self, gpus: tuple[int, ...]) -> list[tuple[str, int, int]]:
+        """The GPU device files an attempt with ``gpus`` may not open, as (type, major, minor)."""
+        denied = []
+        for path in glob.glob(self._gpu_devices):
+            index = "".join(ch for ch in os.path.basename(path) if ch.isdigit())
+            if not index or int(index) in gpus:
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                kind = "c" if stat.S_ISCHR(st.st_mode) else "b"
+                denied.append((kind, os.major(st.st_rdev), os.minor(st.st_rdev)))
+        return denied
 
     @staticmethod
     def _supervisor(handle: Handle) -> tuple[int, float | None]:

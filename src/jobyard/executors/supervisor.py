@@ -23,6 +23,7 @@ import signal
 import time
 from typing import Any
 
+from jobyard.executors.cgroups import Cgroup
 from jobyard.executors.procs import descendants, proc_ident, signal_if_same
 from jobyard.executors.runfiles import (
     LogWriter,
@@ -72,6 +73,7 @@ class Supervisor:
         self.signaled: set[int] = set()
         self.killed: set[int] = set()
         self.t0 = self.deadline = self.next_scan = 0.0
+        self.cgroup = Cgroup.from_dict(req["cgroup"]) if req.get("cgroup") else None
 
     def main(self) -> None:
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -92,9 +94,13 @@ class Supervisor:
             self.log = LogWriter(self._path("log"), int(self.req["log_cap_bytes"]))
             self.progress = ProgressFile(self._path("progress.json"))
             sup = open_tmp(self._path("supervisor.json"))  # proves the run dir is writable
+            if self.cgroup is not None:
+                self._create_cgroup()
             streams = self._spawn()
         except Exception as exc:
             error = _describe(exc, self.req)
+            if self.cgroup is not None:
+                self.cgroup.remove()
             with contextlib.suppress(OSError):
                 if sup is not None:
                     os.close(sup[0])
@@ -115,6 +121,7 @@ class Supervisor:
                 "pgid": self.pid,
                 "job_uid": self.req["job_uid"],
                 "attempt": self.req["attempt"],
+                **({"cgroup": self.cgroup.to_dict()} if self.cgroup else {}),
             },
         }
         try:
@@ -129,25 +136,24 @@ class Supervisor:
     def _path(self, name: str) -> str:
         return os.path.join(self.run_dir, name)
 
+    def _create_cgroup(self) -> None:
+        assert self.cgroup is not None
+        try:
+            self.cgroup.create(self.req.get("limits") or {})
+        except OSError as exc:
+            raise CgroupError(f"cannot set up the job's cgroup: {exc}") from None
+
     def _spawn(self) -> dict[int, str]:
         argv, env, cwd = self.req["argv"], self.req["env"], self.req["cwd"]
         if not argv:
             raise ValueError("empty command")
-        if cwd is not None:
-            os.chdir(cwd)  # our own cwd becomes the job's
-        os.environ["PATH"] = env.get("PATH", os.defpath)  # posix_spawnp searches our PATH
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            self.pid = os.posix_spawnp(
-                argv[0],
-                argv,
-                env,
-                file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
-                setsid=True,  # its own session and process group
-                setsigdef=_DEFAULT_SIGNALS,
-                setsigmask=(),
-            )
+            if self.cgroup is None:
+                self.pid = _posix_spawn(argv, env, cwd, out_w, err_w)
+            else:
+                self.pid = _fork_exec(argv, env, cwd, out_w, err_w, self.cgroup)
         except Exception:
             os.close(out_r)
             os.close(err_r)
@@ -263,8 +269,17 @@ class Supervisor:
         self.next_scan = self.t0 + TERM_RESCAN_S
 
     def _signal_all(self, sig: int) -> None:
-        """Signal every descendant (all of the job: we are a subreaper) and the job's group."""
+        """Signal every process of the job: its cgroup's (SIGKILL kills the cgroup at once), or
+        every descendant (all of the job: we are a subreaper) and the job's group."""
         killing = sig == signal.SIGKILL
+        if self.cgroup is not None:
+            if killing:
+                reached = self.cgroup.kill()
+                self.killed.update(reached)
+            else:
+                reached = self.cgroup.signal(sig, skip=self.signaled)
+            self.signaled.update(reached)
+            return
         for pid, start in descendants(os.getpid()).items():
             if (killing or pid not in self.signaled) and signal_if_same(pid, start, sig):
                 self.signaled.add(pid)
@@ -289,10 +304,85 @@ class Supervisor:
             "receipt": self.receipt,
             "cpu_seconds": round(used.ru_utime + used.ru_stime, 6),
         }
+        if self.cgroup is not None:
+            stats = self.cgroup.stats()
+            for key in ("memory_peak_bytes", "memory_limit_bytes", "oom_kills"):
+                exit_info[key] = stats.get(key)
+            self.cgroup.remove()  # empty now; if it is not, the server's sweep removes it
         write_json_atomic(self._path("exit.json"), exit_info)
 
 
+class CgroupError(Exception):
+    """The job's cgroup could not be made or limited: the job is not started."""
+
+
+def _posix_spawn(argv: list[str], env: dict[str, str], cwd: str | None, out_w: int,
+                 err_w: int) -> int:
+    if cwd is not None:
+        os.chdir(cwd)  # our own cwd becomes the job's
+    os.environ["PATH"] = env.get("PATH", os.defpath)  # posix_spawnp searches our PATH
+    return os.posix_spawnp(
+        argv[0],
+        argv,
+        env,
+        file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
+        setsid=True,  # its own session and process group
+        setsigdef=_DEFAULT_SIGNALS,
+        setsigmask=(),
+    )
+
+
+def _fork_exec(argv: list[str], env: dict[str, str], cwd: str | None, out_w: int, err_w: int,
+               cgroup: Cgroup) -> int:
+    """posix_spawnp's job, plus what it cannot do: enter ``cgroup`` before ``exec``, so not one
+    instruction of the job runs outside it. A failure in the child comes back through a pipe
+    that ``exec`` closes, raised here as the OSError it was."""
+    fail_r, fail_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.set_wakeup_fd(-1)
+            os.close(fail_r)
+            cgroup.join(os.getpid())
+            os.setsid()
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            for signum in _DEFAULT_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                os.execvpe(argv[0], argv, env)
+            except OSError as exc:
+                exc.filename = argv[0]  # not the last PATH entry tried: as posix_spawnp says
+                raise
+        except BaseException as exc:
+            why = {"errno": getattr(exc, "errno", None), "message": str(exc),
+                   "strerror": getattr(exc, "strerror", None),
+                   "filename": getattr(exc, "filename", None)}
+            with contextlib.suppress(BaseException):
+                write_all(fail_w, json.dumps(why).encode())
+        os._exit(127)
+    os.close(fail_w)
+    try:
+        with os.fdopen(fail_r, "rb") as f:
+            failure = f.read()
+    except BaseException:
+        os.waitpid(pid, 0)
+        raise
+    if not failure:
+        return pid
+    os.waitpid(pid, 0)
+    info = json.loads(failure)
+    if info["errno"] is None:
+        raise RuntimeError(info["message"])
+    raise OSError(info["errno"], info["strerror"], info["filename"])
+
+
 def _describe(exc: Exception, req: dict[str, Any]) -> str:
+    if isinstance(exc, CgroupError):
+        return str(exc)
     if isinstance(exc, OSError) and exc.filename is not None:
         if exc.filename == req["cwd"]:
             return f"cannot use working directory {req['cwd']!r}: {exc.strerror}"

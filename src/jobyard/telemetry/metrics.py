@@ -1,4 +1,4 @@
-"""Resource samples of a running attempt: its process tree (psutil) and its GPUs (NVML).
+"""Resource samples of a running attempt: its cgroup or process tree (psutil), its GPUs (NVML).
 
 CPU is measured as the tree's *cumulative* CPU time, not with ``psutil.cpu_percent`` per
 process: the live descendants' own and reaped-children times, plus what the supervisor (a
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -73,6 +73,23 @@ def sample_tree(
         except psutil.Error:  # exited since the table was read
             continue
     return TreeSample(cpu_seconds=cpu, rss_bytes=rss, processes=count)
+
+
+class CgroupReader(Protocol):
+    def pids(self) -> list[int]: ...
+    def stats(self) -> dict[str, Any]: ...
+
+
+def sample_cgroup(cgroup: CgroupReader) -> TreeSample | None:
+    """Sample an attempt from its cgroup: the kernel's exact CPU time of every process that
+    was ever in it, and its memory as the limit counts it (the working set, page cache that
+    could not be reclaimed included). None when the cgroup is gone, or gives no CPU time."""
+    pids = cgroup.pids()
+    stats = cgroup.stats()
+    if not pids or "cpu_seconds" not in stats:
+        return None
+    return TreeSample(cpu_seconds=stats["cpu_seconds"], rss_bytes=stats.get("memory_bytes", 0),
+                      processes=len(pids))
 
 
 def _reaped(times: Any) -> float:

@@ -29,9 +29,10 @@ from jobyard.core.models import Job
 from jobyard.core.ports import SampleWrite, Store
 from jobyard.daemon.hooks import AttemptHook, Stopper
 from jobyard.executors.base import ExitStatus, Handle
+from jobyard.executors.cgroups import Cgroup
 from jobyard.telemetry import efficiency as eff
 from jobyard.telemetry.gpu import GpuStats
-from jobyard.telemetry.metrics import AttemptStats, process_table, sample_tree
+from jobyard.telemetry.metrics import AttemptStats, process_table, sample_cgroup, sample_tree
 
 log = logging.getLogger(__name__)
 SPEND_TTL_S = 30.0  # how long an owner's settled spend is cached (ends invalidate it sooner)
@@ -168,14 +169,18 @@ class ResourceSampler(AttemptHook):
             await asyncio.to_thread(self.store.telemetry.purge_metrics, cutoff)
 
     def _read(self, batch: list[Tracked]) -> list[Any]:
-        procs, children = process_table()
+        table: tuple[Any, Any] | None = None  # one /proc scan, only if an attempt needs it
         out: list[Any] = []
         for tr in batch:
             h = tr.handle
-            if h.supervisor_pid:  # the supervisor is not part of the job, its reaped children are
-                tree = sample_tree(h.supervisor_pid, h.supervisor_ctime, procs, children, False)
-            else:
-                tree = sample_tree(h.pid, h.pid_ctime, procs, children, True)
+            cgroup = h.extra.get("cgroup")
+            tree = sample_cgroup(Cgroup.from_dict(cgroup)) if cgroup else None
+            if tree is None:
+                procs, children = table = table or process_table()
+                # The supervisor is not part of the job, its reaped children are.
+                root = (h.supervisor_pid, h.supervisor_ctime) if h.supervisor_pid else \
+                    (h.pid, h.pid_ctime)
+                tree = sample_tree(*root, procs, children, not h.supervisor_pid)
             if tree is None:
                 out.append(None)
                 continue
