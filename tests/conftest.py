@@ -19,10 +19,18 @@ from jobyard import ids
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
 from jobyard.store.sql import SqlStore
-from jobyard.testing import ServerProcess
+from jobyard.testing import ServerProcess, passable
 
 PG_ADMIN_URL = os.environ.get("JOBYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = os.environ.get("JOBYARD_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's, passable (as root, the test servers run jobs as tenants' own uids)."""
+    passable(tmp_path)
+    return tmp_path
+
 
 
 def pg_database() -> tuple[str, sa.Engine, str]:

@@ -24,7 +24,10 @@ class Config(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8750
-    data_dir: Path = Field(default_factory=lambda: Path.home() / ".jobyard")
+    # As root (jobs then run as tenants' own uids, which must pass through its parents), the
+    # service's usual place; otherwise the user's home.
+    data_dir: Path = Field(default_factory=lambda: Path("/var/lib/jobyard") if os.geteuid() == 0
+                           else Path.home() / ".jobyard")
     # Defaults to a SQLite file in data_dir; set a postgresql:// URL to scale out.
     database_url: str | None = None
     # SQLite: how long a write waits for another process's lock before it answers 503.
@@ -50,6 +53,12 @@ class Config(BaseSettings):
     # cgroup v2 where usable, else v1; "off", or no writable cgroup, runs jobs unenforced (the
     # server says so at start and in /healthz).
     cgroups: Literal["auto", "v1", "v2", "off"] = "auto"
+    # Tenants as OS identities (jobyard.executors.identity): when the server runs as root, an
+    # org's jobs run as that org's own uid ("org") or each user's ("user"), numbered from the
+    # first id of job_uid_range (which must hold no existing account); "none" runs every job
+    # as the server's user (always so when the server is not root).
+    job_identity: Literal["org", "user", "none"] = "org"
+    job_uid_range: tuple[int, int] = (1_000_000, 1_999_999)
     job_pids_max: int | None = Field(4096, ge=1)
     gpu_devices: str = "/dev/nvidia[0-9]*"
 

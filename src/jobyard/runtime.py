@@ -43,13 +43,14 @@ from jobyard.events.delivery import DeliveryWorker
 from jobyard.events.hub import EventHub
 from jobyard.events.notify import Notifier
 from jobyard.events.webhooks import url_checker
+from jobyard.executors import identity
 from jobyard.executors.base import Executor
 from jobyard.operations.clusters import ClusterHandlers
 from jobyard.operations.processor import OperationProcessor
 from jobyard.operations.volumes import VolumeHandlers
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
-from jobyard.store.files import DiskFiles
+from jobyard.store.files import DiskFiles, prepare_data_dir
 from jobyard.store.sql import SqlStore
 from jobyard.telemetry.gpu import gpu_probe, gpu_stats
 
@@ -129,7 +130,17 @@ class Runtime:
 def build_runtime(
     config: Config, with_daemon: bool = True, executor: Executor | None = None
 ) -> Runtime:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    tenants = identity.active(config.job_identity) != "none"
+    if tenants:
+        problem = identity.range_problem(*config.job_uid_range)
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        if closed := identity.closed_parent(str(config.data_dir)):
+            problem = (f"the data dir's parent {closed} is closed to other users (no o+x): use a "
+                       "data dir they can pass through, e.g. /var/lib/jobyard")
+        if problem:
+            raise ValueError(f"cannot run jobs as tenants' own identities: {problem} "
+                             "(or set job_identity = \"none\")")
+    prepare_data_dir(config.data_dir, tenants)
     engines = make_engines(config.resolved_database_url, config.db_busy_timeout_s)
     migrate.upgrade(engines.write)
     notifier = Notifier()
@@ -144,7 +155,7 @@ def build_runtime(
         from jobyard.executors.local import LocalExecutor
 
         executor = LocalExecutor(cgroups=config.cgroups, pids_max=config.job_pids_max,
-                                 gpu_devices=config.gpu_devices)
+                                 gpu_devices=config.gpu_devices, identity=config.job_identity)
     allocator = Allocator(inventory)
     leadership = Leadership(engines, config.data_dir) if with_daemon else None
     daemon: Daemon | None = None

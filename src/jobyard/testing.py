@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def passable(folder: Path) -> None:
+    """Let every OS user pass through ``folder`` and the folders above it that are ours
+    (``o+x``, not ``o+r``): as root, a server runs jobs as tenants' own uids, which must reach
+    their folders in its data dir (test folders are made ``0700``)."""
+    tmp = Path(tempfile.gettempdir())
+    for path in (folder, *folder.parents):
+        if tmp not in path.parents:
+            return  # only what tests made in the temp dir
+        st = path.stat()
+        if st.st_uid == os.getuid() and not st.st_mode & 0o001:
+            path.chmod(st.st_mode | 0o011)
+
+
 class ServerProcess:
     """``jobyard serve`` on a free loopback port, with its own data directory."""
 
@@ -90,6 +104,7 @@ class ServerProcess:
             env["JOBYARD_DATABASE_URL"] = self.database_url
         env.update(self.extra_env)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        passable(self.data_dir.parent)
         self.log_path = self.data_dir / "server.log"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(

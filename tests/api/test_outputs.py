@@ -48,7 +48,8 @@ def test_a_failed_job_lists_partial_results(api):
 
 def test_output_patterns_keep_files_from_the_working_directory(api, tmp_path):
     work = tmp_path / "work"
-    work.mkdir()
+    work.mkdir(mode=0o777)
+    work.chmod(0o777)  # a scratch dir any job may write: it runs as its org's own uid
     job = submit(api, "mkdir -p ckpt && echo 1 > ckpt/a.pt && echo m > model_7.bin"
                       " && echo no > other.txt && exit 2",
                  workdir=str(work), outputs=["ckpt/", "model_*.bin"])

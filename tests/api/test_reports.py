@@ -3,17 +3,17 @@ job, and tqdm bars read off a job's stderr — all through a real server and rea
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import tqdm
 
 from jobyard.testing import wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
 
-JOBYARD = str(Path(sys.executable).parent / "jobyard")
+JOBYARD = "jobyard"  # on every job's PATH (the server's own, or the client given to jobs)
 TOKEN_THEN_WAIT = 'echo "$JOBYARD_JOB_TOKEN"; exec sleep 60'
 
 
@@ -61,7 +61,10 @@ def test_a_job_printing_a_real_tqdm_bar(api):
     script = ("import time\nfrom tqdm import tqdm\n"
               "for _ in tqdm(range(120), desc='epoch 1', unit='img'):\n"
               "    time.sleep(0.02)\n")
-    job = submit(api, [sys.executable, "-c", script])
+    # Under the machine's python3 (the job's uid may not reach the server's), with tqdm from
+    # the test environment's packages.
+    job = submit(api, ["python3", "-c", script],
+                 env={"PYTHONPATH": str(Path(tqdm.__file__).parent.parent)})
     seen = wait_until(lambda: (j := get(api, job["id"]))["progress"] is not None and j,
                       timeout=20)
     assert seen["substate"] in ("processing", None)  # None: it already ended
@@ -121,11 +124,14 @@ def test_tokens_are_for_one_job_and_only_while_it_runs(api, server):
 
 
 def test_a_token_of_an_earlier_attempt_is_expired(api, server, tmp_path):
-    script = (f'echo "$JOBYARD_JOB_TOKEN" > {tmp_path}/token.$JOBYARD_ATTEMPT; '
+    drop = tmp_path / "drop"
+    drop.mkdir(mode=0o777)
+    drop.chmod(0o777)  # the job runs as its org's own uid
+    script = (f'echo "$JOBYARD_JOB_TOKEN" > {drop}/token.$JOBYARD_ATTEMPT; '
               'if [ "$JOBYARD_ATTEMPT" = 1 ]; then exit 3; fi; exec sleep 60')
     job = submit(api, script, retry={"max_retries": 1, "backoff_s": 0})
-    wait_until(lambda: (tmp_path / "token.2").exists(), timeout=20)
-    first, second = ((tmp_path / f"token.{n}").read_text().strip() for n in (1, 2))
+    wait_until(lambda: (drop / "token.2").exists(), timeout=20)
+    first, second = ((drop / f"token.{n}").read_text().strip() for n in (1, 2))
     expired = post(server, job["id"], first, {"progress": 1})
     assert expired.status_code == 401 and "attempt" in expired.json()["error"]["message"]
     assert post(server, job["id"], second, {"progress": 1}).status_code == 200

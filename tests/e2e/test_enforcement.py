@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import sys
+import os
+import stat
 
 import pytest
 
@@ -16,12 +17,12 @@ def test_healthz_says_how_jobs_are_confined(api):
     health = api.get("/healthz").json()
     assert health["cgroups"] == (f"v{CGROUPS.version}" if CGROUPS else "none")
     assert health["cgroups_detail"]
-    assert health["isolation"] == "none"  # jobs run as the server's user (per-tenant uids: #12)
+    assert health["isolation"] == ("org" if os.geteuid() == 0 else "none")
 
 
 @pytest.mark.skipif(CGROUPS is None, reason=f"no writable cgroups: {WHY}")
 def test_a_job_over_its_memory_ends_failed_out_of_memory(api):
-    hog = [sys.executable, "-c", "b = b'x' * (500 * 2**20); print('survived')"]
+    hog = ["python3", "-c", "b = b'x' * (500 * 2**20); print('survived')"]
     job = submit(api, hog, resources={"memory_mb": 50})
     done = wait_state(api, job["id"])
     assert done["state"] == "failed"
@@ -31,3 +32,9 @@ def test_a_job_over_its_memory_ends_failed_out_of_memory(api):
     assert done["error"]["details"]["memory_peak_bytes"] >= 45 * 2**20
     fits = submit(api, hog, resources={"memory_mb": 1024})
     assert wait_state(api, fits["id"])["state"] == "completed"
+
+
+def test_the_data_dir_is_the_servers_alone(server):
+    """Closed to other users; with tenants' identities, passable to their own folders."""
+    assert stat.S_IMODE(os.stat(server.data_dir).st_mode) == (0o711 if os.geteuid() == 0
+                                                               else 0o700)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,9 +30,14 @@ def serve(
     from jobyard.runtime import build_runtime
 
     config = load_config(host=host, port=port, data_dir=data_dir)
+    os.umask(0o077)  # what the server writes is its own; jobs get their usual 022
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    rt = build_runtime(config)
+    try:
+        rt = build_runtime(config)
+    except ValueError as exc:  # a configuration this machine cannot honour
+        err.print(f"[bold red]cannot start:[/bold red] {exc}")
+        raise typer.Exit(1) from None
     _banner(rt)
     uvicorn.run(
         create_app(rt), host=config.host, port=config.port, log_level="warning",
@@ -54,6 +60,10 @@ def _banner(rt: Runtime) -> None:
     if confined["isolation"] == "none":
         err.print("[yellow]isolation: none[/yellow] — every job runs as this server's OS user; "
                   "orgs are not a boundary on this machine")
+    else:
+        first, last = cfg.job_uid_range
+        err.print(f"isolation: each {confined['isolation']}'s jobs run as its own OS user "
+                  f"(uids {first}-{last})")
     if rt.new_admin_key:
         err.print("\n[bold yellow]Admin API key (shown once, stored hashed):[/bold yellow]")
         print(rt.new_admin_key, flush=True)

@@ -17,6 +17,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from jobyard.config import Config
@@ -30,8 +31,10 @@ from jobyard.daemon.outcome import decide
 from jobyard.daemon.writer import BatchWriter
 from jobyard.errors import JobyardError, LaunchError
 from jobyard.events.notify import Notifier
+from jobyard.executors import identity, jobclient
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
-from jobyard.store.files import run_dir
+from jobyard.executors.identity import Identity
+from jobyard.store.files import run_dir, work_dir, workspaces_dir
 from jobyard.telemetry.gpu import GpuProbe
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,7 @@ class AttemptRunner:
         self._base_env = {
             k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)
         }
+        self._client: Path | None = None  # the reporting client for jobs, installed on first use
         self.hooks = list(hooks(self))  # last: the plug-ins are given a complete runner
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -155,9 +159,8 @@ class AttemptRunner:
 
     async def _launch(self, attempt: Attempt) -> bool:
         job = attempt.job
-        spec = self.launch_spec(job)
         try:
-            attempt.handle = await self.executor.launch(spec)
+            attempt.handle = await self.executor.launch(self.launch_spec(job))
         except LaunchError as exc:
             await self.finish(attempt, ExitStatus("launch_failed", message=exc.message))
             return False
@@ -311,12 +314,35 @@ class AttemptRunner:
         receipt = {**(status.receipt or {}), "gpu_processes_left": sorted(left)}
         return replace(status, receipt=receipt)
 
+    def _own_dirs(self, job: Job, workdir: str) -> list[str]:
+        """The job's working dir when it is the job's to write: its run's, or a workspace the
+        server made for it (the whole workspace: its project and what sits beside it)."""
+        if not job.workdir:
+            return [workdir]
+        base = workspaces_dir(self.config.data_dir).resolve()
+        path = Path(workdir).resolve()
+        if base in path.parents:
+            return [str(base / path.relative_to(base).parts[0])]
+        return []
+
     # what a launch gets --------------------------------------------------------------------------
+    def tenant(self, job: Job) -> Identity | None:
+        """The OS identity ``job`` runs as (None: the server's own)."""
+        try:
+            return identity.of_job(self.config.job_identity, self.config.job_uid_range,
+                                   job.org_id, job.user_id, str(self.config.data_dir))
+        except ValueError as exc:
+            raise LaunchError(str(exc)) from None
+
     def launch_spec(self, job: Job) -> LaunchSpec:
         directory = run_dir(self.config.data_dir, job.uid, job.attempt)  # the supervisor makes it
         outputs = directory / "outputs"
+        workdir = job.workdir or str(work_dir(directory))
         gpus = (job.assigned or {}).get("gpus", [])
         marker = f"{job.uid}.{job.attempt}"
+        tenant = self.tenant(job)
+        if self._client is None:
+            self._client = jobclient.install(self.config.data_dir)
         env = {
             **self._base_env,
             **job.env,
@@ -329,20 +355,28 @@ class AttemptRunner:
             "JOBYARD_OUTPUT_DIR": str(outputs),
             "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
         }
+        env.update(jobclient.job_env(self._client, env, first=tenant is not None))
+        if tenant is not None:
+            env.update(HOME=tenant.home, USER=f"jobyard{tenant.uid}",
+                       LOGNAME=f"jobyard{tenant.uid}")
+        shared: list[str] = []
         for hook in self.hooks:
             env.update(hook.env(job, directory))
+            shared.extend(hook.shared_dirs(job))
         argv = ["/bin/sh", "-c", job.command] if isinstance(job.command, str) else job.command
         return LaunchSpec(
             job_uid=job.uid,
             attempt=job.attempt,
             argv=list(argv),
             env=env,
-            cwd=job.workdir or str(directory),
+            cwd=workdir,
             run_dir=str(directory),
             log_cap_bytes=self.config.log_cap_bytes,
             grace_s=self.config.kill_grace_s,
             marker=marker,
-            dirs=(str(outputs),),
+            dirs=(str(outputs), *self._own_dirs(job, workdir)),
+            shared_dirs=tuple(shared),
+            identity=tenant.to_dict() if tenant else None,
             limits={
                 "memory_bytes": job.resources.memory_mb * 1024 * 1024 or None,
                 "cpus": job.resources.cpus or None,

@@ -25,6 +25,10 @@ class AttemptHook:
         """Extra environment for the attempt about to launch."""
         return {}
 
+    def shared_dirs(self, job: Job) -> list[str]:
+        """Directories of the job's org (volumes) the attempt about to launch must write."""
+        return []
+
     async def started(self, job: Job, handle: Handle) -> None:
         """The attempt is running (also called for an attempt adopted after a restart)."""
 

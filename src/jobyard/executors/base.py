@@ -34,7 +34,11 @@ class LaunchSpec:
     log_cap_bytes: int
     grace_s: float
     marker: str  # value of JOBYARD_JOB_MARKER in env, unique per attempt
-    dirs: tuple[str, ...] = ()  # directories to create before the job starts
+    # Directories the job writes (its outputs, working dir, home): created before it starts and,
+    # with an identity, given to it. shared_dirs: its org's (volumes), given to the org's group.
+    dirs: tuple[str, ...] = ()
+    shared_dirs: tuple[str, ...] = ()
+    identity: dict[str, Any] | None = None  # {"uid", "gid", "home"}: None runs as the server
     # Enforced where the executor can (cgroups): memory_bytes, cpus, pids (each optional).
     limits: dict[str, Any] = field(default_factory=dict)
     gpus: tuple[int, ...] = ()  # the GPUs assigned: the only ones the job may open

@@ -29,6 +29,7 @@ import jobyard
 from jobyard.errors import LaunchError
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from jobyard.executors.cgroups import Cgroup, Layout, detect
+from jobyard.executors.identity import active as active_identity
 from jobyard.executors.procs import proc_ident
 from jobyard.executors.runfiles import read_json, write_json_atomic
 
@@ -102,11 +103,13 @@ class LocalExecutor(Executor):
     ``cgroups`` (``auto``, ``v1``, ``v2``, ``off``) says where each attempt gets a cgroup that
     enforces its limits (:mod:`jobyard.executors.cgroups`); ``pids_max`` caps the processes of
     one attempt; ``gpu_devices`` is the glob of the GPU device files (``/dev/nvidia<index>``):
-    an attempt may open only those of its own GPUs.
+    an attempt may open only those of its own GPUs. ``identity`` is the configured
+    ``job_identity`` (it only reports it: each launch spec carries the job's identity).
     """
 
     def __init__(self, python: str = sys.executable, cgroups: str = "auto",
-                 pids_max: int | None = None, gpu_devices: str = "/dev/nvidia[0-9]*") -> None:
+                 pids_max: int | None = None, gpu_devices: str = "/dev/nvidia[0-9]*",
+                 identity: str = "org") -> None:
         self._python = python
         self._launcher: _Launcher | None = None
         self._start_lock: asyncio.Lock | None = None
@@ -116,6 +119,7 @@ class LocalExecutor(Executor):
         self._layout_reason: str | None = None  # None: not detected yet
         self._pids_max = pids_max
         self._gpu_devices = gpu_devices
+        self._identity = identity
 
     @property
     def cgroups(self) -> tuple[Layout | None, str]:
@@ -248,8 +252,8 @@ class LocalExecutor(Executor):
 
     def enforcement(self) -> dict[str, Any]:
         layout, reason = self.cgroups
-        return {"isolation": "none", "cgroups": f"v{layout.version}" if layout else "none",
-                "cgroups_detail": reason}
+        return {"isolation": active_identity(self._identity),
+                "cgroups": f"v{layout.version}" if layout else "none", "cgroups_detail": reason}
 
     def _denied_devices(self, gpus: tuple[int, ...]) -> list[tuple[str, int, int]]:
         """The GPU device files an attempt with ``gpus`` may not open, as (type, major, minor)."""

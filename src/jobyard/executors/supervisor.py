@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from jobyard.executors.cgroups import Cgroup
+from jobyard.executors.identity import Identity, give, share
 from jobyard.executors.procs import descendants, proc_ident, signal_if_same
 from jobyard.executors.runfiles import (
     LogWriter,
@@ -38,6 +39,7 @@ from jobyard.executors.runfiles import (
 PR_SET_CHILD_SUBREAPER = 36
 READ_CHUNK = 65536
 CLEANUP_GRACE_S = 1.0  # for processes a finished main process left behind
+JOB_UMASK = 0o022
 DRAIN_TIMEOUT_S = 2.0  # a pipe still open after every process is gone: fd passed elsewhere
 TERM_RESCAN_S = 1.0  # during the grace, SIGTERM processes forked since the last scan
 KILL_RESCAN_S = 0.05  # after it, SIGKILL whatever is left (a scan walks /proc)
@@ -74,6 +76,7 @@ class Supervisor:
         self.killed: set[int] = set()
         self.t0 = self.deadline = self.next_scan = 0.0
         self.cgroup = Cgroup.from_dict(req["cgroup"]) if req.get("cgroup") else None
+        self.identity = Identity.from_dict(req["identity"]) if req.get("identity") else None
 
     def main(self) -> None:
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -84,10 +87,11 @@ class Supervisor:
         signal.signal(signal.SIGTERM, noop_handler)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         sup = None
+        os.umask(0o077)  # what we write is the server's; the job gets 022 (see _spawn)
         try:
             os.makedirs(self.run_dir, exist_ok=True)
-            for extra_dir in self.req.get("dirs") or ():
-                os.makedirs(extra_dir, exist_ok=True)
+            os.chmod(self.run_dir, 0o711)  # passable to the job's own work and outputs dirs
+            self._prepare_dirs()
             for stale in ("exit.json", "stop.json", "log", "progress.json"):  # a reused run_dir
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._path(stale))
@@ -136,6 +140,18 @@ class Supervisor:
     def _path(self, name: str) -> str:
         return os.path.join(self.run_dir, name)
 
+    def _prepare_dirs(self) -> None:
+        """Create the job's directories; with an identity, give them (and its home) to it."""
+        for path in self.req.get("dirs") or ():
+            if self.identity is None:
+                os.makedirs(path, exist_ok=True)
+            else:
+                give(path, self.identity)
+        if self.identity is not None:
+            give(self.identity.home, self.identity)
+            for path in self.req.get("shared_dirs") or ():
+                share(path, self.identity)
+
     def _create_cgroup(self) -> None:
         assert self.cgroup is not None
         try:
@@ -150,10 +166,10 @@ class Supervisor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            if self.cgroup is None:
+            if self.cgroup is None and self.identity is None:
                 self.pid = _posix_spawn(argv, env, cwd, out_w, err_w)
             else:
-                self.pid = _fork_exec(argv, env, cwd, out_w, err_w, self.cgroup)
+                self.pid = _fork_exec(argv, env, cwd, out_w, err_w, self.cgroup, self.identity)
         except Exception:
             os.close(out_r)
             os.close(err_r)
@@ -321,36 +337,44 @@ def _posix_spawn(argv: list[str], env: dict[str, str], cwd: str | None, out_w: i
     if cwd is not None:
         os.chdir(cwd)  # our own cwd becomes the job's
     os.environ["PATH"] = env.get("PATH", os.defpath)  # posix_spawnp searches our PATH
-    return os.posix_spawnp(
-        argv[0],
-        argv,
-        env,
-        file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
-        setsid=True,  # its own session and process group
-        setsigdef=_DEFAULT_SIGNALS,
-        setsigmask=(),
-    )
+    mask = os.umask(JOB_UMASK)  # inherited: posix_spawn cannot set it
+    try:
+        return os.posix_spawnp(
+            argv[0],
+            argv,
+            env,
+            file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
+            setsid=True,  # its own session and process group
+            setsigdef=_DEFAULT_SIGNALS,
+            setsigmask=(),
+        )
+    finally:
+        os.umask(mask)
 
 
 def _fork_exec(argv: list[str], env: dict[str, str], cwd: str | None, out_w: int, err_w: int,
-               cgroup: Cgroup) -> int:
-    """posix_spawnp's job, plus what it cannot do: enter ``cgroup`` before ``exec``, so not one
-    instruction of the job runs outside it. A failure in the child comes back through a pipe
-    that ``exec`` closes, raised here as the OSError it was."""
+               cgroup: Cgroup | None, identity: Identity | None) -> int:
+    """posix_spawnp's job, plus what it cannot do: enter ``cgroup`` and become ``identity``
+    before ``exec``, so not one instruction of the job runs outside them. A failure in the
+    child comes back through a pipe that ``exec`` closes, raised here as the OSError it was."""
     fail_r, fail_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             signal.set_wakeup_fd(-1)
             os.close(fail_r)
-            cgroup.join(os.getpid())
+            if cgroup is not None:
+                cgroup.join(os.getpid())
             os.setsid()
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             for signum in _DEFAULT_SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            if cwd is not None:
+            os.umask(JOB_UMASK)
+            if identity is not None:
+                identity.become()
+            if cwd is not None:  # as the job: a directory it may not enter is refused
                 os.chdir(cwd)
             try:
                 os.execvpe(argv[0], argv, env)

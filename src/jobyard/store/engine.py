@@ -3,6 +3,8 @@ driver errors are faults of the machine (:mod:`jobyard.store.faults`)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,6 +89,7 @@ def make_engines(url: str, busy_timeout_s: float = 30.0) -> Engines:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_files(path)
     read = _sqlite_engine(url, busy_timeout_s, writer=False)
     write = _sqlite_engine(url, busy_timeout_s, writer=True)
     return Engines(read=read, write=write, is_sqlite=True, committer=GroupCommitter(write))
@@ -100,6 +103,17 @@ def _name_faults(engine: sa.Engine) -> None:
         fault = faults.translate(ctx.original_exception, ctx.is_disconnect)
         if fault is not None:
             raise fault from ctx.original_exception
+
+
+def private_files(path: str) -> None:
+    """The store's file and its ``-wal``/``-shm`` readable by this server's user only (key
+    hashes, webhook secrets and the server secret are in it). SQLite gives the journal files
+    its main file's mode, so a new store is created ``0600`` before SQLite opens it."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm", f"{path}-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 def _sqlite_engine(url: str, busy_timeout_s: float, writer: bool) -> sa.Engine:

@@ -1,9 +1,15 @@
 """A job's files on disk: where they live in the data directory, and how they are read.
 
-    <data_dir>/runs/<job uid>.<attempt>/     one attempt: log, exit.json, outputs/, ...
+    <data_dir>/runs/<job uid>.<attempt>/     one attempt: log, exit.json, outputs/, work/, ...
     <data_dir>/workspaces/<id>/project       files the server made for a job (its workdir)
     <data_dir>/volumes/<volume uid>/         a storage volume's files
     <data_dir>/uploads/                      uploads in progress
+    <data_dir>/homes/<uid>/                  the home of a tenant's OS identity
+    <data_dir>/client/<version>/             the reporting client, readable by every job
+
+Everything is the server's (``0700``/``0600``). When jobs run as tenants' own identities, the
+folders on the way to what a job may use (``runs``, ``workspaces``, ``volumes``, ``homes``,
+and each run dir) are ``0711``: passable, not listable; what a job writes is its identity's.
 
 Log format (written by the executor's supervisor), one output line per file line::
 
@@ -39,6 +45,27 @@ def run_dir(data_dir: Path | str, uid: str, attempt: int) -> Path:
     # Flat (one directory per attempt, not per job and attempt): each mkdir costs the
     # supervisor a few hundred microseconds, at hundreds of jobs a second.
     return Path(data_dir) / "runs" / f"{uid}.{attempt}"
+
+
+PASSABLE = ("runs", "workspaces", "volumes", "homes")
+
+
+def prepare_data_dir(data_dir: Path | str, tenants: bool) -> None:
+    """Create the data dir and its top folders, closed to every other OS user; passable
+    (``0711``) on the way to jobs' own folders when ``tenants`` run as their own identities."""
+    root = Path(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    mode = 0o711 if tenants else 0o700
+    root.chmod(mode)
+    for name in PASSABLE:
+        (root / name).mkdir(exist_ok=True)
+        (root / name).chmod(mode)
+
+
+def work_dir(run: Path) -> Path:
+    """Where a job without a ``workdir`` of its own runs: its attempt's, the job's to write
+    (the run directory itself holds the supervisor's files)."""
+    return run / "work"
 
 
 def log_path(data_dir: Path | str, uid: str, attempt: int) -> Path:
@@ -129,7 +156,8 @@ def resolve_inside(root: Path, name: str) -> Path | None:
 def new_workspace(data_dir: Path | str) -> Path:
     """A fresh, empty workspace; returns its directory (the project goes in ``project``)."""
     home = workspaces_dir(data_dir) / ids.random_token(16)
-    (home / "project").mkdir(parents=True)
+    (home / "project").mkdir(parents=True, mode=0o700)
+    home.chmod(0o700)  # given to the job's identity when it launches
     return home
 
 

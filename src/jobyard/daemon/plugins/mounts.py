@@ -1,7 +1,7 @@
 """Volumes inside jobs: what a job on a cluster sees of the volumes attached to it.
 
 For each attached volume the job gets ``JOBYARD_VOLUME_<NAME>=<path>`` (the name upper-cased,
-anything not a letter or digit as ``_``), and, when it runs in its run directory (no
+anything not a letter or digit as ``_``), and, when it runs in its run's working directory (no
 ``workdir`` of its own), a symlink ``mnt/<name>`` there. Both point at the volume's own
 directory (``data_dir/volumes/<id>/``), so what a job writes survives the job and the cluster.
 When such a job ends its volumes are measured (``measure``, given by its constructor:
@@ -19,7 +19,7 @@ from jobyard.core.models import Job
 from jobyard.core.ports import Store
 from jobyard.core.volumes import Volume, env_name
 from jobyard.daemon.hooks import AttemptHook
-from jobyard.store.files import volume_dir
+from jobyard.store.files import volume_dir, work_dir
 
 log = logging.getLogger(__name__)
 Measure = Callable[[list[str]], Awaitable[None]]  # record these volumes' usage
@@ -44,11 +44,14 @@ class VolumeMounts(AttemptHook):
             path = volume_dir(self.data_dir, vol.uid)
             env[env_name(vol.name)] = str(path)
             if job.workdir is None:
-                link = run_dir / "mnt" / vol.name
+                link = work_dir(run_dir) / "mnt" / vol.name
                 link.parent.mkdir(parents=True, exist_ok=True)
                 if not link.is_symlink():
                     link.symlink_to(path, target_is_directory=True)
         return env
+
+    def shared_dirs(self, job: Job) -> list[str]:
+        return [str(volume_dir(self.data_dir, vol.uid)) for vol in self._attached(job)]
 
     async def ended(self, job: Job) -> None:
         if job.cluster_id is None:

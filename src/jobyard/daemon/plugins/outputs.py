@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from jobyard.config import Config
 from jobyard.core.models import Job
@@ -38,8 +38,9 @@ from jobyard.core.ports import Store
 from jobyard.core.states import Substate
 from jobyard.daemon.hooks import AttemptHook
 from jobyard.errors import JobyardError
+from jobyard.executors import identity
 from jobyard.executors.base import ExitStatus
-from jobyard.store.files import output_dir, resolve_inside, run_dir
+from jobyard.store.files import output_dir, resolve_inside, run_dir, work_dir
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,16 @@ class OutputCollector(AttemptHook):
 
     async def ending(self, job: Job, status: ExitStatus, final: bool) -> dict[str, Any]:
         root = output_dir(self.config.data_dir, job.uid, job.attempt)
+        owner = self._owner(job)
+        if owner is not None:  # its other jobs may not touch what is served from now on
+            await self._on_pool(reclaim, root)
         declared = [d for d in job.telemetry.get("declared_outputs") or []
                     if d.get("attempt", job.attempt) == job.attempt]  # not a past attempt's
         patterns = job.output_patterns
         if patterns:
-            workdir = Path(job.workdir) if job.workdir else run_dir(
-                self.config.data_dir, job.uid, job.attempt)
-            await self._on_pool(gather, workdir, patterns, root)
+            workdir = Path(job.workdir) if job.workdir else work_dir(run_dir(
+                self.config.data_dir, job.uid, job.attempt))
+            await self._on_pool(gather, workdir, patterns, root, owner)
         if not declared and not _has_entries(root):
             return {}
         with contextlib.suppress(JobyardError):  # it may have ended meanwhile: just collect
@@ -100,7 +104,7 @@ class OutputCollector(AttemptHook):
                 {"substate": str(Substate.UPLOADING)},
             )
         budget = self.budget()
-        files = await self._on_pool(self._collect, root, declared, budget)
+        files = await self._on_pool(self._collect, root, declared, budget, owner)
         partial = not (status.reason == "exited" and status.exit_code == 0)
         rows = [{"name": f.name, "size": f.size, "records": f.records, "partial": partial}
                 for f in files]
@@ -111,8 +115,17 @@ class OutputCollector(AttemptHook):
             summary["records_uncounted"] = budget.uncounted
         return {"outputs": summary}
 
+    def _owner(self, job: Job) -> int | None:
+        """The uid whose files a job may bring into its outputs (None: any the server reads)."""
+        try:
+            tenant = identity.of_job(self.config.job_identity, self.config.job_uid_range,
+                                     job.org_id, job.user_id, str(self.config.data_dir))
+        except ValueError:
+            return None
+        return tenant.uid if tenant else None
+
     def _collect(self, root: Path, declared: list[dict[str, Any]],
-                 budget: CountBudget) -> list[OutputFile]:
+                 budget: CountBudget, owner: int | None) -> list[OutputFile]:
         records: dict[str, int] = {}
         for item in declared:
             name, source = str(item.get("name") or ""), item.get("path")
@@ -124,14 +137,15 @@ class OutputCollector(AttemptHook):
             if item.get("records") is not None:
                 records[name] = int(item["records"])
             if source and not target.exists():
-                _bring_in(Path(source), target)
+                _bring_in(Path(source), target, owner)
         return scan(root, records, budget)
 
 
-def gather(workdir: Path, patterns: list[str], root: Path) -> int:
+def gather(workdir: Path, patterns: list[str], root: Path, owner: int | None = None) -> int:
     """Bring the files matching ``patterns`` (relative to ``workdir``; a directory brings all
-    its files) into ``root`` under the same relative paths. Links and anything that resolves
-    outside ``workdir`` are skipped. Returns how many files were brought in."""
+    its files) into ``root`` under the same relative paths. Links, anything that resolves
+    outside ``workdir`` and files ``owner`` (a uid) does not own are skipped. Returns how many
+    files were brought in."""
     base = workdir.resolve()
     out = root.resolve()
     count = 0
@@ -146,8 +160,7 @@ def gather(workdir: Path, patterns: list[str], root: Path) -> int:
                 if base not in real.parents or out == real or out in real.parents:
                     continue
                 target = out / real.relative_to(base)
-                if not target.exists():
-                    _bring_in(real, target)
+                if not target.exists() and _bring_in(real, target, owner):
                     count += 1
                 if count >= MAX_FILES:
                     return count
@@ -174,22 +187,41 @@ def _has_entries(root: Path) -> bool:
         return False
 
 
-def _bring_in(source: Path, target: Path) -> None:
-    """Hard-link a declared file into the output directory, or copy it across filesystems."""
-    if not source.is_file() or source.is_symlink():
-        log.warning("declared output %s is not a regular file; skipped", source)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _bring_in(source: Path, target: Path, owner: int | None = None) -> bool:
+    """Hard-link a file into the output directory, or copy it across filesystems; True if it
+    came in. Only a regular file, reached without a link at its end and, with ``owner``, owned
+    by that uid: the server reads anything, a job must not borrow that through its outputs."""
     try:
-        os.link(source, target)
-    except OSError:
-        copy_data(source, target)
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        log.warning("output %s skipped: %s", source, exc.strerror)
+        return False
+    with os.fdopen(fd, "rb") as src:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (owner is not None and st.st_uid != owner):
+            log.warning("output %s skipped: not a regular file of the job's", source)
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:  # the very file checked, not whatever the path names by now
+            os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
+        except OSError:
+            copy_data(src, target)
+    return True
 
 
-def copy_data(source: Path, target: Path) -> None:
-    """Copy a file's data and leave its holes holes: a 20 GB sparse file costs what its data
-    costs, in time and on disk (``shutil.copyfile`` would write every zero)."""
-    with open(source, "rb") as src, open(target, "wb") as dst:
+def reclaim(root: Path) -> None:
+    """Make ``root`` and all under it the server's again (links are changed, not followed)."""
+    for path in [root, *root.rglob("*")]:
+        with contextlib.suppress(FileNotFoundError):
+            os.lchown(path, 0, 0)
+    with contextlib.suppress(FileNotFoundError):
+        root.chmod(0o700)
+
+
+def copy_data(src: BinaryIO, target: Path) -> None:
+    """Copy an open file's data and leave its holes holes: a 20 GB sparse file costs what its
+    data costs, in time and on disk (``shutil.copyfile`` would write every zero)."""
+    with open(target, "wb") as dst:
         size = os.fstat(src.fileno()).st_size
         for start, end in data_extents(src.fileno(), size):
             pos = start

@@ -3,7 +3,6 @@ whose jobs run ``worker.py`` (a real job that does what its input says), and wai
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -80,7 +79,7 @@ def server(backend: str, tmp_path_factory, pytestconfig) -> ServerProcess:
 def create_endpoint(api: httpx.Client, name: str, **body: Any) -> dict[str, Any]:
     """An endpoint running ``worker.py`` (the one made before on this server, if any: module
     fixtures may be set up again on the shared server)."""
-    r = api.post("/v1/endpoints", json={"name": name, "command": [sys.executable, str(WORKER)],
+    r = api.post("/v1/endpoints", json={"name": name, "command": ["python3", str(WORKER)],
                                         **body})
     if r.status_code == 409:
         r = api.get(f"/v1/endpoints/ep_{name}")

@@ -429,10 +429,11 @@ def _page_jobs(database_url: str, endpoint: str, tmp: Path, gate: str,
         }
         for uid, spec in specs.items():
             (tmp / uid).mkdir()
+            (tmp / uid).chmod(0o777)  # its workdir: the job runs as its org's own uid
             (tmp / uid / "input.json").write_text(json.dumps(spec))
             monkeypatch.setattr(ids, "job_uid", lambda uid=uid: uid)
             service.submit(who, SubmitJob(
-                command=[sys.executable, str(WORKER)], name="image_processor",
+                command=["python3", str(WORKER)], name="image_processor",
                 workdir=str(tmp / uid), outputs=("output.json",),
                 env={"TENSORONE_INPUT_FILE": str(tmp / uid / "input.json"),
                      "TENSORONE_OUTPUT_FILE": str(tmp / uid / "output.json")},

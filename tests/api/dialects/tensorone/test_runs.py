@@ -5,7 +5,6 @@ the status of jobs in every state, against a real server running real jobs."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,10 +98,10 @@ def test_endpoints_api(server: ServerProcess, outsider: str) -> None:
 
 def test_endpoints_in_the_sdk_and_cli(server: ServerProcess, monkeypatch, tmp_path) -> None:
     with jobyard.Client(server.url, server.admin_key) as client:
-        made = client.endpoints.create("sdk_ep", [sys.executable, str(WORKER)], gpus=1,
+        made = client.endpoints.create("sdk_ep", ["python3", str(WORKER)], gpus=1,
                                        env={"A": "1"}, time_limit_s=30)
         assert (made.id, made.resources["gpus"], made.env) == ("ep_sdk_ep", 1, {"A": "1"})
-        assert client.endpoints.get("ep_sdk_ep").command == [sys.executable, str(WORKER)]
+        assert client.endpoints.get("ep_sdk_ep").command == ["python3", str(WORKER)]
         assert "ep_sdk_ep" in [e.id for e in client.endpoints.list()]
         assert client.endpoints.delete("ep_sdk_ep") is True
         with pytest.raises(jobyard.errors.NotFound):
@@ -114,7 +113,7 @@ def test_endpoints_in_the_sdk_and_cli(server: ServerProcess, monkeypatch, tmp_pa
     monkeypatch.setenv("COLUMNS", "250")  # the table on one line per endpoint
     cli = CliRunner()
     result = cli.invoke(app, ["endpoint", "create", "cli_ep", "--gpus", "1", "--env", "K=V",
-                              "--time-limit", "90", "--", sys.executable, str(WORKER)])
+                              "--time-limit", "90", "--", "python3", str(WORKER)])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "ep_cli_ep"
     result = cli.invoke(app, ["endpoint", "ls"])
