@@ -25,7 +25,7 @@ import psutil
 import jobyard
 from jobyard.errors import LaunchError
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
-from jobyard.executors.procs import proc_ident
+from jobyard.executors.procs import descendants, proc_ident, signal_if_same
 from jobyard.executors.runfiles import read_json, write_json_atomic
 
 CTIME_TOLERANCE_S = 0.05  # start times have clock-tick (10 ms) resolution
@@ -280,3 +280,56 @@ class LocalExecutor(Executor):
             if launcher.proc.stdin is not None:
                 launcher.proc.stdin.close()
             await launcher.proc.wait()
+
+
+    # pause and resume (issue #12): signals here; a cgroup freezer may take their place where
+    # the handle carries a cgroup. The supervisor itself is never stopped: it must keep
+    # draining the job's output and answering a stop.
+    async def pause(self, handle: Handle) -> None:
+        """SIGSTOP every process of the job (all descendants of its supervisor)."""
+        pid, ctime = self._supervisor(handle)
+        if handle.supervisor_pid and _same_process(pid, ctime):
+            await asyncio.to_thread(stop_descendants, pid)
+
+    async def resume(self, handle: Handle) -> None:
+        """SIGCONT every process of the job."""
+        pid, ctime = self._supervisor(handle)
+        if handle.supervisor_pid and _same_process(pid, ctime):
+            await asyncio.to_thread(continue_descendants, pid)
+
+
+PAUSE_TIMEOUT_S = 5.0  # a process in uninterruptible sleep stops only when it leaves it
+PAUSE_POLL_S = 0.002
+_STOPPED = ("T", "t")  # stopped by a signal; stopped under a tracer
+
+
+def stop_descendants(root: int, timeout: float = PAUSE_TIMEOUT_S) -> list[int]:
+    """SIGSTOP every descendant of ``root`` (not ``root``), scanning again until a scan finds
+    every one of them stopped: a process may fork between a scan and its SIGSTOP, and a SIGSTOP
+    takes effect only when its process next runs. Returns the pids stopped."""
+    sent: set[tuple[int, bytes]] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [(pid, start) for pid, start in descendants(root).items()
+                   if _state(pid) not in _STOPPED]
+        if not running:
+            break
+        for pid, start in running:
+            if (pid, start) not in sent and signal_if_same(pid, start, signal.SIGSTOP):
+                sent.add((pid, start))
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(PAUSE_POLL_S)
+    return sorted(pid for pid, _ in sent)
+
+
+def continue_descendants(root: int) -> list[int]:
+    """SIGCONT every descendant of ``root`` (a stopped process cannot fork: one scan finds all
+    of them). Returns the pids signalled."""
+    return sorted(pid for pid, start in descendants(root).items()
+                  if signal_if_same(pid, start, signal.SIGCONT))
+
+
+def _state(pid: int) -> str | None:
+    ident = proc_ident(pid)
+    return ident[1] if ident else None
