@@ -310,8 +310,12 @@ def stop_descendants(root: int, timeout: float = PAUSE_TIMEOUT_S) -> list[int]:
     sent: set[tuple[int, bytes]] = set()
     deadline = time.monotonic() + timeout
     while True:
+        # A process in uninterruptible sleep that has its SIGSTOP pending runs no instruction
+        # of its own before it stops (e.g. the parent of a vfork() whose child was stopped
+        # before its exec: it waits for that child for as long as the child is stopped).
         running = [(pid, start) for pid, start in descendants(root).items()
-                   if _state(pid) not in _STOPPED]
+                   if (state := _state(pid)) not in _STOPPED
+                   and not (state == "D" and (pid, start) in sent)]
         if not running:
             break
         for pid, start in running:
