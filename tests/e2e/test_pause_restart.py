@@ -8,7 +8,7 @@ import pytest
 
 from jobyard.testing import ServerProcess, wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
-from tests.api.test_pause import COUNTER, QUIET_S, all_stopped, processes, proc_stat
+from tests.api.test_pause import COUNTER, QUIET_S, all_stopped, proc_stat, processes
 
 
 @pytest.fixture
