@@ -255,3 +255,19 @@ async def test_a_paused_job_whose_process_ends_keeps_its_outcome(store, tmp_path
         fake.finish(job.uid, signal=9)  # e.g. killed by the OOM killer while stopped
         done = await ended(store, job.id)
     assert done.state is JobState.ERROR and done.error["code"] == "KILLED_BY_SIGNAL"
+
+
+async def test_a_pause_and_resume_the_daemon_did_not_see_still_move_the_time_limit(
+        store, tmp_path):
+    from jobyard.core.jobs import pause_transition, resume_transition
+    async with running_daemon(store, tmp_path) as _:
+        job = submit(store, time_limit_s=0.5)
+        running = await async_wait_until(
+            lambda: (j := store.jobs.get_job(job.id)).state is JobState.RUNNING and j)
+        # Recorded without waking the daemon (as another replica's API would), paused 1 s.
+        store.jobs.apply([pause_transition(running, running.started_at, "u")])
+        paused = store.jobs.get_job(job.id)
+        store.jobs.apply([resume_transition(paused, paused.paused_at + 1.0, "u")])
+        done = await ended(store, job.id)
+    assert done.state is JobState.TIMEOUT
+    assert done.finished_at - running.started_at >= 1.5 - 0.05

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GPU_POLL_S = 0.05
+TIMER_SLACK_S = 0.01  # a time limit this close to its end has run out (clocks differ a little)
 # A failed write of an attempt's end is tried again after this, doubling up to the max.
 END_RETRY_FIRST_S = 0.2
 END_RETRY_MAX_S = 10.0
@@ -234,7 +235,15 @@ class AttemptRunner:
             return
         fresh = await self.db(self.store.jobs.get_job, attempt.job.id)
         if fresh is not None and fresh.state is JobState.PAUSED:
-            return  # paused just now: the pause disarms the timer, the resume arms it again
+            attempt.job = fresh  # paused just now: honour it here (the resume re-arms the timer)
+            await self._pause(attempt)
+            return
+        if (fresh is not None and fresh.started_at and fresh.time_limit_s
+                and fresh.started_at + fresh.time_limit_s + fresh.paused_s
+                > self.clock() + TIMER_SLACK_S):
+            attempt.job = fresh  # paused and resumed before this daemon saw it: later
+            self._arm_timer(attempt)
+            return
         attempt.timed_out = True
         updated = await self.db(
             self.store.jobs.update_fields, attempt.job.id,
