@@ -93,6 +93,26 @@ def test_detach_cancel_wait(cli: CliRunner, server: ServerProcess) -> None:
     assert "cancel receipt" in result.stdout and "SIGTERM" in result.stdout
 
 
+def test_pause_and_resume(cli: CliRunner, server: ServerProcess) -> None:
+    result = cli.invoke(app, ["run", "--detach", "--", "sleep", "30"])
+    job_id = result.stdout.strip()
+    with sdk(server) as client:
+        wait_until(lambda: client.jobs.get(job_id).state == "running", timeout=20)
+        result = cli.invoke(app, ["pause", job_id])
+        assert (result.exit_code, result.stdout) == (0, f"{job_id}: paused\n")
+        assert f"jobyard resume {job_id}" in result.stderr
+        assert client.jobs.get(job_id).state == "paused"
+        assert "paused" in cli.invoke(app, ["status", job_id]).stdout
+        result = cli.invoke(app, ["resume", job_id])
+        assert (result.exit_code, result.stdout) == (0, f"{job_id}: running\n")
+        result = cli.invoke(app, ["resume", job_id])  # running already: fine
+        assert result.exit_code == 0
+        client.jobs.cancel(job_id)
+        client.jobs.wait(job_id, timeout=20)
+    result = cli.invoke(app, ["pause", job_id])
+    assert result.exit_code != 0 and "only a running job can be paused" in result.stderr
+
+
 def test_ctrl_c_cancels_the_job(server: ServerProcess, tmp_path) -> None:
     """SIGINT with no terminal on stdin cancels the job; `run` exits 130."""
     env = {**os.environ, settings.URL_ENV: server.url, settings.KEY_ENV: server.admin_key,

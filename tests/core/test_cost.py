@@ -77,3 +77,9 @@ def test_prices_come_from_config(tmp_path):
     config = Config(data_dir=tmp_path, price_gpu_hour=1.5, price_cpu_hour=0.1,
                     instance_prices={"cpu-2": 0.2}, currency="GBP")
     assert Prices.from_config(config) == Prices(1.5, 0.1, {"cpu-2": 0.2}, "GBP")
+
+
+def test_a_paused_job_keeps_accruing_its_resources_stay_held():
+    paused = job(state=JobState.PAUSED, paused_at=1500.0, paused_s=10.0)
+    assert cost_view(paused, 1000.0 + 3600, PRICES)["accrued"] == pytest.approx(3.0)
+    assert cost_view(paused, 1000.0 + 3600, PRICES) == cost_view(job(), 1000.0 + 3600, PRICES)

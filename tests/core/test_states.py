@@ -18,7 +18,8 @@ def test_every_state_has_a_row_and_terminal_states_are_dead_ends():
     ("src", "dst"),
     [("queued", "launching"), ("launching", "running"), ("running", "completed"),
      ("running", "canceling"), ("canceling", "canceled"), ("queued", "canceled"),
-     ("running", "queued")],
+     ("running", "queued"), ("running", "paused"), ("paused", "running"),
+     ("paused", "canceling"), ("paused", "error"), ("paused", "completed")],
 )
 def test_allowed_moves(src, dst):
     check_transition(JobState(src), JobState(dst))
@@ -27,7 +28,9 @@ def test_allowed_moves(src, dst):
 @pytest.mark.parametrize(
     ("src", "dst"),
     [("queued", "running"), ("completed", "running"), ("canceled", "queued"),
-     ("error", "canceling"), ("queued", "completed"), ("canceling", "running")],
+     ("error", "canceling"), ("queued", "completed"), ("canceling", "running"),
+     ("queued", "paused"), ("launching", "paused"), ("canceling", "paused"),
+     ("paused", "launching")],
 )
 def test_illegal_moves_are_refused_with_a_clear_error(src, dst):
     with pytest.raises(IllegalTransition) as info:

@@ -177,3 +177,97 @@ async def test_an_active_job_no_attempt_watches_is_recovered_while_the_daemon_ru
                                                       "run_dir": "gone"}})
         done = await ended(store, job.id)
     assert done.state is JobState.FAILED and "disappeared" in done.message
+
+
+# pause and resume ---------------------------------------------------------------------------
+def _pause(daemon, store, job_id):
+    from jobyard.core.jobs import pause_transition
+    [job] = store.jobs.apply([pause_transition(store.jobs.get_job(job_id), time.time(), "u")])
+    daemon.notifier.wake_daemon("pause")
+    return job
+
+
+def _resume(daemon, store, job_id):
+    from jobyard.core.jobs import resume_transition
+    [job] = store.jobs.apply([resume_transition(store.jobs.get_job(job_id), time.time(), "u")])
+    daemon.notifier.wake_daemon("resume")
+    return job
+
+
+async def test_the_time_limit_stops_while_paused_and_resumes_with_what_was_left(
+        store, tmp_path):
+    async with running_daemon(store, tmp_path) as (daemon, fake, _):
+        job = submit(store, time_limit_s=0.5)
+        running = await async_wait_until(
+            lambda: (j := store.jobs.get_job(job.id)).state is JobState.RUNNING and j)
+        _pause(daemon, store, job.id)
+        handle = fake.latest(job.uid).handle
+        await async_wait_until(lambda: fake.is_paused(handle))
+        await asyncio.sleep(1.0)  # twice the limit, paused: a window for a wrong time-out
+        assert store.jobs.get_job(job.id).state is JobState.PAUSED and not fake.stopped
+        resumed = _resume(daemon, store, job.id)
+        assert resumed.paused_at is None and resumed.paused_s >= 1.0
+        await async_wait_until(lambda: not fake.is_paused(handle))
+        done = await ended(store, job.id)
+    assert done.state is JobState.TIMEOUT and [c for c, _ in fake.pauses] == ["pause", "resume"]
+    ran = done.finished_at - running.started_at
+    assert 0.5 + resumed.paused_s - 0.05 <= ran < 0.5 + resumed.paused_s + 2
+
+
+async def test_a_paused_job_is_adopted_paused_and_resumes_after_the_restart(store, tmp_path):
+    fake = FakeExecutor()
+    async with running_daemon(store, tmp_path, fake) as (daemon, _, _):
+        job = submit(store, time_limit_s=0.3)
+        await async_wait_until(lambda: store.jobs.get_job(job.id).state is JobState.RUNNING)
+        _pause(daemon, store, job.id)
+        await async_wait_until(lambda: fake.paused)
+    async with running_daemon(store, tmp_path, fake) as (daemon, _, _):
+        await async_wait_until(lambda: len(fake.pauses) == 2)  # paused again on adoption
+        await asyncio.sleep(0.6)  # past its time limit: a window for a wrong time-out
+        assert store.jobs.get_job(job.id).state is JobState.PAUSED and not fake.stopped
+        _resume(daemon, store, job.id)
+        await async_wait_until(lambda: not fake.paused)
+        done = await ended(store, job.id)
+    assert done.state is JobState.TIMEOUT and len(fake.stopped) == 1
+    assert [c for c, _ in fake.pauses] == ["pause", "pause", "resume"]
+
+
+async def test_a_paused_job_canceled_is_continued_after_the_stop(store, tmp_path):
+    from jobyard.core.jobs import cancel_transition
+    async with running_daemon(store, tmp_path) as (daemon, fake, _):
+        job = submit(store)
+        await async_wait_until(lambda: store.jobs.get_job(job.id).state is JobState.RUNNING)
+        _pause(daemon, store, job.id)
+        await async_wait_until(lambda: fake.paused)
+        store.jobs.apply([cancel_transition(store.jobs.get_job(job.id), time.time(), "u")])
+        daemon.notifier.wake_daemon("cancel")
+        done = await ended(store, job.id)
+    assert done.state is JobState.CANCELED and len(fake.stopped) == 1
+    assert [c for c, _ in fake.pauses] == ["pause", "resume"]  # the resume came after the stop
+
+
+async def test_a_paused_job_whose_process_ends_keeps_its_outcome(store, tmp_path):
+    async with running_daemon(store, tmp_path) as (daemon, fake, _):
+        job = submit(store)
+        await async_wait_until(lambda: store.jobs.get_job(job.id).state is JobState.RUNNING)
+        _pause(daemon, store, job.id)
+        await async_wait_until(lambda: fake.paused)
+        fake.finish(job.uid, signal=9)  # e.g. killed by the OOM killer while stopped
+        done = await ended(store, job.id)
+    assert done.state is JobState.ERROR and done.error["code"] == "KILLED_BY_SIGNAL"
+
+
+async def test_a_pause_and_resume_the_daemon_did_not_see_still_move_the_time_limit(
+        store, tmp_path):
+    from jobyard.core.jobs import pause_transition, resume_transition
+    async with running_daemon(store, tmp_path) as _:
+        job = submit(store, time_limit_s=0.5)
+        running = await async_wait_until(
+            lambda: (j := store.jobs.get_job(job.id)).state is JobState.RUNNING and j)
+        # Recorded without waking the daemon (as another replica's API would), paused 1 s.
+        store.jobs.apply([pause_transition(running, running.started_at, "u")])
+        paused = store.jobs.get_job(job.id)
+        store.jobs.apply([resume_transition(paused, paused.paused_at + 1.0, "u")])
+        done = await ended(store, job.id)
+    assert done.state is JobState.TIMEOUT
+    assert done.finished_at - running.started_at >= 1.5 - 0.05

@@ -86,3 +86,16 @@ async def test_lose_and_sweep():
     assert fake.sweep(swept.marker) == [swept.pid] and fake.swept == [swept.marker]
     assert (await fake.wait(swept)).signal == 9
     assert fake.recover("/elsewhere") == (None, None)
+
+
+async def test_pause_and_resume_are_recorded_and_an_ended_run_is_never_paused():
+    fake = FakeExecutor()
+    handle = await fake.launch(spec())
+    await fake.pause(handle)
+    assert fake.is_paused(handle) and fake.paused == {handle.run_dir}
+    await fake.resume(handle)
+    assert not fake.is_paused(handle)
+    fake.finish("job1")
+    await fake.pause(handle)
+    assert not fake.is_paused(handle)
+    assert [call for call, _ in fake.pauses] == ["pause", "resume", "pause"]

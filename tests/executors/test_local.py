@@ -325,3 +325,89 @@ async def _throughput(jobs: int = 300, concurrency: int = 20) -> None:
 
 if __name__ == "__main__":
     asyncio.run(_throughput(*map(int, sys.argv[1:])))
+
+
+# pause and resume ----------------------------------------------------------------------------
+# Forks a short-lived child every few milliseconds (processes appear between two scans), and
+# keeps a setsid'd grandchild printing: pause must catch all of them.
+FORKER = r"""
+import os, subprocess, sys, time
+subprocess.Popen(["sh", "-c", "while :; do echo tick; sleep 0.01; done"], start_new_session=True)
+while True:
+    if os.fork() == 0:
+        time.sleep(0.003); os._exit(0)
+    time.sleep(0.002)
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0: break
+        except ChildProcessError:
+            break
+"""
+
+
+def states(pids: list[int]) -> set[str]:
+    """The states of the live ones (a zombie has ended: its parent, stopped, cannot reap it)."""
+    found = set()
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found.add(psutil.Process(pid).status())
+    return found - {psutil.STATUS_ZOMBIE}
+
+
+async def test_pause_stops_every_process_of_a_forking_job_but_not_its_supervisor(
+        executor, make_spec):
+    spec = make_spec([sys.executable, "-c", FORKER])
+    handle = await executor.launch(spec)
+    await wait_until(lambda: len(texts(spec.run_dir)) >= 3)
+    await executor.pause(handle)
+    # On return, every process of the job is stopped: nothing forked between scans escaped.
+    tree = [p.pid for p in psutil.Process(handle.supervisor_pid).children(recursive=True)]
+    assert len(tree) >= 3 and states(tree) == {psutil.STATUS_STOPPED}
+    assert psutil.Process(handle.supervisor_pid).status() != psutil.STATUS_STOPPED
+    await executor.pause(handle)  # idempotent
+    lines = len(texts(spec.run_dir))
+    await asyncio.sleep(0.3)  # a window in which the log must not grow
+    assert len(texts(spec.run_dir)) == lines
+    await executor.resume(handle)
+    assert psutil.STATUS_STOPPED not in states(tree)
+    await wait_until(lambda: len(texts(spec.run_dir)) > lines)
+    await executor.resume(handle)  # idempotent
+    await executor.stop(handle, 5.0)
+    status = await executor.wait(handle)
+    assert status.reason == "stopped"
+
+
+async def test_a_paused_job_stopped_then_resumed_sees_its_sigterm(executor, make_spec):
+    spec = make_spec(sh("trap 'echo term; exit 0' TERM; while :; do sleep 0.01; done"),
+                     grace=30.0)
+    handle = await executor.launch(spec)
+    await wait_until(lambda: psutil.Process(handle.supervisor_pid).children(recursive=True))
+    await executor.pause(handle)
+    await executor.stop(handle, 30.0)
+    await executor.resume(handle)
+    status = await executor.wait(handle)
+    assert status.receipt is not None and status.receipt["sigterm_obeyed"] is True
+    assert "term" in texts(spec.run_dir)
+
+
+async def test_pause_and_resume_of_an_ended_attempt_do_nothing(executor, make_spec):
+    spec = make_spec(["true"])
+    handle = await executor.launch(spec)
+    await executor.wait(handle)
+    await executor.pause(handle)
+    await executor.resume(handle)
+
+
+async def test_pause_does_not_wait_on_a_job_caught_in_vfork(executor, make_spec):
+    # subprocess uses vfork(): a child stopped before its exec holds its parent in "D".
+    spec = make_spec([sys.executable, "-c",
+                      "import subprocess\nwhile True: subprocess.run(['true'])"])
+    handle = await executor.launch(spec)
+    await wait_until(lambda: psutil.Process(handle.supervisor_pid).children(recursive=True))
+    for _ in range(20):
+        started = time.monotonic()
+        await executor.pause(handle)
+        assert time.monotonic() - started < 2.0
+        await executor.resume(handle)
+    await executor.stop(handle, 5.0)
+    await executor.wait(handle)

@@ -11,7 +11,7 @@ import pytest
 import jobyard
 from jobyard import errors
 from jobyard.sdk import ConnectionFailed
-from jobyard.testing import ServerProcess, free_port, wait_until
+from jobyard.testing import ServerProcess, async_wait_until, free_port, wait_until
 
 
 @pytest.fixture
@@ -164,3 +164,37 @@ def test_submit_on_a_cluster_that_does_not_exist_is_not_found(server):
 
     with Client(server.url, server.admin_key) as client, pytest.raises(NotFound):
         client.jobs.submit("true", cluster_id="cl_nope")
+
+
+def test_pause_and_resume(client: jobyard.Client) -> None:
+    job = client.jobs.submit(["sh", "-c", "while :; do echo tick; sleep 0.05; done"],
+                             tags=[_tag()])
+    wait_until(lambda: client.jobs.get(job.id).state == "running", timeout=20)
+    paused = client.jobs.pause(job.id)
+    assert paused.state == "paused" and isinstance(paused.paused_at, datetime)
+    assert client.jobs.pause(job).state == "paused"  # again: 200, no error
+    resumed = client.jobs.resume(job.number)
+    assert resumed.state == "running" and resumed.paused_at is None and resumed.paused_s > 0
+    assert client.jobs.resume(job.id).state == "running"
+    client.jobs.cancel(job.id)
+    done = client.jobs.wait(job.id, timeout=20)
+    with pytest.raises(errors.Conflict) as conflict:
+        client.jobs.pause(done.id)
+    assert conflict.value.status == 409 and "canceled" in str(conflict.value)
+    with pytest.raises(errors.Conflict):
+        client.jobs.resume(done.id)
+
+
+async def test_async_pause_and_resume(server: ServerProcess) -> None:
+    async with jobyard.AsyncClient(server.url, server.admin_key) as client:
+        job = await client.jobs.submit("sleep 30", tags=[_tag()])
+        with jobyard.Client(server.url, server.admin_key) as sync:
+            await async_wait_until(lambda: sync.jobs.get(job.id).state == "running", timeout=20)
+        assert (await client.jobs.pause(job.id)).state == "paused"
+        assert (await client.jobs.resume(job.id)).state == "running"
+        await client.jobs.cancel(job.id)
+        done = await client.jobs.wait(job.id, timeout=20)
+        with pytest.raises(errors.Conflict):
+            await client.jobs.pause(done.id)
+        with pytest.raises(errors.NotFound):
+            await client.jobs.resume("job_doesnotexist")

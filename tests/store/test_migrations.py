@@ -82,3 +82,21 @@ def test_0008_moves_the_typed_fields_out_of_extra(engines):
         "tensorpool": {"commands": []}}
     migrate.upgrade(engines.write)
     assert store.jobs.get_job("job_all") == moved
+
+
+def test_0009_adds_a_jobs_pause_record_with_no_pause_for_existing_rows(engines):
+    to_revision(engines, "0008")
+    store = SqlStore(engines)
+    store.accounts.create_org("acme")
+    user = store.accounts.create_user("ann", "acme")
+    insert_0007_job(engines, user, "job_old", {})
+    migrate.upgrade(engines.write)
+    old = store.jobs.get_job("job_old")
+    assert (old.paused_at, old.paused_s) == (None, 0.0)
+    store.jobs.update_fields(old.id, {"paused_at": 12.5, "paused_s": 3.25})
+    assert (store.jobs.get_job(old.id).paused_at, store.jobs.get_job(old.id).paused_s) == (
+        12.5, 3.25)
+    to_revision(engines, "0008", down=True)  # and back: the columns go, the row stays
+    assert "job_old" in extras(engines)
+    migrate.upgrade(engines.write)
+    assert store.jobs.get_job("job_old").paused_s == 0.0

@@ -1,4 +1,5 @@
-"""Job commands: ``run``, ``ls``, ``status``, ``logs``, ``cancel``, ``wait``.
+"""Job commands: ``run``, ``ls``, ``status``, ``logs``, ``cancel``, ``pause``, ``resume``,
+``wait``.
 
 ``run`` and ``wait`` exit with the job's outcome: completed → 0, error → the job's own exit
 code (128+N when a signal N killed it), failed → 1, timeout → 124 (like ``timeout(1)``),
@@ -214,6 +215,29 @@ def cancel(
         render.hint(f"wait for it: jobyard wait {job.id}")
 
 
+def pause(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="ID", help="job_... id or number"),
+) -> None:
+    """Pause a running job: its processes stop, its time limit stops running, it keeps its
+    GPUs (and its cost keeps accruing)."""
+    with client(ctx) as c:
+        job = c.jobs.pause(job_id)
+    typer.echo(f"{job.id}: {job.state}")
+    render.hint(f"resume it: jobyard resume {job.id}")
+
+
+def resume(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="ID", help="job_... id or number"),
+) -> None:
+    """Resume a paused job where it stopped."""
+    with client(ctx) as c:
+        job = c.jobs.resume(job_id)
+    typer.echo(f"{job.id}: {job.state}")
+    render.hint(f"follow it: jobyard logs -f {job.id}")
+
+
 def wait(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., metavar="ID", help="job_... id or number"),
@@ -230,5 +254,5 @@ def wait(
 def register(app: typer.Typer) -> None:
     app.command(context_settings={"allow_interspersed_args": False})(run)
     app.command("ls")(ls)
-    for command in (status, logs, cancel, wait):
+    for command in (status, logs, cancel, pause, resume, wait):
         app.command()(command)

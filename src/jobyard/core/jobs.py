@@ -33,7 +33,7 @@ class Limits:
 
 
 class JobService:
-    """Submit, read, follow, cancel and delete jobs on behalf of a principal.
+    """Submit, read, follow, cancel, pause, resume and delete jobs on behalf of a principal.
 
     The native API answers 404 alike for an unknown job and one outside the caller's org
     (:meth:`get`); dialects that must tell them apart (403) use :meth:`find`.
@@ -60,7 +60,8 @@ class JobService:
         self.capacity = capacity
         self.limits = limits
         self.clock = clock
-        # Called with "submit" or "cancel" once that intent is committed: the daemon acts on it.
+        # Called with "submit", "cancel", "pause" or "resume" once that intent is committed: the
+        # daemon acts on it.
         self._on_intent = on_intent
         # Why a webhook URL is refused (scheme, private ranges per config), or None.
         self.check_webhook = check_webhook or _webhook_scheme
@@ -281,6 +282,42 @@ class JobService:
         self._on_intent("cancel")
         return result, True
 
+    # pause and resume ------------------------------------------------------------------------
+    def pause(self, who: Principal, ref: int | str) -> tuple[Job, bool]:
+        """Record the intent to pause a running job. Returns ``(job, changed)``; pausing a
+        paused job is a no-op. The daemon then stops its processes (they keep their resources,
+        and cost keeps accruing); its time limit does not run while it is paused."""
+        return self._move(who, ref, JobState.RUNNING, JobState.PAUSED, "paused")
+
+    def resume(self, who: Principal, ref: int | str) -> tuple[Job, bool]:
+        """Record the intent to resume a paused job. Returns ``(job, changed)``; resuming a
+        running job is a no-op. The daemon then continues its processes and its time limit."""
+        return self._move(who, ref, JobState.PAUSED, JobState.RUNNING, "resumed")
+
+    def _move(self, who: Principal, ref: int | str, source: JobState, target: JobState,
+              verb: str, retried: bool = False) -> tuple[Job, bool]:
+        job = self.get(who, ref)
+        if job.state is target:
+            return job, False
+        if job.state is not source:
+            raise Conflict(
+                f"job {job.uid} is {job.state}; only a {source} job can be {verb}",
+                {"state": str(job.state)},
+            )
+        now = self.clock()
+        if target is JobState.PAUSED:
+            transition = pause_transition(job, now, who.username)
+        else:
+            transition = resume_transition(job, now, who.username)
+        [result] = self._jobs.apply([transition])
+        if isinstance(result, Exception):
+            if retried:
+                raise result
+            # It moved meanwhile (ended, canceled, or another caller got there first).
+            return self._move(who, job.id, source, target, verb, retried=True)
+        self._on_intent("pause" if target is JobState.PAUSED else "resume")
+        return result, True
+
 
     # delete ----------------------------------------------------------------------------------
     def delete(self, who: Principal, ref: int | str) -> Job:
@@ -333,6 +370,20 @@ def cancel_transition(job: Job, now: float, by: str) -> Transition:
     if target is JobState.CANCELED:
         fields["message"] = "canceled before it started"
     return Transition(job.id, target, fields, {"by": by})
+
+
+def pause_transition(job: Job, now: float, by: str) -> Transition:
+    """A running job becomes ``paused`` (the daemon then stops its processes); the pause is
+    timed from now."""
+    return Transition(job.id, JobState.PAUSED, {"paused_at": now}, {"by": by})
+
+
+def resume_transition(job: Job, now: float, by: str) -> Transition:
+    """A paused job becomes ``running`` again (the daemon continues it); the pause just ended
+    is added to ``paused_s``, which the daemon adds to the time limit."""
+    paused = max(0.0, now - job.paused_at) if job.paused_at is not None else 0.0
+    fields = {"paused_at": None, "paused_s": job.paused_s + paused}
+    return Transition(job.id, JobState.RUNNING, fields, {"by": by, "paused_s": round(paused, 3)})
 
 
 def output_pattern_problem(pattern: str) -> str | None:

@@ -105,6 +105,10 @@ class Job:
     # stopped it (e.g. a budget; it ends ``failed`` with this error). Reset on a retry.
     timed_out: bool = False
     stop_error: dict[str, Any] | None = None
+    # Pause of the current attempt: since when it is paused (None while it is not) and the
+    # seconds it spent paused before; its time limit does not run while paused. Reset at launch.
+    paused_at: float | None = None
+    paused_s: float = 0.0
 
     @property
     def is_terminal(self) -> bool:

@@ -41,7 +41,11 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.RUNNING: frozenset(
         {S.COMPLETED, S.ERROR, S.FAILED, S.TIMEOUT, S.CANCELING, S.PAUSED, S.QUEUED}
     ),
-    S.PAUSED: frozenset({S.RUNNING, S.CANCELING, S.FAILED}),
+    # paused -> running is a resume. A job whose processes end while it is paused (killed,
+    # or exited just before the freeze landed) keeps its real outcome, as from running.
+    S.PAUSED: frozenset(
+        {S.RUNNING, S.CANCELING, S.COMPLETED, S.ERROR, S.FAILED, S.TIMEOUT, S.QUEUED}
+    ),
     # A job that exits by itself before the stop signal lands keeps its real outcome.
     S.CANCELING: frozenset({S.CANCELED, S.COMPLETED, S.ERROR, S.FAILED}),
     S.COMPLETED: frozenset(),

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GPU_POLL_S = 0.05
+TIMER_SLACK_S = 0.01  # a time limit this close to its end has run out (clocks differ a little)
 # A failed write of an attempt's end is tried again after this, doubling up to the max.
 END_RETRY_FIRST_S = 0.2
 END_RETRY_MAX_S = 10.0
@@ -64,6 +65,7 @@ class Attempt:
     stop_sent: bool = False
     timed_out: bool = False
     timer: asyncio.TimerHandle | None = None
+    paused: bool = False  # the executor stopped its processes (the job is ``paused``)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
@@ -164,7 +166,8 @@ class AttemptRunner:
         except LaunchError as exc:
             await self.finish(attempt, ExitStatus("launch_failed", message=exc.message))
             return False
-        fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP)}
+        fields = {"runtime": attempt.handle.to_dict(), "substate": str(Substate.WARMING_UP),
+                  "paused_at": None, "paused_s": 0.0}  # a pause is the attempt's
         result = await self.apply(Transition(job.id, JobState.RUNNING, fields))
         if isinstance(result, Exception):
             # Canceled while it was launching: keep the handle, then stop it.
@@ -188,14 +191,18 @@ class AttemptRunner:
         await self._call_hooks("started", attempt.job, attempt.handle)
         if attempt.job.state is JobState.CANCELING or attempt.timed_out:
             await self._stop(attempt)
+        elif attempt.job.state is JobState.PAUSED:
+            # Its processes stay stopped (again: the pause may not have landed before the crash).
+            await self._pause(attempt)
 
     # stopping ------------------------------------------------------------------------------------
     def _arm_timer(self, attempt: Attempt) -> None:
         job = attempt.job
-        if not job.time_limit_s or attempt.timed_out:
+        if not job.time_limit_s or attempt.timed_out or attempt.paused or attempt.stop_sent:
             return
         started = job.started_at or self.clock()
-        delay = max(0.0, started + job.time_limit_s - self.clock())
+        # The time limit does not run while the job is paused (as Slurm's suspend).
+        delay = max(0.0, started + job.time_limit_s + job.paused_s - self.clock())
         loop = asyncio.get_running_loop()
         attempt.timer = loop.call_later(
             delay, lambda: asyncio.ensure_future(self._time_out(attempt))
@@ -227,7 +234,18 @@ class AttemptRunner:
         return True
 
     async def _time_out(self, attempt: Attempt) -> None:
-        if attempt.stop_sent or attempt.handle is None:
+        if attempt.stop_sent or attempt.handle is None or attempt.paused:
+            return
+        fresh = await self.db(self.store.jobs.get_job, attempt.job.id)
+        if fresh is not None and fresh.state is JobState.PAUSED:
+            attempt.job = fresh  # paused just now: honour it here (the resume re-arms the timer)
+            await self._pause(attempt)
+            return
+        if (fresh is not None and fresh.started_at and fresh.time_limit_s
+                and fresh.started_at + fresh.time_limit_s + fresh.paused_s
+                > self.clock() + TIMER_SLACK_S):
+            attempt.job = fresh  # paused and resumed before this daemon saw it: later
+            self._arm_timer(attempt)
             return
         attempt.timed_out = True
         updated = await self.db(
@@ -247,6 +265,46 @@ class AttemptRunner:
             await self.db(self.store.jobs.update_fields, attempt.job.id,
                           {"substate": str(Substate.STOPPING)}, None, JobState.CANCELING)
         await stopping
+        if attempt.paused or attempt.job.paused_at is not None:
+            # Stopped processes must run to see the SIGTERM (a SIGKILL needs no help).
+            attempt.paused = False
+            await self.executor.resume(attempt.handle)
+
+    # pause and resume --------------------------------------------------------------------------
+    async def pause(self, job: Job) -> None:
+        """Honour ``job``'s pause (it is ``paused``) if its attempt runs here: stop its
+        processes and its time limit."""
+        attempt = self.attempts.get(job.id)
+        if attempt is None:
+            return  # reconcile owns it, or its attempt just ended
+        attempt.job = job
+        await self._pause(attempt)
+
+    async def resume(self, job: Job) -> None:
+        """Honour ``job``'s resume (it is ``running`` again) if its attempt runs here and is
+        paused: continue its processes and arm its time limit for what is left of it."""
+        attempt = self.attempts.get(job.id)
+        if attempt is None or not attempt.paused:
+            return
+        attempt.job = job
+        if attempt.stop_sent or attempt.handle is None:
+            return
+        attempt.paused = False
+        await self.executor.resume(attempt.handle)
+        self._arm_timer(attempt)
+
+    async def _pause(self, attempt: Attempt) -> None:
+        if attempt.paused or attempt.stop_sent or attempt.handle is None:
+            return
+        attempt.paused = True
+        if attempt.timer:
+            attempt.timer.cancel()
+            attempt.timer = None
+        await self.executor.pause(attempt.handle)
+
+    def paused_ids(self) -> list[int]:
+        """The jobs whose attempts are paused here."""
+        return [job_id for job_id, attempt in self.attempts.items() if attempt.paused]
 
     # the end -------------------------------------------------------------------------------------
     async def finish(self, attempt: Attempt, status: ExitStatus) -> None:

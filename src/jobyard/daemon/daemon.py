@@ -4,9 +4,10 @@ Only the daemon moves a job out of ``queued``/``launching``; the API only record
 All store calls run on one worker thread so a slow write never blocks the event loop and the
 daemon's writes stay in order.
 
-This module is the loop (leadership, reconcile, ticks: cancels, admission, the scheduler
-snapshot); each attempt, from launch to recorded end, is the :class:`AttemptRunner`'s
-(``daemon/attempts.py``), with the plug-ins (``daemon/plugins/``) around it.
+This module is the loop (leadership, reconcile, ticks: cancels, pauses and resumes,
+admission, the scheduler snapshot); each attempt, from launch to recorded end, is the
+:class:`AttemptRunner`'s (``daemon/attempts.py``), with the plug-ins (``daemon/plugins/``)
+around it.
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ class Daemon:
         next_reconcile = self.clock() + self.config.reconcile_interval_s
         while not self._stopping:
             try:
-                # Cancels are looked for when one was asked here, and on every periodic tick
-                # (another replica's API may have recorded one).
-                await self.tick(check_cancels=periodic or self.notifier.take_cancels())
+                # Cancels, pauses and resumes are looked for when one was asked here, and on
+                # every periodic tick (another replica's API may have recorded one).
+                await self.tick(check_cancels=periodic or self.notifier.take_cancels(),
+                                check_pauses=periodic or self.notifier.take_pauses())
                 if self.clock() >= next_reconcile:  # no active job is ever left unwatched
                     next_reconcile = self.clock() + self.config.reconcile_interval_s
                     suspects = await reconcile_unwatched(self.runner, suspects)
@@ -112,10 +114,13 @@ class Daemon:
             await self.db(self.leadership.release)
         self.writer.close()
 
-    async def tick(self, check_cancels: bool = True) -> None:
-        """One look at the world: honour cancels, admit what fits, publish free resources."""
+    async def tick(self, check_cancels: bool = True, check_pauses: bool = True) -> None:
+        """One look at the world: honour cancels, pauses and resumes, admit what fits, publish
+        free resources."""
         if check_cancels:
             await self._honour_cancels()
+        if check_pauses:
+            await self._honour_pauses()
         free = self.allocator.free()
         if free.cpus > 0 or free.gpus > 0 or self.allocator.reserved:  # clusters' jobs too
             queued = await self.db(self.store.jobs.queued, QUEUE_SCAN)
@@ -164,6 +169,17 @@ class Daemon:
         canceling = await self.db(self.store.jobs.jobs_in_states, [JobState.CANCELING], 1000)
         for job in canceling:
             await self.runner.cancel(job)
+
+    async def _honour_pauses(self) -> None:
+        """Stop the processes of jobs that are ``paused``; continue those of paused attempts
+        whose job is ``running`` again (resumed)."""
+        paused = await self.db(self.store.jobs.jobs_in_states, [JobState.PAUSED], 1000)
+        for job in paused:
+            await self.runner.pause(job)
+        for job_id in sorted(set(self.runner.paused_ids()) - {job.id for job in paused}):
+            fresh = await self.db(self.store.jobs.get_job, job_id)
+            if fresh is not None and fresh.state is JobState.RUNNING:
+                await self.runner.resume(fresh)
 
     async def _write_snapshot(self) -> None:
         free = self.allocator.free()

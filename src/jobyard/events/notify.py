@@ -61,20 +61,29 @@ class Notifier:
         self._waiters: dict[int, set[asyncio.Future[None]]] = defaultdict(set)
         self._daemon: asyncio.Event | None = None
         self._cancels = False  # a cancel was asked for since the daemon last looked
+        self._pauses = False  # a pause or resume, likewise
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._daemon = asyncio.Event()
 
     def wake_daemon(self, kind: str = "") -> None:
-        """There is something for the daemon to do (a submit, a cancel, freed resources)."""
+        """There is something for the daemon to do (a submit, a cancel, a pause or resume,
+        freed resources)."""
         if kind == "cancel":
             self._cancels = True
+        elif kind in ("pause", "resume"):
+            self._pauses = True
         self._call(self._set_daemon)
 
     def take_cancels(self) -> bool:
         """Whether a cancel was asked for since the last call (the daemon's to ask)."""
         pending, self._cancels = self._cancels, False
+        return pending
+
+    def take_pauses(self) -> bool:
+        """Whether a pause or resume was asked for since the last call (the daemon's to ask)."""
+        pending, self._pauses = self._pauses, False
         return pending
 
     def notify(self, job_ids: Iterable[int]) -> None:

@@ -14,6 +14,12 @@ Contract (shaped like httpx's transport: one small base class, a fake beside it)
   processes; :meth:`Executor.recover` reads the exit status an attempt left behind.
 * :meth:`Executor.sweep` kills any process still carrying the attempt's marker (a last resort
   for processes that outlived their supervisor).
+* :meth:`Executor.pause` stops every process of the job where it stands (SIGSTOP, or a cgroup
+  freezer) and returns once none of them runs; the attempt keeps its resources, and whatever
+  watches it (``wait``, the log) keeps working. :meth:`Executor.resume` lets them run on. Both
+  are idempotent and harmless on an attempt that has ended; a paused attempt stays paused across
+  a server restart (``adopt`` finds it so). ``stop`` of a paused attempt is followed by
+  ``resume``, so that its processes see the SIGTERM (a SIGKILL needs no resume).
 """
 
 from __future__ import annotations
@@ -117,3 +123,11 @@ class Executor(abc.ABC):
         ``"none"``: are resources enforced) and why (``cgroups_detail``)."""
         return {"isolation": "none", "cgroups": "none",
                 "cgroups_detail": "this executor does not enforce limits"}
+
+    @abc.abstractmethod
+    async def pause(self, handle: Handle) -> None:
+        """Stop every process of the attempt (not what watches it) until :meth:`resume`."""
+
+    @abc.abstractmethod
+    async def resume(self, handle: Handle) -> None:
+        """Let the processes :meth:`pause` stopped run on."""

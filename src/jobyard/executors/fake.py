@@ -5,6 +5,7 @@
     fake.finish(spec.job_uid, exit_code=3)      # wait() now returns reason="exited", exit_code=3
     fake.fail_next_launch("no such command")    # the next launch raises LaunchError
     await fake.stop(handle, grace_s=5)          # recorded in fake.stopped; wait() -> "stopped"
+    await fake.pause(handle)                    # fake.is_paused(handle); fake.resume(handle)
 
 ``FakeExecutor(auto_exit_code=0)`` finishes every job as soon as it is launched. To simulate a
 server restart, give the same instance to the new daemon: its runs survive, like real processes
@@ -14,6 +15,7 @@ whose supervisors outlive the server; :meth:`FakeExecutor.lose` makes one vanish
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -126,3 +128,29 @@ class FakeExecutor(Executor):
         if run.status is None:
             run.status = status
             run.done.set()
+
+    # -- pause and resume (appended) -------------------------------------------------------
+
+    # Made on first use (cached_property), so that __init__ stays as it was.
+    @functools.cached_property
+    def paused(self) -> set[str]:
+        """Run dirs of the attempts paused now."""
+        return set()
+
+    @functools.cached_property
+    def pauses(self) -> list[tuple[str, Handle]]:
+        """Every call of pause/resume, in order: ``("pause", handle)``, ``("resume", handle)``."""
+        return []
+
+    def is_paused(self, handle: Handle) -> bool:
+        return handle.run_dir in self.paused
+
+    async def pause(self, handle: Handle) -> None:
+        self.pauses.append(("pause", handle))
+        run = self.runs.get(handle.run_dir)
+        if run is not None and run.status is None:
+            self.paused.add(handle.run_dir)
+
+    async def resume(self, handle: Handle) -> None:
+        self.pauses.append(("resume", handle))
+        self.paused.discard(handle.run_dir)

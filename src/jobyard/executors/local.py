@@ -30,7 +30,7 @@ from jobyard.errors import LaunchError
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from jobyard.executors.cgroups import Cgroup, Layout, detect
 from jobyard.executors.identity import active as active_identity
-from jobyard.executors.procs import proc_ident
+from jobyard.executors.procs import descendants, proc_ident, signal_if_same
 from jobyard.executors.runfiles import read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -352,3 +352,68 @@ class LocalExecutor(Executor):
             if launcher.proc.stdin is not None:
                 launcher.proc.stdin.close()
             await launcher.proc.wait()
+
+
+    # pause and resume (issue #12): signals here; a cgroup freezer may take their place where
+    # the handle carries a cgroup. The supervisor itself is never stopped: it must keep
+    # draining the job's output and answering a stop.
+    async def pause(self, handle: Handle) -> None:
+        """Freeze the attempt's cgroup (returns once it is frozen), or, without one, SIGSTOP
+        every process of the job (all descendants of its supervisor)."""
+        if cgroup := handle.extra.get("cgroup"):
+            await asyncio.to_thread(Cgroup.from_dict(cgroup).freeze)
+            return
+        pid, ctime = self._supervisor(handle)
+        if handle.supervisor_pid and _same_process(pid, ctime):
+            await asyncio.to_thread(stop_descendants, pid)
+
+    async def resume(self, handle: Handle) -> None:
+        """Thaw the attempt's cgroup, or SIGCONT every process of the job."""
+        if cgroup := handle.extra.get("cgroup"):
+            with contextlib.suppress(FileNotFoundError):  # ended meanwhile: nothing to thaw
+                await asyncio.to_thread(Cgroup.from_dict(cgroup).thaw)
+            return
+        pid, ctime = self._supervisor(handle)
+        if handle.supervisor_pid and _same_process(pid, ctime):
+            await asyncio.to_thread(continue_descendants, pid)
+
+
+PAUSE_TIMEOUT_S = 5.0  # a process in uninterruptible sleep stops only when it leaves it
+PAUSE_POLL_S = 0.002
+_STOPPED = ("T", "t")  # stopped by a signal; stopped under a tracer
+
+
+def stop_descendants(root: int, timeout: float = PAUSE_TIMEOUT_S) -> list[int]:
+    """SIGSTOP every descendant of ``root`` (not ``root``), scanning again until a scan finds
+    every one of them stopped: a process may fork between a scan and its SIGSTOP, and a SIGSTOP
+    takes effect only when its process next runs. Returns the pids stopped."""
+    sent: set[tuple[int, bytes]] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        # A process in uninterruptible sleep that has its SIGSTOP pending runs no instruction
+        # of its own before it stops (e.g. the parent of a vfork() whose child was stopped
+        # before its exec: it waits for that child for as long as the child is stopped).
+        running = [(pid, start) for pid, start in descendants(root).items()
+                   if (state := _state(pid)) not in _STOPPED
+                   and not (state == "D" and (pid, start) in sent)]
+        if not running:
+            break
+        for pid, start in running:
+            if (pid, start) not in sent and signal_if_same(pid, start, signal.SIGSTOP):
+                sent.add((pid, start))
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(PAUSE_POLL_S)
+    return sorted(pid for pid, _ in sent)
+
+
+def continue_descendants(root: int) -> list[int]:
+    """SIGCONT every descendant of ``root`` (a stopped process cannot fork: one scan finds all
+    of them). Returns the pids signalled."""
+    return sorted(pid for pid, start in descendants(root).items()
+                  if signal_if_same(pid, start, signal.SIGCONT))
+
+
+def _state(pid: int) -> str | None:
+    ident = proc_ident(pid)
+    return ident[1] if ident else None

@@ -66,6 +66,8 @@ class Job(_Model):
     error: dict[str, Any] | None = None
     next_retry_at: datetime | None = None
     cancel_requested_at: datetime | None = None
+    paused_at: datetime | None = None  # since when it is paused; None unless ``paused``
+    paused_s: float = 0.0  # seconds this attempt was paused before (not on its time limit)
     assigned: dict[str, Any] | None = None
     cancel_receipt: dict[str, Any] | None = None
     waiting: dict[str, Any] | None = None
@@ -245,6 +247,14 @@ class JobCalls:
         return Call("POST", job_path(job, "/cancel"), _parse_job)
 
     @staticmethod
+    def pause(job: JobRef) -> Call[Job]:
+        return Call("POST", job_path(job, "/pause"), _parse_job)
+
+    @staticmethod
+    def resume(job: JobRef) -> Call[Job]:
+        return Call("POST", job_path(job, "/resume"), _parse_job)
+
+    @staticmethod
     def logs(job: JobRef, offset: int, limit: int, tail: int | None) -> Call[LogPage]:
         params = {"tail": tail} if tail is not None else {"offset": offset, "limit": limit}
         return Call("GET", job_path(job, "/logs"), lambda r: LogPage.from_dict(r.json()),
@@ -323,7 +333,7 @@ def wait_delay(job: Job, delay: float, deadline: float | None) -> float:
 
 
 class Jobs:
-    """``client.jobs``: submit, inspect, follow and cancel jobs."""
+    """``client.jobs``: submit, inspect, follow, cancel, pause and resume jobs."""
 
     def __init__(self, client: Client) -> None:
         self._c = client
@@ -362,6 +372,17 @@ class Jobs:
     def cancel(self, job_id: JobRef) -> Job:
         """Ask to cancel; returns the job (``canceling``, or ``canceled`` if it never ran)."""
         return self._c._send(JobCalls.cancel(job_id))
+
+    def pause(self, job_id: JobRef) -> Job:
+        """Ask to pause a running job; returns it (``paused``; already paused: unchanged).
+        Its processes stop, its time limit stops running, its resources stay held (and cost
+        keeps accruing). A job that is not running raises :class:`Conflict`."""
+        return self._c._send(JobCalls.pause(job_id))
+
+    def resume(self, job_id: JobRef) -> Job:
+        """Ask to resume a paused job; returns it (``running``; already running: unchanged).
+        A job that is neither raises :class:`Conflict`."""
+        return self._c._send(JobCalls.resume(job_id))
 
     @overload
     def logs(
@@ -440,6 +461,14 @@ class AsyncJobs:
 
     async def cancel(self, job_id: JobRef) -> Job:
         return await self._c._send(JobCalls.cancel(job_id))
+
+    async def pause(self, job_id: JobRef) -> Job:
+        """See :meth:`Jobs.pause`."""
+        return await self._c._send(JobCalls.pause(job_id))
+
+    async def resume(self, job_id: JobRef) -> Job:
+        """See :meth:`Jobs.resume`."""
+        return await self._c._send(JobCalls.resume(job_id))
 
     async def _page(self, job_id: JobRef, offset: int, limit: int, tail: int | None) -> LogPage:
         return await self._c._send(JobCalls.logs(job_id, offset, limit, tail))

@@ -26,6 +26,8 @@ WRITABLE = frozenset(
         "webhook",
         "timed_out",
         "stop_error",
+        "paused_at",
+        "paused_s",
     }
 )
 
@@ -75,6 +77,8 @@ def job_from_row(r: Any) -> Job:
         output_patterns=list(r.output_patterns or ()),
         timed_out=bool(r.timed_out),
         stop_error=r.stop_error,
+        paused_at=r.paused_at,
+        paused_s=float(r.paused_s or 0.0),
     )
 
 
@@ -113,6 +117,8 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "output_patterns": job.output_patterns,
         "timed_out": job.timed_out,
         "stop_error": job.stop_error,
+        "paused_at": job.paused_at,
+        "paused_s": job.paused_s,
     }
 
 

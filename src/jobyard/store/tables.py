@@ -102,6 +102,9 @@ jobs = sa.Table(
     sa.Column("timed_out", sa.Boolean, nullable=False, default=False,
               server_default=sa.false()),
     sa.Column("stop_error", sa.JSON, nullable=True),
+    # The current attempt's pause (migration 0009): since when, and the seconds paused before.
+    sa.Column("paused_at", sa.Double, nullable=True),
+    sa.Column("paused_s", sa.Double, nullable=False, default=0.0, server_default=sa.text("0")),
     sa.Index("ix_jobs_queue", "state", "priority", "created_at"),
     sa.Index("ix_jobs_org_id", "org_id", "id"),
     sa.Index("ix_jobs_finished_at", "finished_at"),

@@ -1,4 +1,4 @@
-"""/v1/jobs: submit, list, read, cancel."""
+"""/v1/jobs: submit, list, read, cancel, pause, resume, delete."""
 
 from __future__ import annotations
 
@@ -78,6 +78,20 @@ async def get_job(ref: str, request: Request, who: Principal = Depends(principal
 def cancel(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
     svc = services(request)
     job, changed = svc.jobs.cancel(who, job_ref(ref))
+    return JSON(render.job(job, prices=svc.prices), status_code=202 if changed else 200)
+
+
+@router.post("/{ref}/pause", status_code=202, summary="Pause a running job")
+def pause(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    svc = services(request)
+    job, changed = svc.jobs.pause(who, job_ref(ref))
+    return JSON(render.job(job, prices=svc.prices), status_code=202 if changed else 200)
+
+
+@router.post("/{ref}/resume", status_code=202, summary="Resume a paused job")
+def resume(ref: str, request: Request, who: Principal = Depends(principal)) -> JSON:
+    svc = services(request)
+    job, changed = svc.jobs.resume(who, job_ref(ref))
     return JSON(render.job(job, prices=svc.prices), status_code=202 if changed else 200)
 
 

@@ -47,6 +47,9 @@ def job(
         "error": j.error,
         "next_retry_at": iso(j.next_retry_at),
         "cancel_requested_at": iso(j.cancel_requested_at),
+        # Paused since (null unless paused), and the seconds this attempt was paused before.
+        "paused_at": iso(j.paused_at),
+        "paused_s": round(j.paused_s, 3),
         "assigned": j.assigned,
         "cluster": cluster(j),
         "cancel_receipt": j.cancel_receipt,
