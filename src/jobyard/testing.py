@@ -56,6 +56,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def is_paused(pid: int) -> bool:
+    """Whether ``pid`` is paused: stopped by a signal (state ``T``), or frozen in its cgroup
+    (v1's freezer or v2's ``cgroup.freeze``)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"):
+                return True
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = [line.rstrip("\n").split(":", 2) for line in f]
+    except OSError:
+        return False
+    for _, controllers, path in lines:
+        if controllers == "freezer":
+            state = Path(f"/sys/fs/cgroup/freezer{path}/freezer.state")
+            if state.exists() and state.read_text().strip() == "FROZEN":
+                return True
+        elif controllers == "" and path != "/":
+            for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+                events = Path(f"{root}{path}/cgroup.events")
+                if events.exists() and "frozen 1" in events.read_text():
+                    return True
+    return False
+
+
 def passable(folder: Path) -> None:
     """Let every OS user pass through ``folder`` and the folders above it that are ours
     (``o+x``, not ``o+r``): as root, a server runs jobs as tenants' own uids, which must reach

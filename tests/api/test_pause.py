@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,7 +13,7 @@ import pytest
 
 from jobyard.api.dialects.states import dialect_status
 from jobyard.core.states import JobState
-from jobyard.testing import ServerProcess, marked_processes, wait_until
+from jobyard.testing import ServerProcess, is_paused, marked_processes, wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
 from tests.events.receiver import Receiver
 
@@ -67,7 +66,7 @@ def api(srv: ServerProcess) -> Iterator[httpx.Client]:
 
 
 def counter(api: httpx.Client, lines: int = 100_000, **body: object) -> dict:
-    job = submit(api, [sys.executable, "-c", COUNTER, str(lines)], **body)
+    job = submit(api, ["python3", "-c", COUNTER, str(lines)], **body)
     wait_until(lambda: len(log_text(api, job["id"])) >= 3, timeout=20)
     return job
 
@@ -85,7 +84,7 @@ def proc_stat(pid: int) -> tuple[str, int]:
 
 def all_stopped(uid: str) -> list[psutil.Process] | None:
     procs = processes(uid)
-    return procs if len(procs) >= 2 and all(proc_stat(p.pid)[0] == "T" for p in procs) else None
+    return procs if len(procs) >= 2 and all(is_paused(p.pid) for p in procs) else None
 
 
 def test_pause_stops_every_process_and_resume_lets_it_finish(api):
@@ -100,7 +99,7 @@ def test_pause_stops_every_process_and_resume_lets_it_finish(api):
     supervisor = psutil.Process(stopped[0].ppid())
     while supervisor.environ().get("JOBYARD_JOB_MARKER"):  # up to the job's main process' parent
         supervisor = psutil.Process(supervisor.ppid())
-    assert proc_stat(supervisor.pid)[0] != "T"  # it keeps draining the log
+    assert not is_paused(supervisor.pid)  # it keeps draining the log
     lines, cpu = len(log_text(api, job["id"])), {p.pid: proc_stat(p.pid)[1] for p in stopped}
     time.sleep(QUIET_S)
     assert len(log_text(api, job["id"])) == lines
@@ -163,11 +162,11 @@ def test_another_org_gets_404(api, srv):
 
 
 def test_cancel_of_a_paused_job_is_obeyed_and_leaves_no_process(api):
-    job = submit(api, [sys.executable, "-c", POLITE])
+    job = submit(api, ["python3", "-c", POLITE])
     wait_until(lambda: len(log_text(api, job["id"])) >= 2, timeout=20)
     assert api.post(f"/v1/jobs/{job['id']}/pause").status_code == 202
     wait_until(lambda: (p := processes(job["id"])) and all(
-        proc_stat(x.pid)[0] == "T" for x in p), timeout=10)
+        is_paused(x.pid) for x in p), timeout=10)
     r = api.post(f"/v1/jobs/{job['id']}/cancel")
     assert r.status_code == 202 and r.json()["state"] == "canceling"
     done = wait_state(api, job["id"], timeout=20)

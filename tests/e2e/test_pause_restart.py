@@ -1,14 +1,13 @@
 """A paused job across a server crash: adopted still paused, its processes still stopped, and
 resumable by the next server."""
 
-import sys
 import time
 
 import pytest
 
-from jobyard.testing import ServerProcess, wait_until
+from jobyard.testing import ServerProcess, is_paused, wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
-from tests.api.test_pause import COUNTER, QUIET_S, all_stopped, proc_stat, processes
+from tests.api.test_pause import COUNTER, QUIET_S, all_stopped, processes
 
 
 @pytest.fixture
@@ -22,7 +21,7 @@ def srv(database_url, tmp_path):
 
 def test_a_paused_job_stays_paused_across_a_restart_and_resumes(srv):
     api = srv.client()
-    job = submit(api, [sys.executable, "-c", COUNTER, "100000"], time_limit_s=2)
+    job = submit(api, ["python3", "-c", COUNTER, "100000"], time_limit_s=2)
     wait_until(lambda: len(log_text(api, job["id"])) >= 3, timeout=20)
     assert api.post(f"/v1/jobs/{job['id']}/pause").status_code == 202
     stopped = {p.pid for p in wait_until(lambda: all_stopped(job["id"]), timeout=10)}
@@ -38,7 +37,7 @@ def test_a_paused_job_stays_paused_across_a_restart_and_resumes(srv):
     time.sleep(QUIET_S)  # a window in which nothing may move
     assert get(api, job["id"])["state"] == "paused"
     assert {p.pid for p in processes(job["id"])} == stopped
-    assert all(proc_stat(pid)[0] == "T" for pid in stopped)
+    assert all(is_paused(pid) for pid in stopped)
     assert len(log_text(api, job["id"])) == lines
 
     r = api.post(f"/v1/jobs/{job['id']}/resume")

@@ -26,6 +26,7 @@ import pytest
 from jobyard.errors import LaunchError
 from jobyard.executors.base import Handle, LaunchSpec
 from jobyard.executors.local import LocalExecutor
+from jobyard.testing import is_paused
 from tests.executors.helpers import gone, log_lines, run, sh, texts, wait_until
 
 
@@ -345,13 +346,14 @@ while True:
 """
 
 
-def states(pids: list[int]) -> set[str]:
-    """The states of the live ones (a zombie has ended: its parent, stopped, cannot reap it)."""
-    found = set()
+def live(pids: list[int]) -> list[int]:
+    """The live ones (a zombie has ended: its parent, paused, cannot reap it)."""
+    found = []
     for pid in pids:
         with contextlib.suppress(psutil.NoSuchProcess):
-            found.add(psutil.Process(pid).status())
-    return found - {psutil.STATUS_ZOMBIE}
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+    return found
 
 
 async def test_pause_stops_every_process_of_a_forking_job_but_not_its_supervisor(
@@ -362,14 +364,14 @@ async def test_pause_stops_every_process_of_a_forking_job_but_not_its_supervisor
     await executor.pause(handle)
     # On return, every process of the job is stopped: nothing forked between scans escaped.
     tree = [p.pid for p in psutil.Process(handle.supervisor_pid).children(recursive=True)]
-    assert len(tree) >= 3 and states(tree) == {psutil.STATUS_STOPPED}
-    assert psutil.Process(handle.supervisor_pid).status() != psutil.STATUS_STOPPED
+    assert len(tree) >= 3 and all(is_paused(pid) for pid in live(tree))
+    assert not is_paused(handle.supervisor_pid)
     await executor.pause(handle)  # idempotent
     lines = len(texts(spec.run_dir))
     await asyncio.sleep(0.3)  # a window in which the log must not grow
     assert len(texts(spec.run_dir)) == lines
     await executor.resume(handle)
-    assert psutil.STATUS_STOPPED not in states(tree)
+    assert not any(is_paused(pid) for pid in live(tree))
     await wait_until(lambda: len(texts(spec.run_dir)) > lines)
     await executor.resume(handle)  # idempotent
     await executor.stop(handle, 5.0)

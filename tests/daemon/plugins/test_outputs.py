@@ -184,7 +184,7 @@ def test_a_sparse_file_brought_in_across_filesystems_stays_sparse(tmp_path, monk
     out.mkdir()
     sparse(work / "big.txt", 20 << 30, [(5 << 30, b"x\n")])
 
-    def cross_device(src, dst):
+    def cross_device(src, dst, **_kwargs):
         raise OSError(errno.EXDEV, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "link", cross_device)

@@ -88,7 +88,7 @@ class OutputCollector(AttemptHook):
         root = output_dir(self.config.data_dir, job.uid, job.attempt)
         owner = self._owner(job)
         if owner is not None:  # its other jobs may not touch what is served from now on
-            await self._on_pool(reclaim, root)
+            reclaim(root)
         declared = [d for d in job.telemetry.get("declared_outputs") or []
                     if d.get("attempt", job.attempt) == job.attempt]  # not a past attempt's
         patterns = job.output_patterns
@@ -136,7 +136,7 @@ class OutputCollector(AttemptHook):
                 continue
             if item.get("records") is not None:
                 records[name] = int(item["records"])
-            if source and not target.exists():
+            if source and _inside(target.parent, root.resolve()):
                 _bring_in(Path(source), target, owner)
         return scan(root, records, budget)
 
@@ -160,11 +160,29 @@ def gather(workdir: Path, patterns: list[str], root: Path, owner: int | None = N
                 if base not in real.parents or out == real or out in real.parents:
                     continue
                 target = out / real.relative_to(base)
-                if not target.exists() and _bring_in(real, target, owner):
+                if target.exists() or target.is_symlink() or not _inside(target.parent, out):
+                    continue
+                if _bring_in(real, target, owner):
                     count += 1
                 if count >= MAX_FILES:
                     return count
     return count
+
+
+def _inside(folder: Path, root: Path) -> bool:
+    """Make ``folder`` under ``root`` one directory at a time; False if a link (one the job
+    left in its output directory) or a file is in the way: the server's writes must not be
+    led elsewhere."""
+    current = root
+    for part in folder.relative_to(root).parts:
+        current = current / part
+        if current.is_symlink():
+            return False
+        try:
+            current.mkdir(exist_ok=True)
+        except OSError:
+            return False
+    return True
 
 
 def _files_under(path: Path) -> list[Path]:
@@ -201,7 +219,8 @@ def _bring_in(source: Path, target: Path, owner: int | None = None) -> bool:
         if not stat.S_ISREG(st.st_mode) or (owner is not None and st.st_uid != owner):
             log.warning("output %s skipped: not a regular file of the job's", source)
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(target):
+            return False
         try:  # the very file checked, not whatever the path names by now
             os.link(f"/proc/self/fd/{fd}", target, follow_symlinks=True)
         except OSError:
@@ -210,18 +229,18 @@ def _bring_in(source: Path, target: Path, owner: int | None = None) -> bool:
 
 
 def reclaim(root: Path) -> None:
-    """Make ``root`` and all under it the server's again (links are changed, not followed)."""
-    for path in [root, *root.rglob("*")]:
-        with contextlib.suppress(FileNotFoundError):
-            os.lchown(path, 0, 0)
+    """Take a job's output directory back: the server's, closed, so nothing of the job's
+    identity can change what is in it (or what it will serve) from now on."""
     with contextlib.suppress(FileNotFoundError):
+        os.lchown(root, 0, 0)
         root.chmod(0o700)
 
 
 def copy_data(src: BinaryIO, target: Path) -> None:
     """Copy an open file's data and leave its holes holes: a 20 GB sparse file costs what its
     data costs, in time and on disk (``shutil.copyfile`` would write every zero)."""
-    with open(target, "wb") as dst:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with open(os.open(target, flags, 0o644), "wb") as dst:
         size = os.fstat(src.fileno()).st_size
         for start, end in data_extents(src.fileno(), size):
             pos = start
