@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,6 +10,14 @@ import httpx
 from jobyard.testing import wait_until
 
 TERMINAL = {"completed", "error", "failed", "timeout", "canceled"}
+
+
+def scratch(tmp_path: Path) -> Path:
+    """A folder any job may write (as root, test servers run jobs as their org's own uid)."""
+    folder = tmp_path / "scratch"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o1777)
+    return folder
 
 
 def submit(api: httpx.Client, command: Any, **body: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Outputs: collected when a job ends, listed, downloadable with Range, never outside."""
 
-from tests.api.helpers import submit, wait_state
+from tests.api.helpers import scratch, submit, wait_state
 
 WRITES = (
     'cd "$JOBYARD_OUTPUT_DIR" && printf \'{"a":1}\\n{"a":2}\\n{"a":3}\\n\' > results.jsonl'
@@ -47,9 +47,7 @@ def test_a_failed_job_lists_partial_results(api):
 
 
 def test_output_patterns_keep_files_from_the_working_directory(api, tmp_path):
-    work = tmp_path / "work"
-    work.mkdir(mode=0o777)
-    work.chmod(0o777)  # a scratch dir any job may write: it runs as its org's own uid
+    work = scratch(tmp_path)
     job = submit(api, "mkdir -p ckpt && echo 1 > ckpt/a.pt && echo m > model_7.bin"
                       " && echo no > other.txt && exit 2",
                  workdir=str(work), outputs=["ckpt/", "model_*.bin"])

@@ -11,7 +11,7 @@ import httpx
 import tqdm
 
 from jobyard.testing import wait_until
-from tests.api.helpers import get, log_text, submit, wait_state
+from tests.api.helpers import get, log_text, scratch, submit, wait_state
 
 JOBYARD = "jobyard"  # on every job's PATH (the server's own, or the client given to jobs)
 TOKEN_THEN_WAIT = 'echo "$JOBYARD_JOB_TOKEN"; exec sleep 60'
@@ -124,9 +124,7 @@ def test_tokens_are_for_one_job_and_only_while_it_runs(api, server):
 
 
 def test_a_token_of_an_earlier_attempt_is_expired(api, server, tmp_path):
-    drop = tmp_path / "drop"
-    drop.mkdir(mode=0o777)
-    drop.chmod(0o777)  # the job runs as its org's own uid
+    drop = scratch(tmp_path)
     script = (f'echo "$JOBYARD_JOB_TOKEN" > {drop}/token.$JOBYARD_ATTEMPT; '
               'if [ "$JOBYARD_ATTEMPT" = 1 ]; then exit 3; fi; exec sleep 60')
     job = submit(api, script, retry={"max_retries": 1, "backoff_s": 0})

@@ -4,7 +4,6 @@ import os
 import signal
 
 import psutil
-import pytest
 
 from jobyard.store.files import run_dir
 from jobyard.testing import ServerProcess, marked_processes, wait_until
@@ -16,14 +15,6 @@ IGNORES_TERM = ["python3", "-c", "import signal, time; signal.signal(signal.SIGT
 
 marked = marked_processes
 
-
-@pytest.fixture
-def srv(database_url, tmp_path):
-    server = ServerProcess(tmp_path / "srv", database_url=database_url,
-                           env={"JOBYARD_KILL_GRACE_S": "1"})
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_kill_and_restart_adopts_records_and_cancels(srv):

@@ -3,20 +3,9 @@ resumable by the next server."""
 
 import time
 
-import pytest
-
-from jobyard.testing import ServerProcess, is_paused, wait_until
+from jobyard.testing import is_paused, wait_until
 from tests.api.helpers import get, log_text, submit, wait_state
 from tests.api.test_pause import COUNTER, QUIET_S, all_stopped, processes
-
-
-@pytest.fixture
-def srv(database_url, tmp_path):
-    server = ServerProcess(tmp_path / "srv", database_url=database_url,
-                           env={"JOBYARD_KILL_GRACE_S": "1"})
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_a_paused_job_stays_paused_across_a_restart_and_resumes(srv):

@@ -4,7 +4,6 @@ sender's behaviour (coalescing, a server that is away, refusals) against a small
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 import jobyard.job
 from jobyard.job import Reporter
 from jobyard.testing import free_port, wait_until
-from tests.api.helpers import get, log_text, submit, wait_state
+from tests.api.helpers import get, log_text, scratch, submit, wait_state
 
 
 def epoch(iso: str) -> float:
@@ -44,8 +43,8 @@ job.substate("finalizing")
 
 def test_a_python_job_reports_progress_step_metadata_and_eta(api, tmp_path):
     go_on = tmp_path / "go_on"
-    job = submit(api, [sys.executable, "-c", JOB], env={"GO_ON": str(go_on)},
-                 workdir=str(tmp_path))
+    job = submit(api, ["python3", "-c", JOB], env={"GO_ON": str(go_on)},
+                 workdir=str(scratch(tmp_path)))
     mid = wait_until(lambda: (j := get(api, job["id"]))["progress"] == 50.0 and j, timeout=30)
     assert mid["state"] == "running" and mid["substate"] == "processing"
     assert mid["current_step"] == "processing_images"

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 import uuid
 from datetime import datetime
 from typing import Any
 
 from jobyard.core.states import TERMINAL
 from jobyard.sdk.jobs import TERMINAL_STATES, Job
-from tests.api.helpers import submit, wait_state
+from tests.api.helpers import scratch, submit, wait_state
 
 # Keys of the job JSON that the SDK leaves in ``Job.raw`` on purpose. None today: every key is a
 # typed field. Add one here only with the reason it is not worth a field.
@@ -39,8 +38,8 @@ def _sdk_fields() -> set[str]:
 def _job_objects(api: Any, tag: str, tmp_path: Any) -> list[dict[str, Any]]:
     """The job object as each native call that returns one shows it: the submit answer, the
     job while it may still be queued, once it ended, and as an item of the listing."""
-    created = submit(api, [sys.executable, "-c", REPORTING_JOB], tags=[tag],
-                     workdir=str(tmp_path), webhook={"url": "https://hooks.example.com/x"})
+    created = submit(api, ["python3", "-c", REPORTING_JOB], tags=[tag],
+                     workdir=str(scratch(tmp_path)), webhook={"url": "https://hooks.example.com/x"})
     early = api.get(f"/v1/jobs/{created['id']}").json()
     ended = wait_state(api, created["id"], timeout=30)
     assert ended["state"] == "completed", ended

@@ -140,14 +140,13 @@ async def test_async_client(server: ServerProcess) -> None:
 
 
 def test_typed_jobs_carry_progress_cost_and_webhook(server):
-    import sys
 
     from jobyard import Client
 
     code = ("import jobyard.job as j; j.progress(40, step='half', metadata={'n': 4}); "
             "j.flush(); import time; time.sleep(0.5)")
     with Client(server.url, server.admin_key) as client:
-        job = client.jobs.submit([sys.executable, "-c", code],
+        job = client.jobs.submit(["python3", "-c", code],
                                  webhook={"url": "https://hooks.example.com/x",
                                           "events": ["completed"]})
         done = client.jobs.wait(job.id, timeout=30)

@@ -80,9 +80,11 @@ def parse_project(text: str) -> Project:
     return Project(lists["commands"], lists["outputs"], lists["ignore"])
 
 
-def job_script(project: Project, workspace: Path, python: str) -> str:
-    """The job's shell script: a fresh venv when the project has a requirements.txt, then
-    each command in order (echoed first), stopping at the first that fails."""
+def job_script(project: Project, workspace: Path, python: str = "python3") -> str:
+    """The job's shell script: a fresh venv (made by ``python``, found on the job's ``PATH``:
+    the server's own interpreter may be closed to the job's uid) when the project has a
+    requirements.txt, then each command in order (echoed first), stopping at the first that
+    fails."""
     q = shlex.quote
     lines = ["set -e"]
     if (workspace / "project" / "requirements.txt").is_file():

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -140,7 +139,7 @@ async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: st
 def _submit(ws: WebSocket, who: Principal, project: Project, cluster_id: str, teardown: bool,
             name: str, workspace: Path) -> Job:
     cmd = SubmitJob(
-        command=job_script(project, workspace, sys.executable),
+        command=job_script(project, workspace),
         name=name,
         workdir=str(workspace / "project"),
         cluster_id=cluster_id,
