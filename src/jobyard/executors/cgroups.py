@@ -30,6 +30,7 @@ V2_CONTROLLERS = ("memory", "cpu", "pids")
 PARENT = "jobyard"
 CPU_PERIOD_US = 100_000
 FREEZE_TIMEOUT_S = 2.0
+FREEZE_RETRY_S = 0.02
 REMOVE_TIMEOUT_S = 1.0
 # Where each memory figure is, by version.
 _V1_FILES = {"usage": "memory.usage_in_bytes", "peak": "memory.max_usage_in_bytes",
@@ -246,16 +247,21 @@ class Cgroup:
             return default
 
     def _set_frozen(self, key: str, name: str, value: str, check: str, want: str) -> bool:
-        try:
-            self._write(key, name, value)
-        except OSError:
-            return False
         deadline = time.monotonic() + FREEZE_TIMEOUT_S
-        while want not in self._read(key, check, ""):
-            if time.monotonic() >= deadline or not self.exists():
+        again = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= again:  # asked again: v1 retries only then the tasks it could not freeze
+                try:
+                    self._write(key, name, value)
+                except OSError:
+                    return False
+                again = now + FREEZE_RETRY_S
+            if want in self._read(key, check, ""):
+                return True
+            if now >= deadline or not self.exists():
                 return False
             time.sleep(0.001)
-        return True
 
 
 def detect(mode: str = "auto", root: str = V1_ROOT) -> tuple[Layout | None, str]:
