@@ -202,3 +202,19 @@ def test_a_tenant_cannot_take_more_memory_or_processes_than_given(server, orgs):
     release(server, b_job)
     assert wait_state(b, b_job["id"], timeout=30)["state"] == "completed"
     assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_with_an_identity_per_user_users_of_one_org_are_apart_too(tmp_path):
+    whoami = ["python3", "-c", "import os; print(os.getuid(), os.getgid())"]
+    with ServerProcess(tmp_path / "srv", env={"JOBYARD_JOB_IDENTITY": "user"}) as srv:
+        assert httpx.get(f"{srv.url}/healthz").json()["isolation"] == "user"
+        with srv.client() as admin:
+            keys = [make_user(admin, name, "org-u")["key"] for name in ("ann", "al")]
+        seen = []
+        for key in keys:
+            with srv.client(key) as user:
+                job = submit(user, whoami)
+                assert wait_state(user, job["id"])["state"] == "completed"
+                seen.append(log_text(user, job["id"])[0].split())
+    (ann_uid, ann_gid), (al_uid, al_gid) = seen
+    assert ann_uid != al_uid and ann_gid == al_gid  # their org's volumes are shared by group
