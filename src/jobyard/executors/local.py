@@ -159,9 +159,13 @@ class LocalExecutor(Executor):
         request = {"id": next(self._ids), **{f: getattr(spec, f) for f in _SPEC_FIELDS}}
         layout = self.cgroups[0]
         if layout is not None:
-            request["cgroup"] = layout.cgroup(spec.marker).to_dict()
-            request["limits"] = {**spec.limits, "pids": self._pids_max,
-                                 "deny_devices": self._denied_devices(spec.gpus)}
+            cgroup = layout.cgroup(spec.marker)
+            denied = self._denied_devices(spec.gpus)
+            if not denied:  # no device file to keep from it: one controller less to enter
+                cgroup = Cgroup(cgroup.version, {k: v for k, v in cgroup.dirs.items()
+                                                 if k != "devices"})
+            request["cgroup"] = cgroup.to_dict()
+            request["limits"] = {**spec.limits, "pids": self._pids_max, "deny_devices": denied}
         line = json.dumps(request).encode() + b"\n"
         for attempt in range(2):
             launcher = await self._ensure_launcher()
