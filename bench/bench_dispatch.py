@@ -34,12 +34,10 @@ def main() -> None:
     print(common.machine_note())
     print(f"database: {'PostgreSQL' if args.database_url else 'SQLite'}; "
           f"{args.n} sequential jobs of /bin/sh -c 'date +%s.%N' (1 CPU each, default request)")
-    plain = {"JOBYARD_JOB_IDENTITY": "none", "JOBYARD_CGROUPS": "off"}
     medians = {}
-    for label, env in (("not isolated", plain), ("isolated", {})):
+    for label, env in common.ISOLATION_MODES:
         with common.server(args, env) as srv, srv.client() as client:
-            confined = client.get("/healthz").json()
-            print(f"\n{label}: isolation={confined['isolation']} cgroups={confined['cgroups']}")
+            common.print_isolation(label, srv)
             for _ in range(args.warmup):
                 run_one(client, args.settle)
             meter = common.CpuMeter(srv.proc.pid).start()

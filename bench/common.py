@@ -176,6 +176,21 @@ def temp_dir(keep: bool = False) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+# Both ways a server may run jobs, measured side by side: as the server's user without cgroups,
+# and (the default as root) each org as its own uid in a cgroup per attempt.
+ISOLATION_MODES = (
+    ("not isolated", {"JOBYARD_JOB_IDENTITY": "none", "JOBYARD_CGROUPS": "off"}),
+    ("isolated", {}),
+)
+
+
+def print_isolation(label: str, srv: ServerProcess) -> None:
+    """Which of :data:`ISOLATION_MODES` the server runs in, as its /healthz says."""
+    confined = httpx.get(f"{srv.url}/healthz", timeout=10).json()
+    print(f"\n{label}: isolation={confined['isolation']} cgroups={confined['cgroups']}",
+          flush=True)
+
+
 @contextlib.contextmanager
 def workspace(args: argparse.Namespace) -> Iterator[tuple[Path, str | None]]:
     """A temporary data directory and database URL (None: SQLite in the data directory)."""
