@@ -198,3 +198,33 @@ def test_v2_freeze_kill_and_cpu(v2_cgroup):
     finally:
         child.kill()
         child.wait()
+
+
+def spares(launcher: int) -> dict[str, list[int]]:
+    """A launcher's spare cgroups (by path) and the processes parked in them."""
+    parent = Path(LAYOUT.parents.get("freezer") or LAYOUT.parents[""])
+    return {str(p): Cgroup(LAYOUT.version, {"": str(p)}).pids()
+            for p in parent.glob(f"spare-{launcher}-*")}
+
+
+async def test_a_launch_takes_the_process_parked_for_it_and_a_new_one_waits(make_spec):
+    """Entering a v1 cgroup waits for an RCU grace period: the launcher parks the next job's
+    process in a spare cgroup ahead of time, and the launch renames that cgroup."""
+    executor = LocalExecutor()
+    await executor.start()
+    try:
+        launcher = executor.launcher_pid
+        assert (await run(executor, make_spec(["true"]))).exit_code == 0
+        await wait_until(lambda: any(len(p) == 1 for p in spares(launcher).values()))
+        (spare, (parked,)), = spares(launcher).items()
+        spec = make_spec(sh("echo $$"), limits={"memory_bytes": 256 * MiB})
+        handle = await executor.launch(spec)
+        assert handle.pid == parked  # the parked process became the job
+        assert not Path(spare).exists()  # its cgroup became the attempt's
+        assert (await executor.wait(handle)).exit_code == 0
+        assert texts(spec.run_dir) == [str(parked)]
+        await wait_until(lambda: len(spares(launcher)) == 1 and spare not in spares(launcher))
+    finally:
+        await executor.close()
+    await wait_until(lambda: not spares(launcher))  # the launcher gone, its spare cleans up
+

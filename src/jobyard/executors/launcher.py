@@ -4,7 +4,10 @@
 launch request per line on stdin and forks a supervisor for each; the supervisor reports back
 through a pipe and the launcher relays that answer, tagged with the request's ``id``, on stdout.
 Forking this small, already-initialised interpreter is far cheaper than starting Python per job. The
-launcher exits on EOF (its server went away); supervisors live on in their own sessions.
+launcher exits on EOF (its server went away); supervisors live on in their own sessions. With
+cgroups it also keeps one spare supervisor whose job process already waits in a spare cgroup
+(:class:`~jobyard.executors.supervisor.Parked`): entering a cgroup v1 costs an RCU grace period,
+paid ahead of the next request instead of in it.
 
 What a supervisor does once forked is in :mod:`jobyard.executors.supervisor` (:class:`Supervisor`),
 with its helpers in :mod:`jobyard.executors.procs` (/proc walks, pidfd signalling) and
@@ -27,32 +30,71 @@ import signal
 import sys
 from typing import Any, NoReturn
 
+from jobyard.executors.cgroups import Cgroup
 from jobyard.executors.procs import boot_time
 from jobyard.executors.runfiles import write_all
-from jobyard.executors.supervisor import READ_CHUNK, Supervisor, noop_handler
+from jobyard.executors.supervisor import READ_CHUNK, Parked, Supervisor, noop_handler
+
+
+def _detach(*keep: int) -> None:
+    """A forked supervisor's start: its own session, /dev/null for stdio, and none of the
+    launcher's descriptors but ``keep`` (its control pipe above all: holding it would hide the
+    launcher's death from the server)."""
+    signal.set_wakeup_fd(-1)  # the launcher's; about to be closed
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _supervisor_process(req: dict[str, Any], report_fd: int) -> NoReturn:
     """Body of a freshly forked supervisor; never returns."""
     code = 0
     try:
-        signal.set_wakeup_fd(-1)  # the launcher's; about to be closed
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        # Drop everything inherited from the launcher (its control pipe above all: holding it
-        # would hide the launcher's death from the server).
-        os.closerange(3, report_fd)
-        os.closerange(report_fd + 1, os.sysconf("SC_OPEN_MAX"))
+        _detach(report_fd)
         Supervisor(req, report_fd).main()
     except BaseException:
         code = 70
-        with contextlib.suppress(Exception), open(f"{req['run_dir']}/supervisor.err", "a") as f:
-            import traceback
-
-            traceback.print_exc(file=f)
+        _record_crash(req)
     os._exit(code)
+
+
+def _spare_process(template: dict[str, Any], control_fd: int, report_fd: int) -> NoReturn:
+    """Body of a spare supervisor: park a job process in a spare cgroup (``template``), then
+    wait for the request it is for (a line on ``control_fd``); EOF: not needed after all."""
+    code = 0
+    req: dict[str, Any] = {}
+    parked = None
+    try:
+        _detach(control_fd, report_fd)
+        with contextlib.suppress(OSError):
+            parked = Parked(Cgroup.from_dict(template))
+        with os.fdopen(control_fd, "rb") as control:
+            line = control.readline()
+        if not line:
+            if parked is not None:
+                parked.discard()
+            os._exit(0)
+        req = json.loads(line)
+        Supervisor(req, report_fd, parked).main()
+    except BaseException:
+        code = 70
+        _record_crash(req)
+    os._exit(code)
+
+
+def _record_crash(req: dict[str, Any]) -> None:
+    if "run_dir" not in req:
+        return
+    with contextlib.suppress(Exception), open(f"{req['run_dir']}/supervisor.err", "a") as f:
+        import traceback
+
+        traceback.print_exc(file=f)
 
 
 class Launcher:
@@ -68,6 +110,10 @@ class Launcher:
         self.poller.register(0, select.POLLIN)
         self.poller.register(self.wake_r, select.POLLIN)
         self.pending: dict[int, tuple[int, bytearray]] = {}  # report pipe -> (id, answer)
+        # A spare supervisor with a job process parked in a spare cgroup (see Parked):
+        # (its control pipe, its report pipe, the parents of its cgroup).
+        self.spare: tuple[int, int, str] | None = None
+        self.spares = 0
 
     def serve(self) -> None:
         buf = b""
@@ -97,6 +143,55 @@ class Launcher:
                     self._reply({"id": req_id, **(json.loads(answer) if answer else died)})
 
     def _fork(self, req: dict[str, Any]) -> None:
+        if req.get("cgroup"):
+            if not self._hand_to_spare(req):
+                self._fork_supervisor(req)
+            self._make_spare(req["cgroup"])
+        else:
+            self._fork_supervisor(req)
+
+    def _hand_to_spare(self, req: dict[str, Any]) -> bool:
+        """Give ``req`` to the spare supervisor, if there is one for its kind of cgroup."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return False
+        control_w, report_r, parents = spare
+        try:
+            if parents != _parents(req["cgroup"]):
+                return False
+            write_all(control_w, json.dumps(req).encode() + b"\n")
+        except OSError:  # it died: the launch goes the usual way
+            os.close(report_r)
+            return False
+        finally:
+            os.close(control_w)  # a spare not handed this request ends on EOF
+        self.pending[report_r] = (req["id"], bytearray())
+        self.poller.register(report_r, select.POLLIN)
+        return True
+
+    def _make_spare(self, cgroup: dict[str, Any]) -> None:
+        self.spares += 1
+        name = f"spare-{os.getpid()}-{self.spares}"
+        template = {"version": cgroup["version"],
+                    "dirs": {k: os.path.join(os.path.dirname(p), name)
+                             for k, p in cgroup["dirs"].items()}}
+        control_r, control_w = os.pipe()
+        report_r, report_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (control_r, control_w, report_r, report_w):
+                os.close(fd)
+            return
+        if pid == 0:
+            os.close(control_w)
+            os.close(report_r)
+            _spare_process(template, control_r, report_w)
+        os.close(control_r)
+        os.close(report_w)
+        self.spare = (control_w, report_r, _parents(cgroup))
+
+    def _fork_supervisor(self, req: dict[str, Any]) -> None:
         report_r, report_w = os.pipe()
         try:
             pid = os.fork()
@@ -115,6 +210,12 @@ class Launcher:
     @staticmethod
     def _reply(msg: dict[str, Any]) -> None:
         write_all(1, json.dumps(msg).encode() + b"\n")
+
+
+def _parents(cgroup: dict[str, Any]) -> str:
+    """What a spare must share with an attempt's cgroup: its version and parent folders."""
+    dirs = cgroup["dirs"]
+    return json.dumps([cgroup["version"], sorted((k, os.path.dirname(p)) for k, p in dirs.items())])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import resource
 import select
 import signal
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from jobyard.executors.cgroups import Cgroup
 from jobyard.executors.identity import Identity, give, share
@@ -60,8 +60,12 @@ def noop_handler(signum: int, frame: Any) -> None:
 class Supervisor:
     """Supervises one job: spawn, log, reap, stop, and record how it ended."""
 
-    def __init__(self, req: dict[str, Any], report_fd: int) -> None:
+    def __init__(self, req: dict[str, Any], report_fd: int, parked: Parked | None = None) -> None:
         self.req = req
+        self.parked = parked  # a spare process for the job (see Parked), if one was made
+        if parked is not None and not req.get("cgroup"):
+            parked.discard()
+            self.parked = None
         self.run_dir: str = req["run_dir"]
         self.grace_s = float(req["grace_s"])
         self.report_fd = report_fd
@@ -103,6 +107,8 @@ class Supervisor:
             streams = self._spawn()
         except Exception as exc:
             error = _describe(exc, self.req)
+            if self.parked is not None:  # never asked to become the job
+                self.parked.discard()
             if self.cgroup is not None:
                 self.cgroup.remove()
             with contextlib.suppress(OSError):
@@ -155,6 +161,11 @@ class Supervisor:
     def _create_cgroup(self) -> None:
         assert self.cgroup is not None
         try:
+            if self.parked is not None and self.parked.fits(self.cgroup):
+                self.parked.take(self.cgroup)
+            elif self.parked is not None:
+                self.parked.discard()
+                self.parked = None
             self.cgroup.create(self.req.get("limits") or {})
         except OSError as exc:
             raise CgroupError(f"cannot set up the job's cgroup: {exc}") from None
@@ -163,6 +174,10 @@ class Supervisor:
         argv, env, cwd = self.req["argv"], self.req["env"], self.req["cwd"]
         if not argv:
             raise ValueError("empty command")
+        if self.parked is not None:
+            parked, self.parked = self.parked, None
+            self.pid = parked.go(argv, env, cwd, self.identity)
+            return {parked.out_r: "o", parked.err_r: "e"}
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -360,35 +375,128 @@ def _fork_exec(argv: list[str], env: dict[str, str], cwd: str | None, out_w: int
     fail_r, fail_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(fail_r)
         try:
-            signal.set_wakeup_fd(-1)
-            os.close(fail_r)
             if cgroup is not None:
                 cgroup.join(os.getpid())
-            os.setsid()
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            for signum in _DEFAULT_SIGNALS:
-                signal.signal(signum, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, ())
-            os.umask(JOB_UMASK)
-            if identity is not None:
-                identity.become()
-            if cwd is not None:  # as the job: a directory it may not enter is refused
-                os.chdir(cwd)
-            try:
-                os.execvpe(argv[0], argv, env)
-            except OSError as exc:
-                exc.filename = argv[0]  # not the last PATH entry tried: as posix_spawnp says
-                raise
         except BaseException as exc:
-            why = {"errno": getattr(exc, "errno", None), "message": str(exc),
-                   "strerror": getattr(exc, "strerror", None),
-                   "filename": getattr(exc, "filename", None)}
-            with contextlib.suppress(BaseException):
-                write_all(fail_w, json.dumps(why).encode())
-        os._exit(127)
+            _fail(fail_w, exc)
+        _become_job(argv, env, cwd, out_w, err_w, identity, fail_w)
     os.close(fail_w)
+    return _exec_outcome(pid, fail_r)
+
+
+class Parked:
+    """A job's process forked before its launch request, waiting in a spare cgroup.
+
+    Entering a cgroup v1 waits for an RCU grace period (10-20 ms on a busy machine), the larger
+    part of a launch. So the launcher keeps a spare supervisor with such a process ready
+    (:mod:`jobyard.executors.launcher`): the request renames the spare cgroup to the attempt's,
+    sets its limits, and the process, in it from its first instruction, becomes the job.
+    """
+
+    def __init__(self, cgroup: Cgroup) -> None:
+        self.cgroup = cgroup
+        cgroup.create({})
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        go_r, self.go_w = os.pipe()
+        self.fail_r, fail_w = os.pipe()
+        self.ready_r, ready_w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            for fd in (self.go_w, self.fail_r, self.out_r, self.err_r, self.ready_r):
+                os.close(fd)
+            try:
+                cgroup.join(os.getpid())
+                os.write(ready_w, b"1")
+                os.close(ready_w)
+                with os.fdopen(go_r, "rb") as f:
+                    data = f.read()
+                if not data:
+                    os._exit(0)  # discarded
+                job = json.loads(data)
+                who = Identity.from_dict(job["identity"]) if job["identity"] else None
+            except BaseException as exc:
+                _fail(fail_w, exc)
+            _become_job(job["argv"], job["env"], job["cwd"], out_w, err_w, who, fail_w)
+        for fd in (out_w, err_w, go_r, fail_w, ready_w):
+            os.close(fd)
+
+    def fits(self, cgroup: Cgroup) -> bool:
+        """Whether the spare can become ``cgroup`` (same controllers, same parents), once its
+        process is in it (a request that comes sooner waits for that, as it would anyway)."""
+        with os.fdopen(self.ready_r, "rb") as f:
+            joined = f.read(1) == b"1"
+        return joined and cgroup.version == self.cgroup.version and cgroup.dirs.keys() == \
+            self.cgroup.dirs.keys() and all(os.path.dirname(cgroup.dirs[k]) ==
+                                            os.path.dirname(p) for k, p in self.cgroup.dirs.items())
+
+    def take(self, cgroup: Cgroup) -> None:
+        """Rename the spare cgroup to the attempt's ``cgroup``."""
+        for key, path in self.cgroup.dirs.items():
+            os.rename(path, cgroup.dirs[key])
+        self.cgroup = cgroup
+
+    def go(self, argv: list[str], env: dict[str, str], cwd: str | None,
+           identity: Identity | None) -> int:
+        """Make the parked process the job; returns its pid once it has exec'ed."""
+        job = {"argv": argv, "env": env, "cwd": cwd,
+               "identity": identity.to_dict() if identity else None}
+        try:
+            write_all(self.go_w, json.dumps(job).encode())
+        finally:
+            os.close(self.go_w)
+        return _exec_outcome(self.pid, self.fail_r)
+
+    def discard(self) -> None:
+        """End the parked process (it was not needed) and remove its cgroup."""
+        with contextlib.suppress(OSError):
+            os.close(self.go_w)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        for fd in (self.out_r, self.err_r, self.fail_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.cgroup.remove()
+
+
+def _become_job(argv: list[str], env: dict[str, str], cwd: str | None, out_w: int, err_w: int,
+                identity: Identity | None, fail_w: int) -> NoReturn:
+    """In a forked child (already in the job's cgroup): set up the job's process and exec it.
+    A failure is written to ``fail_w`` (closed by a successful exec)."""
+    try:
+        signal.set_wakeup_fd(-1)
+        os.setsid()
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for signum in _DEFAULT_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        os.umask(JOB_UMASK)
+        if identity is not None:
+            identity.become()
+        if cwd is not None:  # as the job: a directory it may not enter is refused
+            os.chdir(cwd)
+        try:
+            os.execvpe(argv[0], argv, env)
+        except OSError as exc:
+            exc.filename = argv[0]  # not the last PATH entry tried: as posix_spawnp says
+            raise
+    except BaseException as exc:
+        _fail(fail_w, exc)
+
+
+def _fail(fail_w: int, exc: BaseException) -> NoReturn:
+    why = {"errno": getattr(exc, "errno", None), "message": str(exc),
+           "strerror": getattr(exc, "strerror", None), "filename": getattr(exc, "filename", None)}
+    with contextlib.suppress(BaseException):
+        write_all(fail_w, json.dumps(why).encode())
+    os._exit(127)
+
+
+def _exec_outcome(pid: int, fail_r: int) -> int:
+    """``pid`` once it has exec'ed, or the OSError its failure pipe tells."""
     try:
         with os.fdopen(fail_r, "rb") as f:
             failure = f.read()
