@@ -209,7 +209,7 @@ def spares(launcher: int) -> dict[str, list[int]]:
 
 async def test_a_launch_takes_the_process_parked_for_it_and_a_new_one_waits(make_spec):
     """Entering a v1 cgroup waits for an RCU grace period: the launcher parks the next job's
-    process in a spare cgroup ahead of time, and the launch renames that cgroup."""
+    process in a spare cgroup ahead of time, and that cgroup becomes the attempt's."""
     executor = LocalExecutor()
     await executor.start()
     try:
@@ -217,12 +217,19 @@ async def test_a_launch_takes_the_process_parked_for_it_and_a_new_one_waits(make
         assert (await run(executor, make_spec(["true"]))).exit_code == 0
         await wait_until(lambda: any(len(p) == 1 for p in spares(launcher).values()))
         (spare, (parked,)), = spares(launcher).items()
-        spec = make_spec(sh("echo $$"), limits={"memory_bytes": 256 * MiB})
+        spec = make_spec(sh("echo $$; sleep 1000"), limits={"memory_bytes": 256 * MiB})
         handle = await executor.launch(spec)
         assert handle.pid == parked  # the parked process became the job
-        assert not Path(spare).exists()  # its cgroup became the attempt's
-        assert (await executor.wait(handle)).exit_code == 0
-        assert texts(spec.run_dir) == [str(parked)]
+        cgroup = cgroup_of(handle)
+        assert spare in cgroup.dirs.values()  # its cgroup became the attempt's, with its limits
+        assert Path(cgroup.dirs["memory"], "memory.limit_in_bytes").read_text() == f"{256 * MiB}\n"
+        await wait_until(lambda: texts(spec.run_dir) == [str(parked)])
+        # Without its handle, and its supervisor gone, the sweep still finds it by its marker.
+        os.kill(handle.supervisor_pid, signal.SIGKILL)
+        assert (await executor.wait(handle)).reason == "lost"
+        killed = executor.sweep(spec.marker)
+        assert parked in killed and len(killed) == 2  # the shell and its sleep
+        assert not cgroup.exists()
         await wait_until(lambda: len(spares(launcher)) == 1 and spare not in spares(launcher))
     finally:
         await executor.close()

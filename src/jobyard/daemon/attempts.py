@@ -316,7 +316,7 @@ class AttemptRunner:
             attempt.timer.cancel()
         if status.reason in ("stopped", "lost") and attempt.handle and attempt.handle.marker:
             # Last resort for processes that outlived their supervisor.
-            await asyncio.to_thread(self.executor.sweep, attempt.handle.marker)
+            await asyncio.to_thread(self.executor.sweep, attempt.handle.marker, attempt.handle)
         if status.reason == "stopped":
             status = await self._gpus_released(job, status)
         # Whether the job ends with this attempt (the hooks then write its totals).

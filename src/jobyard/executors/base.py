@@ -12,7 +12,7 @@ Contract (shaped like httpx's transport: one small base class, a fake beside it)
   a cancel receipt.
 * :meth:`Executor.adopt` tells, after a server restart, whether a persisted handle still has live
   processes; :meth:`Executor.recover` reads the exit status an attempt left behind.
-* :meth:`Executor.sweep` kills any process still carrying the attempt's marker (a last resort
+* :meth:`Executor.sweep` kills any process still left of the attempt (a last resort
   for processes that outlived their supervisor).
 * :meth:`Executor.pause` stops every process of the job where it stands (SIGSTOP, or a cgroup
   freezer) and returns once none of them runs; the attempt keeps its resources, and whatever
@@ -115,7 +115,9 @@ class Executor(abc.ABC):
         """What an attempt left in ``run_dir``: its handle (if it started) and exit status."""
 
     @abc.abstractmethod
-    def sweep(self, marker: str) -> list[int]: ...
+    def sweep(self, marker: str, handle: Handle | None = None) -> list[int]:
+        """Kill what is left of the attempt ``marker`` names (``handle``: its handle, when
+        known: it may say where its processes are)."""
 
     def enforcement(self) -> dict[str, Any]:
         """How this executor confines jobs: ``isolation`` (the OS identity jobs run as:

@@ -116,7 +116,7 @@ class FakeExecutor(Executor):
         run = self.runs.get(run_dir)
         return (run.handle, run.status) if run else (None, None)
 
-    def sweep(self, marker: str) -> list[int]:
+    def sweep(self, marker: str, handle: Handle | None = None) -> list[int]:
         self.swept.append(marker)
         victims = [r for r in self.runs.values() if r.spec.marker == marker and r.status is None]
         for run in victims:

@@ -63,6 +63,19 @@ def _status(data: dict[str, Any]) -> ExitStatus:
     return ExitStatus(**{k: v for k, v in data.items() if k in _STATUS_FIELDS})
 
 
+def _spare_holding(layout: Layout, marker: str) -> Cgroup:
+    """The spare cgroup (see ``Parked``) whose process became the attempt ``marker``: only
+    spares are searched, by their few processes' environments."""
+    primary = "freezer" if "freezer" in layout.parents else next(iter(layout.parents))
+    for path in glob.glob(os.path.join(layout.parents[primary], "spare-*")):
+        spare = layout.cgroup(os.path.basename(path))
+        for pid in spare.pids():
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(pid).environ().get("JOBYARD_JOB_MARKER") == marker:
+                    return spare
+    return layout.cgroup(marker)
+
+
 def _kill_cgroup(cgroup: Cgroup) -> list[int]:
     """Kill every process of ``cgroup``, wait until they are gone, and remove it."""
     if not cgroup.exists():
@@ -225,14 +238,18 @@ class LocalExecutor(Executor):
         ex = read_json(os.path.join(run_dir, "exit.json"))
         return (_handle(sup) if sup else None), (_status(ex) if ex else None)
 
-    def sweep(self, marker: str) -> list[int]:
-        """SIGKILL every process of the attempt: its whole cgroup where attempts have one, else
-        every process whose environment carries ``JOBYARD_JOB_MARKER=<marker>``."""
+    def sweep(self, marker: str, handle: Handle | None = None) -> list[int]:
+        """SIGKILL every process of the attempt: its whole cgroup where attempts have one (the
+        handle's, the one named by the marker, or a spare that holds it), else every process
+        whose environment carries ``JOBYARD_JOB_MARKER=<marker>``."""
         if not marker:
             return []
+        if handle is not None and handle.extra.get("cgroup"):
+            return _kill_cgroup(Cgroup.from_dict(handle.extra["cgroup"]))
         layout = self.cgroups[0]
         if layout is not None:
-            return _kill_cgroup(layout.cgroup(marker))
+            named = layout.cgroup(marker)
+            return _kill_cgroup(named if named.exists() else _spare_holding(layout, marker))
         killed: dict[int, psutil.Process] = {}
         me = os.getpid()
         for _ in range(3):  # again, for anything forked while we were killing

@@ -162,7 +162,7 @@ class Supervisor:
         assert self.cgroup is not None
         try:
             if self.parked is not None and self.parked.fits(self.cgroup):
-                self.parked.take(self.cgroup)
+                self.cgroup = self.parked.cgroup  # the attempt's now (its handle says where)
             elif self.parked is not None:
                 self.parked.discard()
                 self.parked = None
@@ -391,8 +391,9 @@ class Parked:
 
     Entering a cgroup v1 waits for an RCU grace period (10-20 ms on a busy machine), the larger
     part of a launch. So the launcher keeps a spare supervisor with such a process ready
-    (:mod:`jobyard.executors.launcher`): the request renames the spare cgroup to the attempt's,
-    sets its limits, and the process, in it from its first instruction, becomes the job.
+    (:mod:`jobyard.executors.launcher`): the spare cgroup becomes the attempt's (its handle
+    says where: renaming cgroups costs milliseconds too), the request's limits are set on it,
+    and the process, in it from its first instruction, becomes the job.
     """
 
     def __init__(self, cgroup: Cgroup) -> None:
@@ -431,12 +432,6 @@ class Parked:
         return joined and cgroup.version == self.cgroup.version and cgroup.dirs.keys() == \
             self.cgroup.dirs.keys() and all(os.path.dirname(cgroup.dirs[k]) ==
                                             os.path.dirname(p) for k, p in self.cgroup.dirs.items())
-
-    def take(self, cgroup: Cgroup) -> None:
-        """Rename the spare cgroup to the attempt's ``cgroup``."""
-        for key, path in self.cgroup.dirs.items():
-            os.rename(path, cgroup.dirs[key])
-        self.cgroup = cgroup
 
     def go(self, argv: list[str], env: dict[str, str], cwd: str | None,
            identity: Identity | None) -> int:
