@@ -208,9 +208,7 @@ def cancel(
     job_id: str = typer.Argument(..., metavar="ID", help="job_... id or number"),
 ) -> None:
     """Cancel a job (SIGTERM, then SIGKILL after the grace period)."""
-    with client(ctx) as c:
-        job = c.jobs.cancel(job_id)
-    typer.echo(f"{job.id}: {job.state}")
+    job = _change(ctx, job_id, "cancel")
     if not job.is_terminal:
         render.hint(f"wait for it: jobyard wait {job.id}")
 
@@ -221,9 +219,7 @@ def pause(
 ) -> None:
     """Pause a running job: its processes stop, its time limit stops running, it keeps its
     GPUs (and its cost keeps accruing)."""
-    with client(ctx) as c:
-        job = c.jobs.pause(job_id)
-    typer.echo(f"{job.id}: {job.state}")
+    job = _change(ctx, job_id, "pause")
     render.hint(f"resume it: jobyard resume {job.id}")
 
 
@@ -232,10 +228,16 @@ def resume(
     job_id: str = typer.Argument(..., metavar="ID", help="job_... id or number"),
 ) -> None:
     """Resume a paused job where it stopped."""
-    with client(ctx) as c:
-        job = c.jobs.resume(job_id)
-    typer.echo(f"{job.id}: {job.state}")
+    job = _change(ctx, job_id, "resume")
     render.hint(f"follow it: jobyard logs -f {job.id}")
+
+
+def _change(ctx: typer.Context, job_id: str, action: str) -> Job:
+    """Ask the server to ``action`` (cancel, pause, resume) a job; print its state."""
+    with client(ctx) as c:
+        job: Job = getattr(c.jobs, action)(job_id)
+    typer.echo(f"{job.id}: {job.state}")
+    return job
 
 
 def wait(
