@@ -384,7 +384,9 @@ async def test_a_paused_job_stopped_then_resumed_sees_its_sigterm(executor, make
     spec = make_spec(sh("trap 'echo term; exit 0' TERM; while :; do sleep 0.01; done"),
                      grace=30.0)
     handle = await executor.launch(spec)
-    await wait_until(lambda: psutil.Process(handle.supervisor_pid).children(recursive=True))
+    # A sleep of the loop exists: the shell has set its trap (a SIGTERM before would kill it).
+    await wait_until(lambda: len(psutil.Process(handle.supervisor_pid).children(recursive=True))
+                     >= 2)
     await executor.pause(handle)
     await executor.stop(handle, 30.0)
     await executor.resume(handle)
