@@ -235,3 +235,19 @@ async def test_a_launch_takes_the_process_parked_for_it_and_a_new_one_waits(make
         await executor.close()
     await wait_until(lambda: not spares(launcher))  # the launcher gone, its spare cleans up
 
+
+
+async def test_an_attempt_started_without_cgroups_is_still_swept_by_its_marker(make_spec):
+    """Started while cgroups were off (its handle has none), swept by a server that has them."""
+    plain = LocalExecutor(cgroups="off")
+    await plain.start()
+    try:
+        spec = make_spec(["sleep", "1000"])
+        handle = await plain.launch(spec)
+        assert "cgroup" not in handle.extra
+        os.kill(handle.supervisor_pid, signal.SIGKILL)
+        assert (await plain.wait(handle)).reason == "lost"
+    finally:
+        await plain.close()
+    enforcing = LocalExecutor()
+    assert enforcing.sweep(spec.marker, handle) == [handle.pid]

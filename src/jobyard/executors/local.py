@@ -63,7 +63,7 @@ def _status(data: dict[str, Any]) -> ExitStatus:
     return ExitStatus(**{k: v for k, v in data.items() if k in _STATUS_FIELDS})
 
 
-def _spare_holding(layout: Layout, marker: str) -> Cgroup:
+def _spare_holding(layout: Layout, marker: str) -> Cgroup | None:
     """The spare cgroup (see ``Parked``) whose process became the attempt ``marker``: only
     spares are searched, by their few processes' environments."""
     primary = "freezer" if "freezer" in layout.parents else next(iter(layout.parents))
@@ -73,7 +73,7 @@ def _spare_holding(layout: Layout, marker: str) -> Cgroup:
             with contextlib.suppress(psutil.Error):
                 if psutil.Process(pid).environ().get("JOBYARD_JOB_MARKER") == marker:
                     return spare
-    return layout.cgroup(marker)
+    return None
 
 
 def _kill_cgroup(cgroup: Cgroup) -> list[int]:
@@ -239,17 +239,21 @@ class LocalExecutor(Executor):
         return (_handle(sup) if sup else None), (_status(ex) if ex else None)
 
     def sweep(self, marker: str, handle: Handle | None = None) -> list[int]:
-        """SIGKILL every process of the attempt: its whole cgroup where attempts have one (the
-        handle's, the one named by the marker, or a spare that holds it), else every process
-        whose environment carries ``JOBYARD_JOB_MARKER=<marker>``."""
+        """SIGKILL every process of the attempt: its whole cgroup where it has one (the
+        handle's; without a handle, the one named by the marker or a spare that holds it), else
+        (it started without one) every process whose environment carries
+        ``JOBYARD_JOB_MARKER=<marker>``."""
         if not marker:
             return []
         if handle is not None and handle.extra.get("cgroup"):
             return _kill_cgroup(Cgroup.from_dict(handle.extra["cgroup"]))
         layout = self.cgroups[0]
-        if layout is not None:
+        if layout is not None and handle is None:
             named = layout.cgroup(marker)
-            return _kill_cgroup(named if named.exists() else _spare_holding(layout, marker))
+            held = named if named.exists() else _spare_holding(layout, marker)
+            if held is not None:
+                return _kill_cgroup(held)
+        # No cgroup: an attempt started without one (cgroups were off then), or none held it.
         killed: dict[int, psutil.Process] = {}
         me = os.getpid()
         for _ in range(3):  # again, for anything forked while we were killing
