@@ -180,6 +180,13 @@ async def test_an_active_job_no_attempt_watches_is_recovered_while_the_daemon_ru
 
 
 # pause and resume ---------------------------------------------------------------------------
+async def _paused_once_running(daemon, store, fake, job_id) -> None:
+    """Wait for the job to run, pause it, and wait until the executor has paused it."""
+    await async_wait_until(lambda: store.jobs.get_job(job_id).state is JobState.RUNNING)
+    _pause(daemon, store, job_id)
+    await async_wait_until(lambda: fake.paused)
+
+
 def _pause(daemon, store, job_id):
     from jobyard.core.jobs import pause_transition
     [job] = store.jobs.apply([pause_transition(store.jobs.get_job(job_id), time.time(), "u")])
@@ -218,9 +225,7 @@ async def test_a_paused_job_is_adopted_paused_and_resumes_after_the_restart(stor
     fake = FakeExecutor()
     async with running_daemon(store, tmp_path, fake) as (daemon, _, _):
         job = submit(store, time_limit_s=0.3)
-        await async_wait_until(lambda: store.jobs.get_job(job.id).state is JobState.RUNNING)
-        _pause(daemon, store, job.id)
-        await async_wait_until(lambda: fake.paused)
+        await _paused_once_running(daemon, store, fake, job.id)
     async with running_daemon(store, tmp_path, fake) as (daemon, _, _):
         await async_wait_until(lambda: len(fake.pauses) == 2)  # paused again on adoption
         await asyncio.sleep(0.6)  # past its time limit: a window for a wrong time-out
@@ -236,9 +241,7 @@ async def test_a_paused_job_canceled_is_continued_after_the_stop(store, tmp_path
     from jobyard.core.jobs import cancel_transition
     async with running_daemon(store, tmp_path) as (daemon, fake, _):
         job = submit(store)
-        await async_wait_until(lambda: store.jobs.get_job(job.id).state is JobState.RUNNING)
-        _pause(daemon, store, job.id)
-        await async_wait_until(lambda: fake.paused)
+        await _paused_once_running(daemon, store, fake, job.id)
         store.jobs.apply([cancel_transition(store.jobs.get_job(job.id), time.time(), "u")])
         daemon.notifier.wake_daemon("cancel")
         done = await ended(store, job.id)
@@ -249,9 +252,7 @@ async def test_a_paused_job_canceled_is_continued_after_the_stop(store, tmp_path
 async def test_a_paused_job_whose_process_ends_keeps_its_outcome(store, tmp_path):
     async with running_daemon(store, tmp_path) as (daemon, fake, _):
         job = submit(store)
-        await async_wait_until(lambda: store.jobs.get_job(job.id).state is JobState.RUNNING)
-        _pause(daemon, store, job.id)
-        await async_wait_until(lambda: fake.paused)
+        await _paused_once_running(daemon, store, fake, job.id)
         fake.finish(job.uid, signal=9)  # e.g. killed by the OOM killer while stopped
         done = await ended(store, job.id)
     assert done.state is JobState.ERROR and done.error["code"] == "KILLED_BY_SIGNAL"

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from jobyard import ids
-from jobyard.config import Config
 from jobyard.core.inputs import SubmitJob
 from jobyard.core.states import JobState
 from jobyard.daemon.plugins.outputs import (
@@ -20,8 +19,9 @@ from jobyard.daemon.plugins.outputs import (
     gather,
     scan,
 )
-from jobyard.runtime import FILE_WORKERS, build_runtime
+from jobyard.runtime import FILE_WORKERS
 from jobyard.testing import async_wait_until
+from tests.daemon.plugins.conftest import started_runtime
 
 
 def test_patterns_bring_files_dirs_and_globs_but_nothing_outside(tmp_path):
@@ -116,12 +116,8 @@ def test_without_hole_support_the_whole_file_is_data_within_the_caps(tmp_path, m
 # the collector in a server process --------------------------------------------------------------
 @pytest.fixture
 async def rt(tmp_path, database_url):
-    config = Config(data_dir=tmp_path, database_url=database_url, bootstrap_admin_key="jy_t",
-                    tick_interval_s=0.05, kill_grace_s=1)
-    runtime = build_runtime(config)
-    await runtime.start()
-    yield runtime
-    await runtime.stop()
+    async with started_runtime(tmp_path, database_url) as runtime:
+        yield runtime
 
 
 def collector_of(rt) -> OutputCollector:

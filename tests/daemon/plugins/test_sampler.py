@@ -13,8 +13,8 @@ from jobyard.core.ports import NewJob, Transition
 from jobyard.core.states import JobState
 from jobyard.daemon.plugins.sampler import ResourceSampler
 from jobyard.executors.base import ExitStatus
-from jobyard.runtime import build_runtime
 from jobyard.testing import async_wait_until
+from tests.daemon.plugins.conftest import started_runtime
 
 
 class FakeGpus:
@@ -31,13 +31,9 @@ class FakeGpus:
 
 @pytest.fixture
 async def rt(tmp_path, database_url):
-    config = Config(data_dir=tmp_path, database_url=database_url, virtual_gpus=2,
-                    bootstrap_admin_key="jy_t", tick_interval_s=0.05, kill_grace_s=1,
-                    metrics_interval_s=0.05, price_gpu_hour=3.6)
-    runtime = build_runtime(config)
-    await runtime.start()
-    yield runtime
-    await runtime.stop()
+    async with started_runtime(tmp_path, database_url, virtual_gpus=2, metrics_interval_s=0.05,
+                               price_gpu_hour=3.6) as runtime:
+        yield runtime
 
 
 def sampler_of(rt) -> ResourceSampler:
