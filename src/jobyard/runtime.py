@@ -50,7 +50,7 @@ from jobyard.operations.processor import OperationProcessor
 from jobyard.operations.volumes import VolumeHandlers
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
-from jobyard.store.files import DiskFiles, prepare_data_dir
+from jobyard.store.files import DiskFiles, make_dirs, prepare_data_dir
 from jobyard.store.sql import SqlStore
 from jobyard.telemetry.gpu import gpu_probe, gpu_stats
 
@@ -133,7 +133,7 @@ def build_runtime(
     tenants = identity.active(config.job_identity) != "none"
     if tenants:
         problem = identity.range_problem(*config.job_uid_range)
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(config.data_dir, passable=True)
         if closed := identity.closed_parent(str(config.data_dir)):
             problem = (f"the data dir's parent {closed} is closed to other users (no o+x): use a "
                        "data dir they can pass through, e.g. /var/lib/jobyard")

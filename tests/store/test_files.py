@@ -211,3 +211,15 @@ def test_a_full_disk_is_storage_full_not_a_bad_archive(tmp_path, tiny_disk):
         unpack(src, dest, max_bytes=10**9)
     assert caught.value.retry_after and str(tiny_disk) not in caught.value.message
     assert list(dest.iterdir()) == []  # what got in is removed: the space is back
+
+
+def test_a_data_dir_made_for_tenants_leaves_its_new_parents_passable(tmp_path):
+    from jobyard.store.files import make_dirs
+
+    old = os.umask(0o077)
+    try:
+        make_dirs(tmp_path / "srv" / "jobyard" / "data", passable=True)
+    finally:
+        os.umask(old)
+    for folder in ("srv", "srv/jobyard", "srv/jobyard/data"):
+        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o711, folder

@@ -50,6 +50,16 @@ def run_dir(data_dir: Path | str, uid: str, attempt: int) -> Path:
 PASSABLE = ("runs", "workspaces", "volumes", "homes")
 
 
+def make_dirs(path: Path, passable: bool) -> None:
+    """``mkdir -p``, the folders it makes passable (``0711``) when ``passable``: whatever the
+    umask, a data dir made for tenants does not close its own new parents to them."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        if passable:
+            folder.chmod(0o711)
+
+
 def prepare_data_dir(data_dir: Path | str, tenants: bool) -> None:
     """Create the data dir and its top folders, closed to every other OS user; passable
     (``0711``) on the way to jobs' own folders when ``tenants`` run as their own identities."""
