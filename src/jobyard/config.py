@@ -59,6 +59,11 @@ class Config(BaseSettings):
     # as the server's user (always so when the server is not root).
     job_identity: Literal["org", "user", "none"] = "org"
     job_uid_range: tuple[int, int] = (1_000_000, 1_999_999)
+    # Not as root (jobs run as the server's user): "auto" starts each job in its own user,
+    # mount and PID namespaces where unprivileged ones work, so it sees none of the server's
+    # files (data dir, store, config) but its own, and no process but its own
+    # (jobyard.executors.sandbox); "off" lets jobs see what the server sees.
+    job_namespaces: Literal["auto", "off"] = "auto"
     job_pids_max: int | None = Field(4096, ge=1)
     gpu_devices: str = "/dev/nvidia[0-9]*"
 

@@ -155,7 +155,8 @@ def build_runtime(
         from jobyard.executors.local import LocalExecutor
 
         executor = LocalExecutor(cgroups=config.cgroups, pids_max=config.job_pids_max,
-                                 gpu_devices=config.gpu_devices, identity=config.job_identity)
+                                 gpu_devices=config.gpu_devices, identity=config.job_identity,
+                                 namespaces=config.job_namespaces)
     allocator = Allocator(inventory)
     leadership = Leadership(engines, config.data_dir) if with_daemon else None
     daemon: Daemon | None = None

@@ -94,7 +94,8 @@ def passable(folder: Path) -> None:
 
 
 class ServerProcess:
-    """``jobyard serve`` on a free loopback port, with its own data directory."""
+    """``jobyard serve`` on a free loopback port, with its own data directory, run by
+    ``python`` (this interpreter unless given: e.g. another user's, behind ``setpriv``)."""
 
     def __init__(
         self,
@@ -103,12 +104,14 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         port: int | None = None,
         admin_key: str = ADMIN_KEY,
+        python: list[str] | None = None,
     ):
         self.data_dir = Path(data_dir)
         self.database_url = database_url
         self.extra_env = env or {}
         self.port = port or free_port()
         self.admin_key = admin_key
+        self.python = python or [sys.executable]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -132,7 +135,7 @@ class ServerProcess:
         self.log_path = self.data_dir / "server.log"
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "jobyard", "serve", "--host", "127.0.0.1",
+                [*self.python, "-m", "jobyard", "serve", "--host", "127.0.0.1",
                  "--port", str(self.port), "--data-dir", str(self.data_dir)],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )

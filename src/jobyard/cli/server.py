@@ -60,6 +60,12 @@ def _banner(rt: Runtime) -> None:
     if confined["isolation"] == "none":
         err.print("[yellow]isolation: none[/yellow] — every job runs as this server's OS user; "
                   "orgs are not a boundary on this machine")
+        if confined["namespaces"] == "on":
+            err.print("namespaces: each job in its own user, mount and PID namespaces: it sees "
+                      "none of the server's files and no process but its own")
+        else:
+            err.print(f"[yellow]namespaces: none[/yellow] — jobs see what the server sees "
+                      f"({confined['namespaces_detail']})")
     else:
         first, last = cfg.job_uid_range
         err.print(f"isolation: each {confined['isolation']}'s jobs run as its own OS user "

@@ -34,7 +34,7 @@ from jobyard.events.notify import Notifier
 from jobyard.executors import identity, jobclient
 from jobyard.executors.base import Executor, ExitStatus, Handle, LaunchSpec
 from jobyard.executors.identity import Identity
-from jobyard.store.files import run_dir, work_dir, workspaces_dir
+from jobyard.store.files import run_dir, server_files, work_dir, workspaces_dir
 from jobyard.telemetry.gpu import GpuProbe
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,8 @@ class AttemptRunner:
             k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV_PREFIXES)
         }
         self._client: Path | None = None  # the reporting client for jobs, installed on first use
+        self._hidden = server_files(config.data_dir, config.resolved_database_url,
+                                    os.environ.get("JOBYARD_CONFIG"))
         self.hooks = list(hooks(self))  # last: the plug-ins are given a complete runner
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -435,6 +437,8 @@ class AttemptRunner:
             dirs=(str(outputs), *self._own_dirs(job, workdir)),
             shared_dirs=tuple(shared),
             identity=tenant.to_dict() if tenant else None,
+            hidden=self._hidden,
+            visible=(str(self._client),),
             limits={
                 "memory_bytes": job.resources.memory_mb * 1024 * 1024 or None,
                 "cpus": job.resources.cpus or None,

@@ -45,6 +45,11 @@ class LaunchSpec:
     dirs: tuple[str, ...] = ()
     shared_dirs: tuple[str, ...] = ()
     identity: dict[str, Any] | None = None  # {"uid", "gid", "home"}: None runs as the server
+    # The server's files the job must not see (its data dir, a store or config file outside
+    # it), hidden where the executor can when the job runs as the server's user; inside them,
+    # what it needs besides dirs and shared_dirs (``visible``: the reporting client).
+    hidden: tuple[str, ...] = ()
+    visible: tuple[str, ...] = ()
     # Enforced where the executor can (cgroups): memory_bytes, cpus, pids (each optional).
     limits: dict[str, Any] = field(default_factory=dict)
     gpus: tuple[int, ...] = ()  # the GPUs assigned: the only ones the job may open
@@ -122,9 +127,12 @@ class Executor(abc.ABC):
     def enforcement(self) -> dict[str, Any]:
         """How this executor confines jobs: ``isolation`` (the OS identity jobs run as:
         ``"none"`` when they run as the server's user), ``cgroups`` (``"v1"``, ``"v2"`` or
-        ``"none"``: are resources enforced) and why (``cgroups_detail``)."""
+        ``"none"``: are resources enforced) and why (``cgroups_detail``); ``namespaces``
+        (``"on"``: jobs of the server's user see none of its files nor other jobs' processes)
+        and why (``namespaces_detail``)."""
         return {"isolation": "none", "cgroups": "none",
-                "cgroups_detail": "this executor does not enforce limits"}
+                "cgroups_detail": "this executor does not enforce limits",
+                "namespaces": "none", "namespaces_detail": "this executor does not use them"}
 
     @abc.abstractmethod
     async def pause(self, handle: Handle) -> None:

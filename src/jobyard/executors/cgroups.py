@@ -309,9 +309,11 @@ def _detect_v1(root: str) -> tuple[Layout | None, str]:
         parent = os.path.join(mount + own[controller], PARENT)
         try:
             os.makedirs(parent, exist_ok=True)
+            if not os.access(parent, os.W_OK | os.X_OK):  # another user's, from another server
+                raise PermissionError(errno.EACCES, "Permission denied")
         except OSError as exc:
             if controller in V1_REQUIRED:
-                return None, f"cannot create {parent}: {exc.strerror}"
+                return None, f"cannot create cgroups in {parent}: {exc.strerror}"
             continue
         parents[controller] = parent
     return Layout(1, parents), f"cgroup v1 under {parents['memory']} and its siblings"

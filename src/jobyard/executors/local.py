@@ -32,6 +32,7 @@ from jobyard.executors.cgroups import Cgroup, Layout, detect
 from jobyard.executors.identity import active as active_identity
 from jobyard.executors.procs import descendants, proc_ident, signal_if_same
 from jobyard.executors.runfiles import read_json, write_json_atomic
+from jobyard.executors.sandbox import View, probe
 
 log = logging.getLogger(__name__)
 CTIME_TOLERANCE_S = 0.05  # start times have clock-tick (10 ms) resolution
@@ -118,11 +119,14 @@ class LocalExecutor(Executor):
     one attempt; ``gpu_devices`` is the glob of the GPU device files (``/dev/nvidia<index>``):
     an attempt may open only those of its own GPUs. ``identity`` is the configured
     ``job_identity`` (it only reports it: each launch spec carries the job's identity).
+    ``namespaces`` (``auto``, ``off``): whether a job that runs as the server's user (no
+    identity of its own) gets its own user, mount and PID namespaces, where they work, with
+    the spec's ``hidden`` files out of its sight (:mod:`jobyard.executors.sandbox`).
     """
 
     def __init__(self, python: str = sys.executable, cgroups: str = "auto",
                  pids_max: int | None = None, gpu_devices: str = "/dev/nvidia[0-9]*",
-                 identity: str = "org") -> None:
+                 identity: str = "org", namespaces: str = "auto") -> None:
         self._python = python
         self._launcher: _Launcher | None = None
         self._start_lock: asyncio.Lock | None = None
@@ -133,6 +137,8 @@ class LocalExecutor(Executor):
         self._pids_max = pids_max
         self._gpu_devices = gpu_devices
         self._identity = identity
+        self._namespaces_mode = namespaces
+        self._namespaces_reason: str | None = None  # None: not tried yet; "": they work
 
     @property
     def cgroups(self) -> tuple[Layout | None, str]:
@@ -148,8 +154,24 @@ class LocalExecutor(Executor):
         """Pid of the launcher process, if one is running."""
         return self._launcher.proc.pid if self._launcher and not self._launcher.gone else None
 
+    @property
+    def namespaces(self) -> tuple[bool, str]:
+        """Whether jobs without an identity get their own namespaces, and why: tried on first
+        use (not as root: root gives jobs their tenants' identities instead)."""
+        if self._namespaces_reason is None:
+            if self._namespaces_mode == "off":
+                self._namespaces_reason = "namespaces = off"
+            elif os.geteuid() == 0:
+                self._namespaces_reason = "the server is root: jobs run as their tenants' users"
+            else:
+                self._namespaces_reason = probe(self._python) or ""
+                if self._namespaces_reason:
+                    log.warning("jobs see what the server sees: %s", self._namespaces_reason)
+        return not self._namespaces_reason, self._namespaces_reason or (
+            "each job in its own user, mount and PID namespaces")
+
     async def start(self) -> None:
-        await asyncio.to_thread(lambda: self.cgroups)
+        await asyncio.to_thread(lambda: (self.cgroups, self.namespaces))
         await self._ensure_launcher()
 
     async def close(self) -> None:
@@ -179,6 +201,9 @@ class LocalExecutor(Executor):
                                                  if k != "devices"})
             request["cgroup"] = cgroup.to_dict()
             request["limits"] = {**spec.limits, "pids": self._pids_max, "deny_devices": denied}
+        if spec.identity is None and spec.hidden and self.namespaces[0]:
+            request["view"] = View(spec.hidden,
+                                   (*spec.dirs, *spec.shared_dirs, *spec.visible)).to_dict()
         line = json.dumps(request).encode() + b"\n"
         for attempt in range(2):
             launcher = await self._ensure_launcher()
@@ -277,8 +302,10 @@ class LocalExecutor(Executor):
 
     def enforcement(self) -> dict[str, Any]:
         layout, reason = self.cgroups
+        isolated, why = self.namespaces
         return {"isolation": active_identity(self._identity),
-                "cgroups": f"v{layout.version}" if layout else "none", "cgroups_detail": reason}
+                "cgroups": f"v{layout.version}" if layout else "none", "cgroups_detail": reason,
+                "namespaces": "on" if isolated else "none", "namespaces_detail": why}
 
     def _denied_devices(self, gpus: tuple[int, ...]) -> list[tuple[str, int, int]]:
         """The GPU device files an attempt with ``gpus`` may not open, as (type, major, minor)."""

@@ -35,6 +35,7 @@ from jobyard.executors.runfiles import (
     write_all,
     write_json_atomic,
 )
+from jobyard.executors.sandbox import View, enter, init
 
 PR_SET_CHILD_SUBREAPER = 36
 READ_CHUNK = 65536
@@ -63,7 +64,7 @@ class Supervisor:
     def __init__(self, req: dict[str, Any], report_fd: int, parked: Parked | None = None) -> None:
         self.req = req
         self.parked = parked  # a spare process for the job (see Parked), if one was made
-        if parked is not None and not req.get("cgroup"):
+        if parked is not None and (not req.get("cgroup") or req.get("view")):
             parked.discard()
             self.parked = None
         self.run_dir: str = req["run_dir"]
@@ -81,6 +82,8 @@ class Supervisor:
         self.t0 = self.deadline = self.next_scan = 0.0
         self.cgroup = Cgroup.from_dict(req["cgroup"]) if req.get("cgroup") else None
         self.identity = Identity.from_dict(req["identity"]) if req.get("identity") else None
+        self.view = View.from_dict(req["view"]) if req.get("view") else None
+        self.status_r: int | None = None  # in namespaces: how the job (not its pid 1) ended
 
     def main(self) -> None:
         _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -181,10 +184,14 @@ class Supervisor:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            if self.cgroup is None and self.identity is None:
+            if self.cgroup is None and self.identity is None and self.view is None:
                 self.pid = _posix_spawn(argv, env, cwd, out_w, err_w)
-            else:
+            elif self.view is None:
                 self.pid = _fork_exec(argv, env, cwd, out_w, err_w, self.cgroup, self.identity)
+            else:
+                self.pid, self.status_r = _fork_exec_in(self.view, argv, env, cwd, out_w, err_w,
+                                                        self.cgroup, min(self.grace_s,
+                                                                         CLEANUP_GRACE_S))
         except Exception:
             os.close(out_r)
             os.close(err_r)
@@ -261,7 +268,17 @@ class Supervisor:
             if pid == 0:
                 return
             if pid == self.pid:
-                self.main_status = status
+                self.main_status = self._job_status(status)
+
+    def _job_status(self, status: int) -> int:
+        """The main process's wait status: in namespaces, the job's as its pid 1 wrote it
+        (unless pid 1 was killed before the job ended)."""
+        if self.status_r is None:
+            return status
+        with os.fdopen(self.status_r, "rb") as f:
+            written = f.read()
+        self.status_r = None
+        return int(written) if written else status
 
     def _step(self) -> bool:
         """Advance the stop/cleanup state machine; True once every process is gone."""
@@ -384,6 +401,49 @@ def _fork_exec(argv: list[str], env: dict[str, str], cwd: str | None, out_w: int
         _become_job(argv, env, cwd, out_w, err_w, identity, fail_w)
     os.close(fail_w)
     return _exec_outcome(pid, fail_r)
+
+
+def _fork_exec_in(view: View, argv: list[str], env: dict[str, str], cwd: str | None,
+                  out_w: int, err_w: int, cgroup: Cgroup | None,
+                  grace_s: float) -> tuple[int, int]:
+    """As :func:`_fork_exec`, in the job's own namespaces (:mod:`jobyard.executors.sandbox`):
+    the forked child enters them and forks their pid 1, which runs the job. Returns pid 1's
+    pid (this supervisor's child once the forked one exits) and the pipe it writes the job's
+    wait status to."""
+    fail_r, fail_w = os.pipe()
+    pid_r, pid_w = os.pipe()
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        for fd in (fail_r, pid_r, status_r):
+            os.close(fd)
+        try:
+            if cgroup is not None:
+                cgroup.join(os.getpid())
+            enter(view)
+            first = os.fork()
+            if first:
+                write_all(pid_w, str(first).encode())  # as this namespace numbers it
+                os._exit(0)
+            os.close(pid_w)
+            init(lambda: _become_job(argv, env, cwd, out_w, err_w, None, fail_w), status_w,
+                 grace_s)
+        except BaseException as exc:
+            _fail(fail_w, exc)
+    for fd in (fail_w, pid_w, status_w):
+        os.close(fd)
+    with os.fdopen(pid_r, "rb") as f:
+        told = f.read()
+    if not told:  # the forked child failed before its pid 1 existed
+        os.close(status_r)
+        _exec_outcome(pid, fail_r)
+        raise RuntimeError("cannot start the job's namespaces")
+    os.waitpid(pid, 0)  # it exits at once: its pid 1 is ours now (we are a subreaper)
+    try:
+        return _exec_outcome(int(told), fail_r), status_r
+    except BaseException:
+        os.close(status_r)
+        raise
 
 
 class Parked:

@@ -78,6 +78,19 @@ def work_dir(run: Path) -> Path:
     return run / "work"
 
 
+def server_files(data_dir: Path | str, database_url: str,
+                 config_file: str | None) -> tuple[str, ...]:
+    """What of the server's a job must never see: its data dir, a SQLite store (with its
+    ``-wal`` and ``-shm``) and the config file wherever they are."""
+    paths = [str(data_dir)]
+    if database_url.startswith("sqlite:///"):
+        store = database_url.removeprefix("sqlite:///").split("?", 1)[0]
+        paths += [store, f"{store}-wal", f"{store}-shm"]
+    if config_file:
+        paths.append(config_file)
+    return tuple(paths)
+
+
 def log_path(data_dir: Path | str, uid: str, attempt: int) -> Path:
     return run_dir(data_dir, uid, attempt) / "log"
 
