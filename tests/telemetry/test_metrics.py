@@ -75,6 +75,24 @@ def test_cpu_of_children_that_already_exited_still_counts(spawn, tmp_path):
     assert tree_of(proc.pid, include_root=False).cpu_seconds >= 0.25
 
 
+def test_a_helper_in_the_tree_counts_only_what_it_reaped(spawn, tmp_path):
+    done = tmp_path / "done"
+    burn = "import time\nwhile time.process_time() < 0.3: pass"
+    hold = "x = b'x' * (64 << 20); import time; time.sleep(60)"
+    # The shell stands for a job's pid 1 (Jobyard's): it reaps the burner and the holder is
+    # its child; only their CPU and memory are the job's.
+    proc = spawn(f'{PY} -c "{hold}" & {PY} -c "{burn}"; touch {done}; wait')
+    wait_until(done.exists, timeout=20)
+    procs, children = process_table()
+    whole = sample_tree(proc.pid, None, procs, children, True)
+    without = sample_tree(proc.pid, None, procs, children, True, helper=proc.pid)
+    shell = psutil.Process(proc.pid)
+    assert whole.rss_bytes - without.rss_bytes == shell.memory_info().rss
+    assert without.processes == whole.processes - 1 == 1
+    assert without.rss_bytes >= 64 << 20
+    assert without.cpu_seconds >= 0.25  # the burner the shell reaped still counts
+
+
 def test_a_reused_pid_is_not_sampled():
     procs, children = process_table()
     me = os.getpid()

@@ -135,6 +135,7 @@ class Supervisor:
                 "job_uid": self.req["job_uid"],
                 "attempt": self.req["attempt"],
                 **({"cgroup": self.cgroup.to_dict()} if self.cgroup else {}),
+                **({"namespaces": True} if self.view else {}),  # pid: the job's pid 1
             },
         }
         try:

@@ -42,9 +42,12 @@ def sample_tree(
     procs: dict[int, psutil.Process],
     children: dict[int, list[int]],
     include_root: bool,
+    helper: int | None = None,
 ) -> TreeSample | None:
     """Sample ``root``'s descendants (and ``root`` itself if ``include_root``); None when
-    ``root`` is gone or its pid now belongs to another process."""
+    ``root`` is gone or its pid now belongs to another process. ``helper``: a process of
+    Jobyard's in the tree (a job's pid 1 in its own namespaces), of which only the CPU of the
+    children it reaped is the job's."""
     proc = procs.get(root)
     try:
         if proc is None or (root_ctime and abs(proc.create_time() - root_ctime) > 0.05):
@@ -66,7 +69,10 @@ def sample_tree(
         try:
             with member.oneshot():
                 times = member.cpu_times()
-                cpu += times.user + times.system + _reaped(times)
+                cpu += _reaped(times)
+                if pid == helper:
+                    continue
+                cpu += times.user + times.system
                 if member.status() != psutil.STATUS_ZOMBIE:
                     rss += member.memory_info().rss
                     count += 1

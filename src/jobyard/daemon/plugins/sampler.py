@@ -180,7 +180,8 @@ class ResourceSampler(AttemptHook):
                 # The supervisor is not part of the job, its reaped children are.
                 root = (h.supervisor_pid, h.supervisor_ctime) if h.supervisor_pid else \
                     (h.pid, h.pid_ctime)
-                tree = sample_tree(*root, procs, children, not h.supervisor_pid)
+                tree = sample_tree(*root, procs, children, not h.supervisor_pid,
+                                   h.pid if h.extra.get("namespaces") else None)
             if tree is None:
                 out.append(None)
                 continue
