@@ -67,6 +67,11 @@ class Config(BaseSettings):
     job_pids_max: int | None = Field(4096, ge=1)
     gpu_devices: str = "/dev/nvidia[0-9]*"
 
+    # PostgreSQL replicas: the leader's lease on the daemon lasts this long unrenewed (it
+    # renews every third of it), so another replica takes over this long after the leader
+    # stops answering, at most (plus tick_interval_s, how often a standby asks).
+    leader_lease_s: float = Field(3.0, gt=0)
+
     # Scheduler: how often the daemon looks even without a wake-up (other replicas, retries).
     tick_interval_s: float = 0.5
     # How often the daemon looks for active jobs none of its attempts watches (and recovers

@@ -183,6 +183,11 @@ class LaunchError(JobyardError):
     code = "LAUNCH_FAILED"
 
 
+class Fenced(Exception):
+    """A write of a daemon that no longer leads (its lease passed to another replica):
+    refused, nothing of its transaction written. Never an API answer."""
+
+
 def _tree(root: type[JobyardError]) -> list[type[JobyardError]]:
     return [root, *(c for sub in root.__subclasses__() for c in _tree(sub))]
 

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -49,7 +49,7 @@ from jobyard.operations.clusters import ClusterHandlers
 from jobyard.operations.processor import OperationProcessor
 from jobyard.operations.volumes import VolumeHandlers
 from jobyard.store import migrate
-from jobyard.store.engine import Engines, make_engines
+from jobyard.store.engine import FENCE, Engines, Fence, make_engines
 from jobyard.store.files import DiskFiles, make_dirs, prepare_data_dir
 from jobyard.store.sql import SqlStore
 from jobyard.telemetry.gpu import gpu_probe, gpu_stats
@@ -92,14 +92,17 @@ class Runtime:
             return
         # Deliveries, operations and housekeeping run beside the daemon: only the leader's do.
         lead = self.daemon.leadership
+        fence = lead.fence if lead else None  # their writes too are the leader's alone
         worker = DeliveryWorker.from_config(self.config, self.store.webhooks,
                                             lambda: lead is None or lead.held)
-        self._tasks.append(asyncio.create_task(worker.run(), name="jobyard-webhooks"))
+        self._tasks.append(asyncio.create_task(fenced(fence, worker.run()),
+                                               name="jobyard-webhooks"))
         if self.operations is not None:
-            self._tasks.append(asyncio.create_task(self.operations.run(),
+            self._tasks.append(asyncio.create_task(fenced(fence, self.operations.run()),
                                                    name="jobyard-operations"))
         if self.periodic is not None:
-            self._tasks.append(asyncio.create_task(self.periodic.run(), name="jobyard-periodic"))
+            self._tasks.append(asyncio.create_task(fenced(fence, self.periodic.run()),
+                                                   name="jobyard-periodic"))
         self._daemon_task = asyncio.create_task(self.daemon.run(), name="jobyard-daemon")
 
     async def stop(self) -> None:
@@ -158,7 +161,8 @@ def build_runtime(
                                  gpu_devices=config.gpu_devices, identity=config.job_identity,
                                  namespaces=config.job_namespaces)
     allocator = Allocator(inventory)
-    leadership = Leadership(engines, config.data_dir) if with_daemon else None
+    leadership = Leadership(engines, config.data_dir, config.leader_lease_s) \
+        if with_daemon else None
     daemon: Daemon | None = None
     reconciled = threading.Event()  # set by the daemon once its allocator is rebuilt
 
@@ -219,7 +223,9 @@ def build_runtime(
         signer=signer,
         prices=prices,
         server=ServerInfo(inventory.capacity, store.jobs.count_by_state, scheduler,
-                          executor.enforcement),
+                          executor.enforcement,
+                          lambda: "off" if leadership is None else
+                          "leader" if leadership.held else "standby"),
         reads_inline=engines.reads_inline,
     )
     periodic = None
@@ -248,6 +254,12 @@ def attempt_hooks(config: Config, store: SqlStore, inventory: Inventory,
         VolumeMounts(store, config.data_dir, measure_volumes),  # attached volumes, quota at end
         ClusterTeardown(clusters),  # release the cluster a job asked to tear down
     ]
+
+
+async def fenced(fence: Fence | None, work: Awaitable[None]) -> None:
+    """Run ``work`` (a task's body) with its writes fenced by ``fence``."""
+    FENCE.set(fence)
+    await work
 
 
 def server_secret(store: SqlStore) -> bytes:

@@ -21,9 +21,11 @@ router = APIRouter(tags=["service"], route_class=StrictRoute)
 
 @router.get("/healthz")
 async def healthz(request: Request) -> JSON:
-    """Liveness, and how this server confines jobs (``isolation``, ``cgroups``)."""
-    return JSON({"status": "ok", "version": __version__,
-                 **services(request).server.enforcement()})
+    """Liveness, this replica's daemon (``daemon``: ``leader``, ``standby`` or ``off``), and
+    how this server confines jobs (``isolation``, ``cgroups``, ``namespaces``)."""
+    server = services(request).server
+    return JSON({"status": "ok", "version": __version__, "daemon": server.role(),
+                 **server.enforcement()})
 
 
 class _StoreCollector:

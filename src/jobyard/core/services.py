@@ -41,6 +41,8 @@ class ServerInfo:
     scheduler: Callable[[], SchedulerView | None]  # None: this process runs no daemon
     # How jobs are confined (the executor's word): {"isolation", "cgroups", "cgroups_detail"}.
     enforcement: Callable[[], dict[str, Any]] = dict
+    # This replica's daemon: "leader", "standby" (another replica leads) or "off" (none).
+    role: Callable[[], str] = lambda: "off"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from jobyard.daemon.reconcile import reconcile, reconcile_unwatched
 from jobyard.daemon.writer import BatchWriter
 from jobyard.events.notify import Notifier
 from jobyard.executors.base import Executor
+from jobyard.store.engine import FENCE
 from jobyard.telemetry.gpu import GpuProbe
 
 log = logging.getLogger(__name__)
@@ -81,17 +82,57 @@ class Daemon:
 
     # main loop -------------------------------------------------------------------------------
     async def run(self) -> None:
-        while self.leadership and not await self.db(self.leadership.try_acquire):
-            if self._stopping:
+        """Lead whenever this replica holds the lease: stand by until it does, lead until it
+        is lost (then stand down, leaving the jobs to the new leader) or the daemon stops."""
+        lead = self.leadership
+        FENCE.set(lead.fence if lead else None)  # this task's writes, and its children's
+        while not self._stopping:
+            if lead is not None and not await self._stand_by(lead):
                 return
-            log.info("another daemon leads; standing by")
-            await asyncio.sleep(2.0)
+            renewing = asyncio.create_task(self._renew(lead)) if lead is not None else None
+            try:
+                await self._lead()
+            finally:
+                if renewing is not None:
+                    renewing.cancel()
+            if not self._stopping:
+                await self._stand_down()
+
+    async def _stand_by(self, lead: Leadership) -> bool:
+        """Wait until this replica leads (True) or the daemon stops (False)."""
+        told = False
+        while not await asyncio.to_thread(lead.try_acquire):
+            if self._stopping:
+                return False
+            if not told:
+                log.info("another daemon leads; standing by")
+                told = True
+            await asyncio.sleep(self.config.tick_interval_s)
+        log.info("this replica leads the daemon")
+        return not self._stopping
+
+    async def _renew(self, lead: Leadership) -> None:
+        while await asyncio.to_thread(lead.renew):
+            await asyncio.sleep(lead.lease_s / 3)
+        log.error("the daemon lease passed to another replica: standing down")
+        self.notifier.wake_daemon()
+
+    async def _stand_down(self) -> None:
+        """Forget what leading built (the new leader adopts the jobs from the store)."""
+        await self.runner.shutdown()
+        self.runner.attempts.clear()
+        self.allocator.held.clear()
+        self.allocator.reserved.clear()
+        self.reconciled.clear()
+        self._last_snapshot = None
+
+    async def _lead(self) -> None:
         await reconcile(self.runner)
         self.reconciled.set()
         periodic = True
         suspects: set[int] = set()
         next_reconcile = self.clock() + self.config.reconcile_interval_s
-        while not self._stopping:
+        while not self._stopping and (self.leadership is None or self.leadership.held):
             try:
                 # Cancels, pauses and resumes are looked for when one was asked here, and on
                 # every periodic tick (another replica's API may have recorded one).
@@ -111,7 +152,7 @@ class Daemon:
         self._stopping = True
         await self.runner.shutdown()
         if self.leadership:
-            await self.db(self.leadership.release)
+            await asyncio.to_thread(self.leadership.release)
         self.writer.close()
 
     async def tick(self, check_cancels: bool = True, check_pauses: bool = True) -> None:

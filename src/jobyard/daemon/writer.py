@@ -8,6 +8,7 @@ to the store together. Writes run on one worker thread, in order, off the event 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -26,8 +27,11 @@ class BatchWriter:
         self._flushing: asyncio.Task[None] | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a store call on the daemon's database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        """Run a store call on the daemon's database thread, in the caller's context (its
+        writes fenced as the caller's are: :data:`~jobyard.store.engine.FENCE`)."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._thread, context.run, fn,
+                                                                *args)
 
     async def apply(self, transition: Transition) -> Job | Exception:
         fut: asyncio.Future[Job | Exception] = asyncio.get_running_loop().create_future()

@@ -4,6 +4,7 @@ driver errors are faults of the machine (:mod:`jobyard.store.faults`)."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import sqlite3
 from collections.abc import Callable
@@ -16,10 +17,34 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from jobyard.errors import Fenced
 from jobyard.store import faults
 from jobyard.store.group_commit import GroupCommitter
 
 T = TypeVar("T")
+
+
+class Fence:
+    """A daemon's right to write: the lease ``name`` as long as it holds ``token`` (None:
+    it holds none). Set as :data:`FENCE` where the daemon runs, every write transaction
+    first reads the lease row ``FOR SHARE``: a holder that lost the lease writes nothing, and
+    a takeover (an ``UPDATE`` of that row) waits for the writes in flight."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.token: int | None = None
+
+    def check(self, conn: sa.Connection) -> None:
+        held = conn.execute(sa.text("SELECT token FROM leases WHERE name = :name FOR SHARE"),
+                            {"name": self.name}).scalar()
+        if self.token is None or held != self.token:
+            raise Fenced(f"the {self.name} lease is no longer ours (token {self.token}, "
+                         f"now {held}): write refused")
+
+
+# The fence of the code running now (the daemon's tasks and threads), None elsewhere.
+FENCE: contextvars.ContextVar[Fence | None] = contextvars.ContextVar("jobyard_fence",
+                                                                     default=None)
 
 
 def _json_dumps(value: object) -> str:
@@ -53,10 +78,14 @@ class Engines:
     committer: GroupCommitter | None = None
 
     def write_tx(self, fn: Callable[[sa.Connection], T]) -> T:
-        """Run ``fn`` in a write transaction and return its result once committed."""
+        """Run ``fn`` in a write transaction and return its result once committed; under a
+        :data:`FENCE`, only while its lease is held (else :class:`~jobyard.errors.Fenced`)."""
+        fence = FENCE.get()
         if self.committer is not None:
-            return self.committer.run(fn)
+            return self.committer.run(fn if fence is None else _fenced(fence, fn))
         with self.write.begin() as conn:
+            if fence is not None:
+                fence.check(conn)
             return fn(conn)
 
     @property
@@ -93,6 +122,14 @@ def make_engines(url: str, busy_timeout_s: float = 30.0) -> Engines:
     read = _sqlite_engine(url, busy_timeout_s, writer=False)
     write = _sqlite_engine(url, busy_timeout_s, writer=True)
     return Engines(read=read, write=write, is_sqlite=True, committer=GroupCommitter(write))
+
+
+def _fenced(fence: Fence, fn: Callable[[sa.Connection], T]) -> Callable[[sa.Connection], T]:
+    def checked(conn: sa.Connection) -> T:
+        fence.check(conn)
+        return fn(conn)
+
+    return checked
 
 
 def _name_faults(engine: sa.Engine) -> None:

@@ -152,6 +152,19 @@ kv = sa.Table(
     sa.Column("updated_at", sa.Double, nullable=False),
 )
 
+# Leases (PostgreSQL): the daemon's leadership. ``token`` grows with each new holder; every
+# write of the daemon checks it (jobyard.store.engine.Fence), so a replica that lost the lease
+# (paused, partitioned) writes nothing after. ``expires_at``: the database's clock.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("holder", sa.String(100), nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Column("acquired_at", sa.Double, nullable=False),
+)
+
 # Resource samples of running jobs, downsampled (see jobyard.telemetry.metrics).
 job_metrics = sa.Table(
     "job_metrics",
