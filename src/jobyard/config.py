@@ -36,6 +36,9 @@ class Config(BaseSettings):
     bootstrap_admin_key: str | None = None
     # URL that jobs and printed examples use to reach this server; defaults from host/port.
     public_url: str | None = None
+    # Where the other replicas reach this one (an attempt's files stay on the replica that ran
+    # it; the others relay reads of them here). Default: http://<host>:<port>.
+    replica_url: str | None = None
 
     # Inventory. None means "detect": NVML for GPUs, the machine for CPUs and memory.
     virtual_gpus: int | None = None
@@ -177,6 +180,11 @@ class Config(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return self.public_url or f"http://{host}:{self.port}"
 
+    @property
+    def replica(self) -> str:
+        """This replica's own address (not the public one, which a load balancer may share)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return self.replica_url or f"http://{host}:{self.port}"
     @classmethod
     def settings_customise_sources(
         cls,

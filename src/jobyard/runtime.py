@@ -211,7 +211,8 @@ def build_runtime(
     services = Services(
         config=config,
         jobs=jobs,
-        files=JobFileService(files, store.jobs, store.telemetry, notifier, file_pool),
+        files=JobFileService(files, store.jobs, store.telemetry, notifier, file_pool,
+                             config.replica),
         telemetry=TelemetryService(store.jobs, store.telemetry, signer),
         accounts=AccountService(store.accounts, store.webhooks, store.clusters,
                                 store.telemetry, prices, check_webhook, config.org_max_gpus),

@@ -6,6 +6,7 @@ Each replica has its own data dir, as on two machines.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -60,3 +61,79 @@ def test_a_paused_leader_loses_the_daemon_within_its_lease_and_stands_by(replica
         assert role(second) == "leader"
         job = submit(api, "echo still")
         assert wait_state(api, job["id"])["state"] == "completed"
+
+
+# Prints a line, writes an output, waits for its release, prints another.
+TWO_LINES = """
+import os, time
+print("one", flush=True)
+open(os.path.join(os.environ["JOBYARD_OUTPUT_DIR"], "r.txt"), "w").write("result")
+while not os.path.exists("release"):
+    time.sleep(0.02)
+print("two", flush=True)
+"""
+
+
+def test_every_replica_serves_the_files_of_a_job_another_ran(replicas):
+    first, second = replicas  # the first leads: its daemon runs the job, in its data dir
+    with second.client() as api:
+        job = submit(api, ["python3", "-c", TWO_LINES])
+        wait_state(api, job["id"], "running")
+        assert get_job(api, job["id"])["assigned"]["replica"] == first.url
+        follow = httpx.Client(base_url=second.url, timeout=30,
+                              headers={"Authorization": f"Bearer {second.admin_key}"})
+        with follow, follow.stream("GET", f"/v1/jobs/{job['id']}/logs",
+                                   params={"follow": "true"}) as stream:
+            events = sse_events(stream)
+            assert next(events) == ("line", "one")
+            page = api.get(f"/v1/jobs/{job['id']}/logs").json()
+            assert [x["text"] for x in page["lines"]] == ["one"] and page["eof"] is False
+            (first.data_dir / "runs" / f"{job['id']}.1" / "work" / "release").touch()
+            assert next(events) == ("line", "two")
+            assert next(events)[0] == "end"
+        assert wait_state(api, job["id"])["state"] == "completed"
+        page = api.get(f"/v1/jobs/{job['id']}/logs").json()
+        assert [x["text"] for x in page["lines"]] == ["one", "two"] and page["eof"] is True
+        assert api.get(f"/v1/jobs/{job['id']}/outputs/r.txt").text == "result"
+        # TensorPool's signed download link (its errors in TensorPool's envelope), relayed.
+        links = api.get(f"/job/pull/{job['id']}").json()["download_map"]
+        assert links["r.txt"].startswith(second.url)
+        assert httpx.get(links["r.txt"]).text == "result"
+        assert not (second.data_dir / "runs" / f"{job['id']}.1").exists()  # all relayed
+
+        # TensorPool's log socket, relayed too: the lines and the verdict.
+        from websockets.sync.client import connect
+
+        with connect(second.url.replace("http://", "ws://") + f"/job/listen/{job['id']}") as ws:
+            ws.send(json.dumps({"TENSORPOOL_KEY": second.admin_key}))
+            frames = [json.loads(ws.recv(timeout=10))]
+            while "status" not in frames[-1]:
+                frames.append(json.loads(ws.recv(timeout=10)))
+        assert "\n".join(f["message"] for f in frames[:-1]) == "one\ntwo"
+        assert frames[-1]["status"] == "success"
+
+        # The replica that holds the files is gone: an answer that says so, never an empty
+        # log claimed complete.
+        first.kill()
+        r = api.get(f"/v1/jobs/{job['id']}/logs")
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["details"]["replica"] == first.url
+        assert api.get(f"/v1/jobs/{job['id']}").status_code == 200  # the rest still served
+
+
+def get_job(api: httpx.Client, ref: str) -> dict:
+    r = api.get(f"/v1/jobs/{ref}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def sse_events(stream: httpx.Response) -> Iterator[tuple[str, str]]:
+    """(event, text of its data) of each SSE frame of ``stream`` (lines: their text)."""
+    event = None
+    for raw in stream.iter_lines():
+        if raw.startswith("event:"):
+            event = raw.split(":", 1)[1].strip()
+        elif raw.startswith("data:") and event:
+            data = json.loads(raw.split(":", 1)[1])
+            yield event, data.get("text", json.dumps(data))
+            event = None

@@ -13,7 +13,7 @@ from typing import Protocol
 from fastapi import FastAPI
 
 from jobyard import __version__
-from jobyard.api import errors, health
+from jobyard.api import errors, health, relay
 from jobyard.api.dialects.native import admin, jobs, metrics, outputs, reports, streams, webhooks
 from jobyard.api.dialects.native import clusters as native_clusters
 from jobyard.api.dialects.native import endpoints as native_endpoints
@@ -66,6 +66,7 @@ def create_app(rt: Server) -> FastAPI:
     app.state.services = rt.services
     app.state.metrics_registry = None
     errors.install(app)
+    relay.install(app)
     for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=rt.services.config.max_request_bytes,

@@ -53,8 +53,20 @@ class LogBatch:
     ended: bool = False
 
 
+class Elsewhere(Exception):
+    """The attempt's files are on another replica (``url``): the request goes there."""
+
+    def __init__(self, url: str, uid: str, attempt: int):
+        super().__init__(f"the files of job {uid} (attempt {attempt}) are on replica {url}")
+        self.url = url
+
+
 class JobFiles(Protocol):
     """Where a job's files live and how they are read (``store/files.py``)."""
+
+    def has_run(self, uid: str, attempt: int) -> bool:
+        """Whether this replica holds the attempt's run directory."""
+        ...
 
     def read_log(self, uid: str, attempt: int, offset: int, limit: int) -> list[LogLine]:
         """Complete lines ``offset .. offset+limit-1``."""
@@ -105,10 +117,16 @@ class ChangeFeed(Protocol):
 
 
 class JobFileService:
-    """Reads of a job's files for a job the caller may see (the caller checks that)."""
+    """Reads of a job's files for a job the caller may see (the caller checks that).
+
+    An attempt's files are on the replica whose daemon ran it (its ``assigned["replica"]``);
+    read on another replica, they raise :class:`Elsewhere` (the API relays the request
+    there) rather than answer for files this replica cannot see. ``here``: this replica.
+    """
 
     def __init__(self, files: JobFiles, jobs: JobStore, telemetry: TelemetryStore,
-                 changes: ChangeFeed, pool: Executor | None = None):
+                 changes: ChangeFeed, pool: Executor | None = None, here: str = ""):
+        self.here = here
         self._files = files
         self._jobs = jobs
         self._telemetry = telemetry
@@ -118,11 +136,21 @@ class JobFileService:
     async def _on_pool(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    def locate(self, job: Job, attempt: int | None = None) -> None:
+        """Raise :class:`Elsewhere` when another replica ran the attempt and this one does
+        not hold its files (an attempt of a job before its retry: the replica that ran the
+        job last, where it likely ran too)."""
+        number = attempt or job.attempt
+        where = (job.assigned or {}).get("replica")
+        if where and where != self.here and not self._files.has_run(job.uid, number):
+            raise Elsewhere(where, job.uid, number)
+
     # logs ------------------------------------------------------------------------------------
     def log(self, job: Job, attempt: int | None = None, offset: int = 0, limit: int = 1000,
             tail: int | None = None) -> LogPage:
         """A page of an attempt's log (the current one by default), or its last ``tail``
         lines."""
+        self.locate(job, attempt)
         number = attempt or job.attempt
         if tail:
             lines = self._files.tail_log(job.uid, number, tail)
@@ -136,7 +164,7 @@ class JobFileService:
                          next_attempts: bool = False) -> AsyncIterator[LogBatch]:
         """Complete lines of an attempt's log from line ``offset`` on, as they come; ends
         after the job ended and every line was sent. With ``next_attempts``, a retry's log
-        follows."""
+        follows. Call :meth:`locate` first: this follows what this replica holds."""
         number = attempt or job.attempt
         n = pos = 0
         while True:
@@ -169,6 +197,7 @@ class JobFileService:
     def output_path(self, job: Job, name: str, attempt: int | None = None) -> Path:
         """The file to serve for output ``name`` of an attempt (the current one by default):
         422 when the name escapes the output directory, 404 unless it was collected."""
+        self.locate(job, attempt)
         number = attempt or job.attempt
         path = self._files.output_file(job.uid, number, name)
         listed = {(r["attempt"], r["name"]) for r in self._telemetry.list_outputs(job.id, number)}
@@ -179,8 +208,10 @@ class JobFileService:
     def linked_output(self, uid: str, attempt: int, name: str) -> Path:
         """The output a signed link names (the link is the permission): 404 when the job or
         the file is gone."""
-        if self._jobs.get_job(uid) is None:
+        job = self._jobs.get_job(uid)
+        if job is None:
             raise JobNotFound(f"job {uid} not found")
+        self.locate(job, attempt)
         try:
             path = self._files.output_file(uid, attempt, name)
         except ValidationFailed:
@@ -190,6 +221,7 @@ class JobFileService:
         return path
 
     def read_output(self, job: Job, name: str, max_bytes: int) -> bytes | None:
+        self.locate(job)
         return self._files.read_output(job.uid, job.attempt, name, max_bytes)
 
     # workspaces ------------------------------------------------------------------------------

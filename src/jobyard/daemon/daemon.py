@@ -176,7 +176,7 @@ class Daemon:
             transitions = [
                 Transition(job.id, JobState.LAUNCHING, {
                     # When it was admitted, and since when it could have been (cold start).
-                    "assigned": {**assigned, "admitted_at": now,
+                    "assigned": {**assigned, "admitted_at": now, "replica": self.config.replica,
                                  "eligible_at": job.next_retry_at},
                     "substate": None, "next_retry_at": None,
                 })

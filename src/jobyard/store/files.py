@@ -393,6 +393,9 @@ class DiskFiles:
     def __init__(self, data_dir: Path | str):
         self.data_dir = Path(data_dir)
 
+    def has_run(self, uid: str, attempt: int) -> bool:
+        return run_dir(self.data_dir, uid, attempt).is_dir()
+
     def read_log(self, uid: str, attempt: int, offset: int, limit: int) -> list[LogLine]:
         return read_lines(log_path(self.data_dir, uid, attempt), offset, limit)
 

@@ -19,7 +19,9 @@ from fastapi import Request, Response
 from starlette.exceptions import HTTPException
 
 from jobyard.api.errors import retry_headers, unexpected
+from jobyard.api.relay import relay
 from jobyard.api.validation import StrictRoute
+from jobyard.core.files import Elsewhere
 from jobyard.errors import JobyardError
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -51,7 +53,10 @@ def envelope_route(
 
             async def route(request: Request) -> Response:
                 try:
-                    response = await handler(request)
+                    try:
+                        response = await handler(request)
+                    except Elsewhere as where:
+                        response = await relay(request, where)
                 except JobyardError as exc:
                     response = _with_retry(error(exc), exc)
                 except HTTPException as exc:

@@ -43,6 +43,7 @@ def logs(
     svc = services(request)
     job = svc.jobs.get(who, job_ref(ref))
     if follow:
+        svc.files.locate(job, attempt)  # before the answer starts: it may be relayed
         return EventSourceResponse(_follow(svc, job, attempt, offset),
                                    ping=svc.config.sse_heartbeat_s)
     page = svc.files.log(job, attempt, offset, limit, tail)

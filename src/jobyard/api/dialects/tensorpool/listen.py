@@ -16,7 +16,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from jobyard.api.deps import services
 from jobyard.api.dialects.tensorpool.jobs import summary, visible_job
 from jobyard.api.dialects.tensorpool.sockets import authenticate, fail
+from jobyard.api.relay import relay_socket
 from jobyard.api.validation import text_problem
+from jobyard.core.files import Elsewhere
 from jobyard.core.states import JobState
 from jobyard.errors import ValidationFailed
 
@@ -33,6 +35,11 @@ async def listen(ws: WebSocket, job_id: str) -> None:
         if problem := text_problem(job_id):
             raise ValidationFailed(f"job id: {problem}", {"loc": ["path", "job_id"]})
         job = await asyncio.to_thread(visible_job, svc, who, job_id)
+        try:
+            svc.files.locate(job, 1)
+        except Elsewhere as where:
+            await relay_socket(ws, where, ws.state.key_frame)
+            return
         async for batch in svc.files.follow_log(job, 1, next_attempts=True):
             if batch.lines and batch.lines[0].n == 0 and batch.attempt > 1:
                 await ws.send_json({"message": f"--- attempt {batch.attempt} ---"})

@@ -47,6 +47,7 @@ async def authenticate(ws: WebSocket) -> Principal:
     """Accept the socket and read the key frame; raises Unauthorized (close 4001)."""
     await ws.accept()
     frame = await receive_object(ws, FIRST_FRAME_TIMEOUT_S, "key frame")
+    ws.state.key_frame = frame  # for a relay to the replica that holds what it asks for
     key = frame.get("TENSORPOOL_KEY")
     svc = services(ws)
     return await read(svc, svc.accounts.authenticate, key if isinstance(key, str) else None)
