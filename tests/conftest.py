@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from jobyard import ids
 from jobyard.store import migrate
 from jobyard.store.engine import Engines, make_engines
 from jobyard.store.sql import SqlStore
-from jobyard.testing import ServerProcess, passable
+from jobyard.testing import ServerProcess, free_port, passable, wait_until
 
 PG_ADMIN_URL = os.environ.get("JOBYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = os.environ.get("JOBYARD_TEST_BACKENDS", "sqlite,postgresql").split(",")
@@ -140,3 +142,25 @@ def fill_disk(directory: Path) -> Path:
         except OSError:
             pass
     return filler
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throw-away Redis (nothing kept on disk) for the shared rate limits; skipped where
+    the machine has no ``redis-server`` (``.ci/run`` installs it)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server on this machine (apt-get install redis-server)")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
+
+    def answers() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return True
+        return False
+
+    wait_until(answers, timeout=10, interval=0.02)
+    yield f"redis://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)

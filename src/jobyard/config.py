@@ -165,6 +165,11 @@ class Config(BaseSettings):
     # ``limits`` string); POST /v2/endpoints/{id}/runsync waits at most tensorone_runsync_max_s
     # for the job to end before it answers with its current status.
     tensorone_status_rate_limit: str = "100/minute"
+    # Where rate-limit counts live (jobyard.api.ratelimit): "memory://" counts per replica; a
+    # storage every replica reaches ("redis://host:6379", any storage URI of the limits
+    # library) makes each limit hold across them. One per deployment: keys are not namespaced
+    # by database.
+    rate_limit_storage: str = "memory://"
     tensorone_runsync_max_s: float = Field(90.0, gt=0)
 
     # Integrate.io dialect (jobyard.api.dialects.xplenty): API credits per user (most calls

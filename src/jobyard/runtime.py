@@ -11,7 +11,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobyard import ids
 from jobyard.config import Config
@@ -54,6 +54,9 @@ from jobyard.store.files import DiskFiles, make_dirs, prepare_data_dir
 from jobyard.store.sql import SqlStore
 from jobyard.telemetry.gpu import gpu_probe, gpu_stats
 
+if TYPE_CHECKING:
+    from jobyard.events.replicas import PgChannel
+
 log = logging.getLogger(__name__)
 SECRET_KEY = "server_secret"
 # Threads for file work: collecting outputs, unpacking projects, reading followed logs. Its own
@@ -82,11 +85,18 @@ class Runtime:
     periodic: Periodic | None = None
     new_admin_key: str | None = None  # set on first start only, to print once
     file_pool: ThreadPoolExecutor | None = None  # file work (FILE_WORKERS threads)
+    channel: PgChannel | None = None  # wake-ups to and from the other replicas (PostgreSQL)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
     _daemon_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         self.notifier.bind(asyncio.get_running_loop())
+        if not self.engines.is_sqlite:
+            from jobyard.events.replicas import PgChannel  # psycopg: the postgres extra
+
+            self.channel = PgChannel(self.engines.write.url.render_as_string(hide_password=False),
+                                     self.notifier)
+            self.channel.start()
         await self.executor.start()
         if self.daemon is None:
             return
@@ -119,6 +129,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._daemon_task
         await self.executor.close()
+        if self.channel is not None:
+            await asyncio.to_thread(self.channel.stop)
         if self.file_pool is not None:
             self.file_pool.shutdown(wait=False, cancel_futures=True)
         self.engines.dispose()

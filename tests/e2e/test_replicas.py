@@ -26,9 +26,11 @@ def role(server: ServerProcess) -> str:
 
 
 @pytest.fixture
-def replicas(tmp_path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def replicas(request, tmp_path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two replicas, the first leading; ``@pytest.mark.replica_env({...})`` adds settings."""
     url, admin, name = pg_database()
-    env = {"JOBYARD_LEADER_LEASE_S": str(LEASE_S)}
+    marked = request.node.get_closest_marker("replica_env")
+    env = {"JOBYARD_LEADER_LEASE_S": str(LEASE_S), **(marked.args[0] if marked else {})}
     first = ServerProcess(tmp_path / "one", database_url=url, env=env).start()
     wait_until(lambda: role(first) == "leader", timeout=10)
     second = ServerProcess(tmp_path / "two", database_url=url, env=env).start()
@@ -137,3 +139,25 @@ def sse_events(stream: httpx.Response) -> Iterator[tuple[str, str]]:
             data = json.loads(raw.split(":", 1)[1])
             yield event, data.get("text", json.dumps(data))
             event = None
+
+
+@pytest.mark.replica_env({"JOBYARD_TICK_INTERVAL_S": "30"})
+def test_a_change_on_one_replica_wakes_the_others_at_once(replicas):
+    """With ticks 30 s apart, only a wake-up from the replica that took the submit or the
+    cancel makes the leader act within the test's deadlines."""
+    _, second = replicas
+    with second.client() as api:
+        job = submit(api, "sleep 60")
+        assert wait_state(api, job["id"], "running", timeout=10)
+        stream = httpx.Client(base_url=second.url, timeout=30,
+                              headers={"Authorization": f"Bearer {second.admin_key}"})
+        with stream, stream.stream("GET", f"/v1/jobs/{job['id']}/events") as events:
+            assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code in (200, 202)
+            assert wait_state(api, job["id"], timeout=10)["state"] == "canceled"
+            states = []
+            for line in events.iter_lines():  # the standby streams the leader's commits
+                if line.startswith("data:"):
+                    states.append(json.loads(line.split(":", 1)[1])["state"])
+                if "canceled" in states:
+                    break
+        assert states[-3:] == ["running", "canceling", "canceled"]

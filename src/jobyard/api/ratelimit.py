@@ -1,8 +1,10 @@
-"""Rate limits (the ``limits`` library, moving windows kept in this process's memory).
+"""Rate limits (the ``limits`` library: moving windows).
 
 One :class:`RateLimiter` per rule, e.g. TensorOne's status checks per API key or
-Integrate.io's credits per user. Counts are per server process: with several replicas each
-counts its own share (a shared storage backend of ``limits`` would make them global).
+Integrate.io's credits per user. Counts live where ``rate_limit_storage`` says: ``memory://``
+(the default) counts per server process, so with several replicas each counts its own share;
+a storage every replica reaches (``redis://host:6379``, or any other of ``limits``) makes them
+hold across replicas. Keys carry the rule's name: rules never share a count.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 
@@ -38,11 +40,13 @@ class Verdict:
 
 
 class RateLimiter:
-    """``spec`` is a ``limits`` string: ``"100/minute"``, ``"5000/hour"``."""
+    """``spec`` is a ``limits`` string: ``"100/minute"``, ``"5000/hour"``; ``name`` the rule's
+    (its keys' prefix); ``storage`` a ``limits`` storage URI."""
 
-    def __init__(self, spec: str):
+    def __init__(self, spec: str, name: str = "", storage: str = "memory://"):
         self.item: RateLimitItem = parse(spec)
-        self._strategy = MovingWindowRateLimiter(MemoryStorage())
+        self.name = name
+        self._strategy = MovingWindowRateLimiter(storage_from_string(storage))
 
     @property
     def window(self) -> str:
@@ -54,12 +58,12 @@ class RateLimiter:
         return f"{seconds}s"
 
     def hit(self, key: str, cost: int = 1) -> Verdict:
-        allowed = self._strategy.hit(self.item, key, cost=cost)
+        allowed = self._strategy.hit(self.item, self.name, key, cost=cost)
         return self._verdict(key, allowed)
 
     def peek(self, key: str) -> Verdict:
         return self._verdict(key, True)
 
     def _verdict(self, key: str, allowed: bool) -> Verdict:
-        reset, remaining = self._strategy.get_window_stats(self.item, key)
+        reset, remaining = self._strategy.get_window_stats(self.item, self.name, key)
         return Verdict(allowed, self.item.amount, max(0, remaining), float(reset))

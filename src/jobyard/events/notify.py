@@ -1,8 +1,8 @@
 """In-process wake-ups after a commit: the daemon and SSE streams wait here instead of polling.
 
-Writers may run in worker threads, so :meth:`Notifier.notify` is thread-safe. Other processes
-(API replicas on PostgreSQL) are not reached: every waiter also wakes on a timeout and looks at
-the store itself.
+Writers may run in worker threads, so :meth:`Notifier.notify` is thread-safe. Other replicas
+on PostgreSQL are reached through a link (:mod:`jobyard.events.replicas`) where one is set;
+every waiter also wakes on a timeout and looks at the store itself.
 
 No wake-up is lost: the daemon's is level-triggered (an event it clears before each look), and
 a stream subscribes *before* it reads the store (:meth:`Notifier.listen`).
@@ -62,14 +62,21 @@ class Notifier:
         self._daemon: asyncio.Event | None = None
         self._cancels = False  # a cancel was asked for since the daemon last looked
         self._pauses = False  # a pause or resume, likewise
+        self._link: Callable[[str, str], None] | None = None  # to the other replicas
+
+    def link(self, publish: Callable[[str, str], None] | None) -> None:
+        """Also tell the other replicas (``publish(kind, what)``) of every wake-up."""
+        self._link = publish
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._daemon = asyncio.Event()
 
-    def wake_daemon(self, kind: str = "") -> None:
+    def wake_daemon(self, kind: str = "", relayed: bool = False) -> None:
         """There is something for the daemon to do (a submit, a cancel, a pause or resume,
-        freed resources)."""
+        freed resources); ``relayed``: another replica said so (not told again)."""
+        if self._link is not None and not relayed:
+            self._link("daemon", kind)
         if kind == "cancel":
             self._cancels = True
         elif kind in ("pause", "resume"):
@@ -86,10 +93,12 @@ class Notifier:
         pending, self._pauses = self._pauses, False
         return pending
 
-    def notify(self, job_ids: Iterable[int]) -> None:
-        """These jobs changed (called after the commit)."""
+    def notify(self, job_ids: Iterable[int], relayed: bool = False) -> None:
+        """These jobs changed (called after the commit; ``relayed``: by another replica)."""
         ids = set(job_ids)
         if ids:
+            if self._link is not None and not relayed:
+                self._link("jobs", ",".join(map(str, ids)))
             self._call(self._wake, ids)
 
     async def daemon_wait(self, timeout: float) -> bool:

@@ -55,8 +55,9 @@ def limiter(request: Request) -> RateLimiter:
     state = request.app.state
     found = getattr(state, "tensorone_status_limiter", None)
     if found is None:
+        config = services(request).config
         found = state.tensorone_status_limiter = RateLimiter(
-            services(request).config.tensorone_status_rate_limit)
+            config.tensorone_status_rate_limit, "tensorone-status", config.rate_limit_storage)
     return found
 
 

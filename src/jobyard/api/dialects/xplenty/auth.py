@@ -90,7 +90,8 @@ def limiter(request: Request, svc: Services) -> RateLimiter:
     state = request.app.state
     found = getattr(state, "xplenty_limiter", None)
     if found is None:
-        found = state.xplenty_limiter = RateLimiter(svc.config.xplenty_rate_limit)
+        found = state.xplenty_limiter = RateLimiter(svc.config.xplenty_rate_limit, "xplenty",
+                                                    svc.config.rate_limit_storage)
     return found
 
 
