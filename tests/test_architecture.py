@@ -18,7 +18,7 @@ API_MAY_IMPORT = ("jobyard.core", "jobyard.errors", "jobyard.ids", "jobyard.conf
 # What a dialect may use besides the core and its own package: the shared API helpers.
 DIALECT_HELPERS = ("jobyard.api.auth", "jobyard.api.deps", "jobyard.api.errors",
                    "jobyard.api.responses", "jobyard.api.sse", "jobyard.api.ratelimit",
-                   "jobyard.api.validation",
+                   "jobyard.api.validation", "jobyard.api.relay",
                    "jobyard.api.dialects.envelope", "jobyard.api.dialects.states")
 CORE_MUST_NOT = ("fastapi", "starlette", "sqlalchemy", "httpx", "subprocess", "uvicorn",
                  "jobyard.api", "jobyard.store", "jobyard.daemon", "jobyard.executors",
