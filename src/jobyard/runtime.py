@@ -37,6 +37,7 @@ from jobyard.daemon.plugins.outputs import OutputCollector
 from jobyard.daemon.plugins.sampler import ResourceSampler
 from jobyard.daemon.plugins.teardown import ClusterTeardown
 from jobyard.daemon.plugins.tqdm_watch import TqdmWatcher
+from jobyard.daemon.plugins.workspaces import WorkspaceFetch
 from jobyard.daemon.retention import Retention
 from jobyard.daemon.schedules import ScheduleRunner
 from jobyard.events.delivery import DeliveryWorker
@@ -211,7 +212,8 @@ def build_runtime(
             config, store, executor, allocator, notifier, leadership,
             gpu_probe=gpu_probe(inventory.gpu_source), signer=signer,
             hooks=lambda stopper: attempt_hooks(config, store, inventory, clusters,
-                                                volume_handlers.measure, stopper, file_pool),
+                                                volume_handlers.measure, stopper, signer,
+                                                file_pool),
             reconciled=reconciled,
         )
 
@@ -253,13 +255,14 @@ def build_runtime(
 
 def attempt_hooks(config: Config, store: SqlStore, inventory: Inventory,
                   clusters: ClusterService, measure_volumes: Measure,
-                  stopper: Stopper,
+                  stopper: Stopper, signer: Signer,
                   file_pool: ThreadPoolExecutor | None = None) -> list[AttemptHook]:
     """The daemon's plug-ins (``daemon/plugins/``), in the order they run, each given what it
     needs; ``stopper`` is the daemon's attempt runner (the daemon calls this when it is made),
     ``file_pool`` the threads for file work.
     """
     return [
+        WorkspaceFetch(config, signer),  # a workspace another replica made, brought here
         OutputCollector(config, store, file_pool),  # scans and counts on the file pool
         # metrics, cost, budgets (stops the jobs of an owner over budget)
         ResourceSampler(config, store, stopper, gpu_stats(inventory.gpu_source)),

@@ -6,9 +6,14 @@ Each replica has its own data dir, as on two machines.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
+import socket
+import threading
 import time
+import types
 from collections.abc import Iterator
 
 import httpx
@@ -161,3 +166,69 @@ def test_a_change_on_one_replica_wakes_the_others_at_once(replicas):
                 if "canceled" in states:
                     break
         assert states[-3:] == ["running", "canceling", "canceled"]
+
+
+class RoundRobin:
+    """A TCP proxy on a free loopback port that hands each new connection to the next of
+    ``backends`` in turn: a load balancer without sticky sessions."""
+
+    def __init__(self, backends: list[int]):
+        self.backends = backends
+        self.served = [0] * len(backends)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        turn = 0
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            index, turn = turn % len(self.backends), turn + 1
+            self.served[index] += 1
+            upstream = socket.create_connection(("127.0.0.1", self.backends[index]))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_push_s_pieces_may_reach_any_replica(replicas, tmp_path):
+    from jobyard.testing import client_venv
+    from tests.api.dialects.tensorpool.conftest import REQUIREMENTS, ROOT, tp_runner
+    from tests.api.dialects.tensorpool.test_jobs import claim_cluster, job_id_of, write_project
+
+    first, second = replicas
+    cluster = claim_cluster(first)
+    balancer = RoundRobin([first.port, second.port])
+    try:
+        front = types.SimpleNamespace(url=f"http://127.0.0.1:{balancer.port}",
+                                      admin_key=first.admin_key)
+        proj = write_project(tmp_path / "proj", ["python3 -c \"print(len(open('data.bin', "
+                                                 "'rb').read()))\""])
+        (proj / "data.bin").write_bytes(os.urandom(9_000_000))  # three pieces at least
+        tp = tp_runner(client_venv(REQUIREMENTS, ROOT) / "bin" / "tp", front)
+        push = tp("job", "push", "job.tp.toml", cluster, cwd=proj)
+        assert push.returncode == 0, push.stdout + push.stderr
+        assert push.stdout.count("Uploading:") >= 1, push.stdout  # after a piece, before the last
+        # Pieces go on consecutive connections, which alternate: with two pieces or more
+        # (9 MB of random data, 4 MB first), each replica took one.
+        assert min(balancer.served) >= 2
+    finally:
+        balancer.close()
+    with first.client() as api:
+        job_id = job_id_of(push)
+        assert wait_state(api, job_id)["state"] == "completed"
+        assert "9000000" in [line["text"] for line in api.get(f"/v1/jobs/{job_id}/logs")
+                             .json()["lines"]]

@@ -13,7 +13,7 @@ from typing import Protocol
 from fastapi import FastAPI
 
 from jobyard import __version__
-from jobyard.api import errors, health, relay
+from jobyard.api import errors, health, relay, replicas
 from jobyard.api.dialects.native import admin, jobs, metrics, outputs, reports, streams, webhooks
 from jobyard.api.dialects.native import clusters as native_clusters
 from jobyard.api.dialects.native import endpoints as native_endpoints
@@ -26,8 +26,8 @@ from jobyard.api.dialects.xplenty import routes as xplenty_routes
 from jobyard.api.limits import BodySizeLimit
 from jobyard.core.services import Services
 
-ROUTERS = [health.router, jobs.router, streams.router, admin.router, outputs.router,
-           webhooks.router, reports.router, metrics.router,
+ROUTERS = [health.router, replicas.router, jobs.router, streams.router, admin.router,
+           outputs.router, webhooks.router, reports.router, metrics.router,
            native_storage.router, native_clusters.router,
            tensorpool_routes.router, native_endpoints.router, tensorone_routes.router,
            native_packages.router,

@@ -1,9 +1,10 @@
 """Reads of files another replica holds, relayed there.
 
-An attempt's log, outputs and run files stay on the replica that ran it. A read of them on
-another replica (any API: its logs page or SSE follow, an output download, a status that shows
-a log tail) raises :class:`~jobyard.core.files.Elsewhere`; :func:`relay` then sends the same
-request (method, path, query, credentials) to that replica and streams its answer back, so a
+An attempt's log, outputs and run files stay on the replica that ran it, and a TensorPool
+push's pieces go to the replica that holds its socket. A request for them on another replica
+(a logs page or SSE follow, an output download, a status that shows a log tail, a piece of a
+push) raises :class:`~jobyard.core.files.Elsewhere`; :func:`relay` then sends the same request
+(method, path, query, credentials, body) to that replica and streams its answer back, so a
 client never needs to know which replica it reached. A relayed request is marked: the replica
 it reaches answers from what it holds, or 503, never relays again. A replica that cannot be
 reached gives 503 (``SERVICE_UNAVAILABLE``), never an empty log claimed complete.
@@ -38,8 +39,8 @@ _DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-leng
 
 async def relay(request: Request, where: Elsewhere) -> Response:
     """``request`` answered by the replica ``where`` names; raises :class:`Unavailable` when
-    it cannot be (not reachable, a write, or already relayed once)."""
-    if request.headers.get(RELAYED) or request.method not in ("GET", "HEAD"):
+    it cannot be (not reachable, or already relayed once)."""
+    if request.headers.get(RELAYED):
         raise Unavailable(f"{where} and this replica cannot relay the request there",
                           {"replica": where.url})
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
@@ -47,8 +48,10 @@ async def relay(request: Request, where: Elsewhere) -> Response:
     client = httpx.AsyncClient(base_url=where.url, timeout=httpx.Timeout(CONNECT_TIMEOUT_S,
                                                                          read=None))
     try:
+        content = request.stream() if request.method not in ("GET", "HEAD") else None
         sent = client.build_request(request.method, request.url.path,
-                                    params=str(request.query_params), headers=headers)
+                                    params=str(request.query_params), headers=headers,
+                                    content=content)
         answer = await client.send(sent, stream=True)
     except httpx.HTTPError as exc:
         await client.aclose()

@@ -100,6 +100,7 @@ class EndpointService:
             name=ep.name,
             env={**ep.env, **run.env},
             workdir=run.workdir,
+            workspace_replica=run.workspace_replica,
             resources=ep.resources,
             priority=run.priority,
             time_limit_s=run.time_limit_s if run.time_limit_s is not None else ep.time_limit_s,

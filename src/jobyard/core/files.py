@@ -53,11 +53,15 @@ class LogBatch:
     ended: bool = False
 
 
-class Elsewhere(Exception):
-    """The attempt's files are on another replica (``url``): the request goes there."""
+# The purpose of the signed link by which a leader fetches a workspace another replica made.
+WORKSPACE_LINK = "replica-workspace"
 
-    def __init__(self, url: str, uid: str, attempt: int):
-        super().__init__(f"the files of job {uid} (attempt {attempt}) are on replica {url}")
+
+class Elsewhere(Exception):
+    """What a request asks for (``what``) is on another replica (``url``): it goes there."""
+
+    def __init__(self, url: str, what: str):
+        super().__init__(f"{what} on replica {url}")
         self.url = url
 
 
@@ -97,6 +101,11 @@ class JobFiles(Protocol):
         """Extract a tar(.gz) archive into the empty directory ``dest``; returns the number of
         files. Only files and directories inside ``dest``: anything else raises
         ValidationFailed, naming no path of the server, and leaves ``dest`` empty."""
+
+    def pack_workspace(self, name: str) -> Path | None:
+        """Workspace ``name`` as a tar.gz in a temporary file (the caller removes it); None
+        when there is no such workspace."""
+        ...
 
     def uploads_dir(self) -> Path:
         """Where uploads in progress are kept."""
@@ -143,7 +152,7 @@ class JobFileService:
         number = attempt or job.attempt
         where = (job.assigned or {}).get("replica")
         if where and where != self.here and not self._files.has_run(job.uid, number):
-            raise Elsewhere(where, job.uid, number)
+            raise Elsewhere(where, f"the files of job {job.uid} (attempt {number}) are")
 
     # logs ------------------------------------------------------------------------------------
     def log(self, job: Job, attempt: int | None = None, offset: int = 0, limit: int = 1000,
@@ -240,3 +249,11 @@ class JobFileService:
 
     def uploads_dir(self) -> Path:
         return self._files.uploads_dir()
+
+    async def workspace_archive(self, name: str) -> Path:
+        """Workspace ``name`` of this replica packed for the leader that runs its job (a
+        temporary file: the caller removes it); 404 when there is none."""
+        path = await self._on_pool(self._files.pack_workspace, name)
+        if path is None:
+            raise NotFound(f"no workspace {name!r} on this replica")
+        return path

@@ -31,6 +31,8 @@ class SubmitJob:
     outputs: tuple[str, ...] = ()
     # Release the cluster (``cluster_id``) once the job is over (``tp job push --teardown``).
     teardown_cluster: bool = False
+    # The replica that made ``workdir`` (a workspace of its data dir): Job.workspace_replica.
+    workspace_replica: str | None = None
     # Dialect-specific facts kept with the job, keyed by dialect (e.g. the TensorPool
     # project's commands under "tensorpool"): Job.dialect.
     dialect: dict[str, Any] = field(default_factory=dict)
@@ -176,6 +178,7 @@ class RunEndpoint:
 
     env: dict[str, str] = field(default_factory=dict)  # the input, as the API layer passes it
     workdir: str | None = None  # where the input file lies (the job's working directory)
+    workspace_replica: str | None = None  # the replica that made ``workdir``
     priority: int = 0
     tags: tuple[str, ...] = ()
     webhook: dict[str, Any] | None = None

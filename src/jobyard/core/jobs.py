@@ -97,6 +97,7 @@ class JobService:
             command=cmd.command,
             env=dict(cmd.env),
             workdir=cmd.workdir,
+            workspace_replica=cmd.workspace_replica,
             resources=cmd.resources,
             instance_type=cmd.instance_type,
             priority=cmd.priority,

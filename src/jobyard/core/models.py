@@ -98,6 +98,9 @@ class Job:
     # Release that cluster once the job is over, whatever the outcome (``tp job push
     # --teardown``; daemon/plugins/teardown.py).
     teardown_cluster: bool = False
+    # The replica on which the server made the job's ``workdir`` (a workspace: a TensorPool
+    # push, a TensorOne run's input); a leader elsewhere fetches it before it launches.
+    workspace_replica: str | None = None
     # Files to keep from the working directory when an attempt ends (SubmitJob.outputs).
     output_patterns: list[str] = field(default_factory=list)
     # The daemon's record of the current attempt, kept in the store so that a restarted daemon

@@ -164,6 +164,8 @@ class AttemptRunner:
     async def _launch(self, attempt: Attempt) -> bool:
         job = attempt.job
         try:
+            for hook in self.hooks:
+                await hook.prepare(job)
             attempt.handle = await self.executor.launch(self.launch_spec(job))
         except LaunchError as exc:
             await self.finish(attempt, ExitStatus("launch_failed", message=exc.message))
@@ -379,6 +381,8 @@ class AttemptRunner:
         server made for it (the whole workspace: its project and what sits beside it)."""
         if not job.workdir:
             return [workdir]
+        if job.workspace_replica:  # made by the server (here, or fetched from its replica)
+            return [str(Path(workdir).parent)]
         base = workspaces_dir(self.config.data_dir).resolve()
         path = Path(workdir).resolve()
         if base in path.parents:

@@ -21,6 +21,9 @@ from jobyard.executors.base import ExitStatus, Handle
 class AttemptHook:
     """One plug-in of the daemon; override only the methods needed."""
 
+    async def prepare(self, job: Job) -> None:
+        """Before the attempt is launched (raise LaunchError to fail it)."""
+
     def env(self, job: Job, run_dir: Path) -> dict[str, str]:
         """Extra environment for the attempt about to launch."""
         return {}

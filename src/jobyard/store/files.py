@@ -26,6 +26,7 @@ import os
 import shutil
 import stat
 import tarfile
+import tempfile
 import zlib
 from collections import deque
 from collections.abc import Mapping
@@ -182,6 +183,22 @@ def new_workspace(data_dir: Path | str) -> Path:
     (home / "project").mkdir(parents=True, mode=0o700)
     home.chmod(0o700)  # given to the job's identity when it launches
     return home
+
+
+def pack_workspace(data_dir: Path | str, name: str, into: Path) -> bool:
+    """Write workspace ``name`` to ``into`` as a tar.gz (its regular files and folders: what
+    :func:`unpack` takes); False when there is no such workspace."""
+    home = workspaces_dir(data_dir) / name
+    if not name.isalnum() or not home.is_dir() or home.is_symlink():
+        return False
+    with tarfile.open(into, "w:gz", compresslevel=1) as tar:
+        for root, dirs, files in os.walk(home):  # links to folders are not walked into
+            for entry in (*dirs, *files):
+                full = os.path.join(root, entry)
+                kind = os.lstat(full).st_mode
+                if stat.S_ISDIR(kind) or stat.S_ISREG(kind):
+                    tar.add(full, arcname=os.path.relpath(full, home), recursive=False)
+    return True
 
 
 # unpacking a project --------------------------------------------------------------------------
@@ -440,6 +457,15 @@ class DiskFiles:
 
     def unpack(self, archive: Path, dest: Path, max_bytes: int) -> int:
         return unpack(archive, dest, max_bytes)
+
+    def pack_workspace(self, name: str) -> Path | None:
+        self.uploads_dir().mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=self.uploads_dir(), suffix=".tar.gz")
+        os.close(fd)
+        if pack_workspace(self.data_dir, name, Path(path)):
+            return Path(path)
+        os.unlink(path)
+        return None
 
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"

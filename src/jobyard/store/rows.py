@@ -79,6 +79,7 @@ def job_from_row(r: Any) -> Job:
         stop_error=r.stop_error,
         paused_at=r.paused_at,
         paused_s=float(r.paused_s or 0.0),
+        workspace_replica=r.workspace_replica,
     )
 
 
@@ -119,6 +120,7 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "stop_error": job.stop_error,
         "paused_at": job.paused_at,
         "paused_s": job.paused_s,
+        "workspace_replica": job.workspace_replica,
     }
 
 

@@ -60,6 +60,7 @@ jobs = sa.Table(
     sa.Column("command", sa.JSON, nullable=False),  # a string, or a list (argv)
     sa.Column("env", sa.JSON, nullable=False),
     sa.Column("workdir", sa.Text, nullable=True),
+    sa.Column("workspace_replica", sa.Text, nullable=True),  # Job.workspace_replica
     sa.Column("gpus", sa.Integer, nullable=False),
     sa.Column("cpus", sa.Double, nullable=False),
     sa.Column("memory_mb", sa.Integer, nullable=False),

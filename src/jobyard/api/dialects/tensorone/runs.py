@@ -104,7 +104,8 @@ def submit_run(svc: Services, who: Principal, endpoint_id: str, body: RunIn) -> 
             env["TENSORONE_INPUT"] = text
         retry = body.retry or RetryIn()
         run = RunEndpoint(
-            env=env, workdir=str(workdir), priority=priority_value(body.priority),
+            env=env, workdir=str(workdir), workspace_replica=svc.files.here,
+            priority=priority_value(body.priority),
             tags=tags_to_core(body.tags), webhook=body.webhook_dict(),
             time_limit_s=body.timeout,
             retry=RetryPolicy(max_retries=retry.maxRetries, backoff_s=retry.backoffSeconds),

@@ -110,7 +110,8 @@ async def _upload(ws: WebSocket, up: upload.Upload, project: Project, system: st
     started = await _step(ws, upload.command(system, "start", {
         "ignore": list(project.ignore), "max_bytes": cfg.tensorpool_max_upload_bytes}))
     path, name = str(started.get("path") or ""), str(started.get("name") or "project")
-    token = svc.signer.link(upload.LINK, (up.id,), cfg.tensorpool_link_ttl_s)
+    # Names this replica: a piece that reaches another is relayed here.
+    token = svc.signer.link(upload.LINK, (up.id, svc.files.here), cfg.tensorpool_link_ttl_s)
     url = origin(ws, "/job/push") + f"/job/upload/{token}"
     piece = upload.FIRST_PIECE
     while True:
@@ -142,6 +143,7 @@ def _submit(ws: WebSocket, who: Principal, project: Project, cluster_id: str, te
         command=job_script(project, workspace),
         name=name,
         workdir=str(workspace / "project"),
+        workspace_replica=services(ws).files.here,
         cluster_id=cluster_id,
         outputs=project.outputs,
         teardown_cluster=teardown,

@@ -9,8 +9,9 @@ sized to take about ``tensorpool_upload_chunk_s``, judged from the last one, so 
 gets small pieces and a fast one large pieces; each step prints one progress line. The server
 checks offsets, the size limit and the archive's SHA-256 before it unpacks anything.
 
-Uploads live in this process (the push socket and the PUTs reach the same server); one that is
-not finished when its socket closes is deleted.
+Uploads live in the process that holds the push socket; a piece that reaches another replica
+is relayed there (the signed URL names that replica). One that is not finished when its socket
+closes is deleted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from jobyard import ids
 from jobyard.api.deps import services
 from jobyard.api.dialects.tensorpool.shapes import TensorPoolRoute
 from jobyard.api.responses import JSON
+from jobyard.core.files import Elsewhere
 from jobyard.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 LINK = "tp-upload"
@@ -107,10 +109,13 @@ router = APIRouter(tags=["tensorpool"], route_class=TensorPoolRoute)
 
 @router.put("/job/upload/{token}", summary="One piece of a pushed project (signed URL)")
 async def put_piece(token: str, request: Request, offset: int = Query(ge=0)) -> JSON:
-    parts = services(request).signer.read_link(LINK, token)
+    svc = services(request)
+    parts = svc.signer.read_link(LINK, token)
     if parts is None:
         raise Forbidden("this upload link is not valid or has expired")
     up = UPLOADS.get(parts[0])
+    if up is None and len(parts) > 1 and parts[1] != svc.files.here:
+        raise Elsewhere(parts[1], "this upload is")
     if up is None:
         raise NotFound("this upload has ended")
     async with up.lock:
