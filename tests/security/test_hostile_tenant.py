@@ -116,15 +116,6 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     srv.stop()
 
 
-@pytest.fixture(scope="module")
-def orgs(server: ServerProcess) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    with server.client() as admin:
-        a_key = make_user(admin, "mallory", "org-a")["key"]
-        b_key = make_user(admin, "bob", "org-b")["key"]
-    with server.client(a_key) as a, server.client(b_key) as b:
-        yield a, b
-
-
 def victim(b: httpx.Client) -> tuple[dict, int]:
     job = submit(b, ["python3", "-c", VICTIM], time_limit_s=120, env={"B_SECRET": SECRET})
     line = wait_until(lambda: next((t for t in log_text(b, job["id"]) if t.startswith("pid ")),

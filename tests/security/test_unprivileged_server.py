@@ -25,7 +25,6 @@ import pytest
 import jobyard
 from jobyard.testing import ServerProcess, is_paused, wait_until
 from tests.api.helpers import log_text, submit, wait_state
-from tests.api.test_auth import make_user
 from tests.security.test_hostile_tenant import release, victim
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -145,15 +144,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv.stop()
     for proc in processes_with("HOME", str(root)):  # what a failed test left running
         proc.kill()
-
-
-@pytest.fixture(scope="module")
-def orgs(server: ServerProcess) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    with server.client() as admin:
-        a_key = make_user(admin, "mallory", "org-a")["key"]
-        b_key = make_user(admin, "bob", "org-b")["key"]
-    with server.client(a_key) as a, server.client(b_key) as b:
-        yield a, b
 
 
 def processes_with(name: str, value: str) -> list[psutil.Process]:
