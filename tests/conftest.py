@@ -13,6 +13,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -164,3 +165,31 @@ def redis_url() -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's (.ci/run installs it): Playwright cannot download
+ARTIFACTS = Path(os.environ.get("JOBYARD_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright, for a module's real-browser tests; skipped
+    where the machine has no Chromium (``apt-get install chromium``)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=["--no-sandbox"])  # as root, as in CI
+        yield chromium
+        chromium.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save what ``page`` shows under the test artifacts (to look at, in CI too)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=False)
+    return path

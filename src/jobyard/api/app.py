@@ -13,7 +13,7 @@ from typing import Protocol
 from fastapi import FastAPI
 
 from jobyard import __version__
-from jobyard.api import errors, health, relay, replicas
+from jobyard.api import docs, errors, health, relay, replicas
 from jobyard.api.dialects.native import admin, jobs, metrics, outputs, reports, streams, webhooks
 from jobyard.api.dialects.native import clusters as native_clusters
 from jobyard.api.dialects.native import endpoints as native_endpoints
@@ -62,7 +62,10 @@ def create_app(rt: Server) -> FastAPI:
         version=__version__,
         description="Self-hosted job service for GPU and compute work.",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves both pages from assets in the package
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.services = rt.services
     app.state.metrics_registry = None
     errors.install(app)
