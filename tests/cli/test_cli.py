@@ -174,3 +174,33 @@ def test_accounts_and_login(cli: CliRunner, server: ServerProcess, monkeypatch, 
     assert result.exit_code == 0 and "revoked" in result.stdout
     result = cli.invoke(app, ["whoami"])
     assert result.exit_code == 1 and "revoked" in result.stderr
+
+
+# Two reports a moment apart (a rate, so an ETA), then it works on until canceled.
+REPORTS = ("jobyard report --progress 10 --step warmup && sleep 0.3 && jobyard report "
+           "--progress 45 --step training --items 45/100 --throughput 12.5 --unit img/s "
+           "&& sleep 60")
+
+
+def test_progress_shows_in_status_ls_top_and_run_ends_with_a_summary(
+        cli: CliRunner, server: ServerProcess) -> None:
+    name = "rep" + uuid.uuid4().hex[:6]
+    job_id = cli.invoke(app, ["run", "--detach", "--name", name, "--", "sh", "-c",
+                              REPORTS]).stdout.strip()
+    with sdk(server) as client:
+        wait_until(lambda: client.jobs.get(job_id).progress == 45, timeout=20)
+        status = cli.invoke(app, ["status", job_id]).stdout
+        for shown in ("45%", "training", "45/100", "12.5 img/s", "cost", "eta"):
+            assert shown in status, (shown, status)
+        listed = cli.invoke(app, ["ls", "--name", name]).stdout
+        assert "PROGRESS" in listed and "45%" in listed
+        top = cli.invoke(app, ["top"])  # not a terminal: one look
+        assert top.exit_code == 0 and job_id in top.stdout
+        assert all(s in top.stdout for s in ("45%", "training", "12.5 img/s")), top.stdout
+        client.jobs.cancel(job_id)
+        client.jobs.wait(job_id, timeout=20)
+    assert job_id not in cli.invoke(app, ["top"]).stdout
+
+    result = cli.invoke(app, ["run", "--", "true"])
+    assert result.exit_code == 0
+    assert re.search(r"job job_\w+ completed in [\d.]+s · cost 0\.0000 USD", result.stderr)

@@ -1,5 +1,9 @@
-"""Job commands: ``run``, ``ls``, ``status``, ``logs``, ``cancel``, ``pause``, ``resume``,
-``wait``.
+"""Job commands: ``run``, ``ls``, ``status``, ``top``, ``logs``, ``cancel``, ``pause``,
+``resume``, ``wait``.
+
+On a terminal, ``run`` shows a live progress bar (percent, step, rate, ETA: what the job
+reports, or its tqdm bar as the server reads it) under the streamed log, and ``top`` a live
+table; piped, both print plain text.
 
 ``run`` and ``wait`` exit with the job's outcome: completed → 0, error → the job's own exit
 code (128+N when a signal N killed it), failed → 1, timeout → 124 (like ``timeout(1)``),
@@ -8,16 +12,26 @@ canceled → 130 (like Ctrl-C).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
 from jobyard.cli import client, render
 from jobyard.errors import Conflict
 from jobyard.sdk.client import Client
 from jobyard.sdk.jobs import Job, LogLine
 
+POLL_S = 0.5  # how often run's bar and top look at the server
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 124
 EXIT_CANCELED = 130
@@ -68,14 +82,72 @@ def _should_cancel(job_id: str) -> bool:
         return False
 
 
-def _follow_to_end(c: Client, job_id: str) -> Job:
-    """Print the job's log as it is written; on Ctrl-C offer to cancel. Returns the ended job."""
+def interactive() -> bool:
+    """Whether a person watches (stdout and stderr are terminals): bars and live tables."""
+    return sys.stdout.isatty() and sys.stderr.isatty()
+
+
+class ProgressBar:
+    """A job's progress as a Rich bar on stderr, fed by :meth:`show` with the job as the
+    server reports it; log lines printed meanwhile go above it (Rich redirects them)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"),
+            console=console or Console(stderr=True), transient=True)
+        self.task: TaskID | None = None
+
+    def emit(self, line: LogLine) -> None:
+        """A log line, above the bar (both streams share the terminal the bar is on)."""
+        self.progress.console.print(line.text, markup=False, highlight=False, soft_wrap=True,
+                                    style="red" if line.stream == "stderr" else None)
+
+    def show(self, job: Job) -> None:
+        if job.progress is None:
+            return
+        step = job.current_step or job.id
+        speed = render.rate(job) or render.items(job) or ""
+        eta = ("ETA " + e) if (e := render.eta(job)) else ""
+        if self.task is None:
+            self.task = self.progress.add_task(step, total=100, completed=int(job.progress),
+                                               rate=speed, eta=eta)
+        else:
+            self.progress.update(self.task, completed=job.progress, description=step,
+                                 rate=speed, eta=eta)
+
+
+def _watch(ctx: typer.Context, job_id: str, bar: ProgressBar, stop: threading.Event) -> None:
+    """Feed ``bar`` with the job until ``stop`` (its own client: this runs in a thread)."""
+    with client(ctx) as c:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):  # a bar is a nicety: a failed look is no end
+                bar.show(c.jobs.get(job_id))
+            stop.wait(POLL_S)
+
+
+def _follow_to_end(c: Client, job_id: str, ctx: typer.Context | None = None) -> Job:
+    """Print the job's log as it is written (with a live progress bar under it when a person
+    watches: ``ctx`` given); on Ctrl-C offer to cancel. Returns the ended job."""
+    bar = ProgressBar() if ctx is not None and interactive() else None
+    stop = threading.Event()
+    if bar is not None:
+        threading.Thread(target=_watch, args=(ctx, job_id, bar, stop), daemon=True).start()
+    shown: AbstractContextManager[object] = bar.progress if bar is not None else nullcontext()
+    with shown:
+        try:
+            return _follow(c, job_id, bar.emit if bar is not None else _emit)
+        finally:
+            stop.set()
+
+
+def _follow(c: Client, job_id: str, emit: Callable[[LogLine], None]) -> Job:
     offset = 0
     canceling = False
     while True:
         try:
             for line in c.jobs.logs(job_id, offset=offset, follow=True):
-                _emit(line)
+                emit(line)
                 offset = line.n + 1
             return c.jobs.wait(job_id)
         except KeyboardInterrupt:
@@ -130,9 +202,10 @@ def run(
             render.hint(f"status:    jobyard status {job.id}")
             return
         render.hint(f"job {job.id} submitted ({job.state})")
-        job = _follow_to_end(c, job.id)
+        job = _follow_to_end(c, job.id, ctx)
     if job.state != "completed":
         _outcome(job)
+    typer.secho(render.summary(job), err=True, dim=True)
     raise typer.Exit(exit_code_for(job))
 
 
@@ -163,15 +236,46 @@ def status(
     job_id: str = typer.Argument(..., metavar="ID", help="job_... id or number"),
     as_json: bool = typer.Option(False, "--json", help="Print the API's JSON."),
 ) -> None:
-    """Show one job: state, resources, why it waits, how it ended or was canceled."""
+    """Show one job: state, progress, step, rate, ETA, cost, peaks, resources, why it waits,
+    how it ended or was canceled."""
     with client(ctx) as c:
         job = c.jobs.get(job_id)
-    if as_json:
-        render.print_json(job.raw)
-        return
-    render.out().print(render.job_facts(job))
+        if as_json:
+            render.print_json(job.raw)
+            return
+        metrics = c.jobs.metrics(job.id) if job.started_at else None
+    render.out().print(render.job_facts(job, metrics))
     if not job.is_terminal:
         render.hint(f"follow it: jobyard logs -f {job.id}")
+
+
+TOP_STATES = ("running", "paused", "launching", "canceling")
+
+
+def top(
+    ctx: typer.Context,
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=100, help="How many jobs."),
+) -> None:
+    """Running jobs, live: progress, step, rate, ETA, CPU, memory, cost (Ctrl-C ends it).
+    Piped, one look."""
+    with client(ctx) as c:
+        if not interactive():
+            render.out().print(render.top_table(_top_rows(c, limit)))
+            return
+        with Live(render.top_table(_top_rows(c, limit)), console=render.out(),
+                  auto_refresh=False) as live:
+            try:
+                while True:
+                    time.sleep(POLL_S * 2)
+                    live.update(render.top_table(_top_rows(c, limit)), refresh=True)
+            except KeyboardInterrupt:
+                pass
+
+
+def _top_rows(c: Client, limit: int) -> list[tuple[Job, dict[str, Any] | None]]:
+    jobs = [j for s in TOP_STATES for j in c.jobs.list_page(state=s, limit=limit).items]
+    jobs.sort(key=lambda j: j.created_at or 0, reverse=True)
+    return [(j, c.jobs.metrics(j.id) if j.started_at else None) for j in jobs[:limit]]
 
 
 def logs(
@@ -256,5 +360,5 @@ def wait(
 def register(app: typer.Typer) -> None:
     app.command(context_settings={"allow_interspersed_args": False})(run)
     app.command("ls")(ls)
-    for command in (status, logs, cancel, pause, resume, wait):
+    for command in (status, top, logs, cancel, pause, resume, wait):
         app.command()(command)

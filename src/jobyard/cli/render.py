@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,9 +35,12 @@ STATE_STYLES = {
 JSON_OPTION = typer.Option(False, "--json", help="Print the API's JSON.")
 
 
+PIPED_WIDTH = 240  # tables written to a pipe or file are not cut to a terminal's width
+
+
 def out() -> Console:
     # Made per call: the console picks up sys.stdout as it is now (tests swap it).
-    return Console(highlight=False)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
 
 
 def error(message: str) -> None:
@@ -88,6 +92,89 @@ def age(when: datetime | None) -> str:
     return duration((datetime.now(UTC) - when).total_seconds()) + " ago"
 
 
+def size(nbytes: float | None) -> str | None:
+    """Bytes as people read them (``734.0 MB``)."""
+    if nbytes is None:
+        return None
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{int(nbytes)} B"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def bar(value: float | None, width: int = 20) -> str:
+    """A progress bar in markup: ``████░░░░ 45%``."""
+    if value is None:
+        return "-"
+    done = round(max(0.0, min(100.0, value)) / 100 * width)
+    return f"[green]{'█' * done}[/][dim]{'░' * (width - done)}[/] {percent(value)}"
+
+
+def eta(job: Job) -> str | None:
+    """When the job should be done, from its progress rate (running jobs only)."""
+    if job.estimated_completion is None or job.is_terminal:
+        return None
+    left = (job.estimated_completion - datetime.now(UTC)).total_seconds()
+    clock = f"{job.estimated_completion.astimezone():%H:%M:%S}"
+    return f"in {duration(left)} ({clock})" if left > 0 else f"any moment ({clock})"
+
+
+def rate(job: Job) -> str | None:
+    """The throughput it reports (``43.1 img/s``)."""
+    throughput = job.throughput
+    if not throughput or throughput.get("value") is None:
+        return None
+    return f"{throughput['value']:g} {throughput.get('unit') or '/s'}"
+
+
+def items(job: Job) -> str | None:
+    done, total = (job.items or {}).get("done"), (job.items or {}).get("total")
+    if done is None and total is None:
+        return None
+    return f"{'?' if done is None else done}/{'?' if total is None else total}"
+
+
+def money(cost: dict[str, Any] | None) -> str | None:
+    """What it cost so far (``accrued``), or in all once it ended (``total``)."""
+    if not cost:
+        return None
+    amount = cost.get("total") if cost.get("total") is not None else cost.get("accrued")
+    return None if amount is None else f"{amount:.4f} {cost.get('currency') or 'USD'}"
+
+
+def peaks(job: Job, metrics: dict[str, Any] | None = None) -> str | None:
+    """Peak CPU, memory and GPU use: the metrics' (live) or the efficiency report's."""
+    parts = []
+    found = (metrics or {}).get("peaks") or {}
+    report = job.efficiency or {}
+    cpu = found.get("cpu_percent", (report.get("cpu") or {}).get("peak_percent"))
+    rss = found.get("rss_bytes", (report.get("memory") or {}).get("peak_rss_bytes"))
+    if cpu is not None:
+        parts.append(f"CPU {cpu:.0f}%")
+    if rss is not None:
+        parts.append(f"memory {size(rss)}")
+    for gpu in found.get("gpus") or report.get("gpus") or []:
+        use = gpu.get("utilization", gpu.get("peak_utilization"))
+        if use is not None:
+            parts.append(f"GPU {gpu.get('index')} {use:.0f}%")
+    return ", ".join(parts) or None
+
+
+def summary(job: Job) -> str:
+    """One line for a job that ended: state, how long, cost, peak memory."""
+    parts = [f"job {job.id} {job.state} in {duration(job.duration_s)}"]
+    if cost := money(job.cost):
+        parts.append(f"cost {cost}")
+    rss = (job.efficiency or {}).get("memory", {}).get("peak_rss_bytes")
+    if rss is not None:
+        parts.append(f"peak memory {size(rss)}")
+    return " · ".join(parts)
+
+
 def state(job: Job) -> str:
     style = STATE_STYLES.get(job.state, "")
     return f"[{style}]{job.state}[/]" if style else job.state
@@ -99,6 +186,7 @@ def jobs_table(jobs: Iterable[Job]) -> Table:
     table.add_column("#", justify="right")
     table.add_column("NAME", overflow="fold")
     table.add_column("STATE", no_wrap=True)
+    table.add_column("PROGRESS", justify="right", no_wrap=True)
     table.add_column("AGE", no_wrap=True)
     table.add_column("DURATION", no_wrap=True)
     table.add_column("EXIT", justify="right")
@@ -106,7 +194,7 @@ def jobs_table(jobs: Iterable[Job]) -> Table:
     for job in jobs:
         table.add_row(
             job.id, str(job.number or ""), escape(job.name or ""), state(job),
-            age(job.created_at), duration(job.duration_s),
+            percent(job.progress), age(job.created_at), duration(job.duration_s),
             "" if job.exit_code is None else str(job.exit_code), str(job.gpus),
         )
     return table
@@ -146,8 +234,27 @@ def _receipt(receipt: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def job_facts(job: Job) -> Table:
-    """The key facts of one job, as a two-column grid."""
+def top_table(rows: Iterable[tuple[Job, dict[str, Any] | None]]) -> Table:
+    """Running jobs with what they report and use now (``jobyard top``)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("ID", "NAME", "STATE", "PROGRESS", "STEP", "RATE", "ETA", "CPU", "MEMORY",
+                "COST"):
+        table.add_column(col, no_wrap=col not in ("NAME", "STEP"),
+                         justify="right" if col in ("CPU", "MEMORY", "COST") else "left")
+    for job, metrics in rows:
+        latest = (metrics or {}).get("latest") or {}
+        cpu = latest.get("cpu_percent")
+        table.add_row(
+            job.id, escape(job.name or ""), state(job), bar(job.progress, 12),
+            escape(job.current_step or ""), rate(job) or items(job) or "",
+            eta(job) or "", "" if cpu is None else f"{cpu:.0f}%",
+            size(latest.get("rss_bytes")) or "", money((metrics or {}).get("cost") or job.cost)
+            or "")
+    return table
+
+
+def job_facts(job: Job, metrics: dict[str, Any] | None = None) -> Table:
+    """The key facts of one job, as a two-column grid (``metrics``: its live peaks)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -175,6 +282,14 @@ def job_facts(job: Job) -> Table:
     row("time limit", duration(job.time_limit_s) if job.time_limit_s else None)
     attempts = (job.retry or {}).get("max_retries", 0) + 1
     row("attempt", f"{job.attempt} of {attempts}" if attempts > 1 else None)
+    if job.progress is not None:
+        row("progress", bar(job.progress))
+    row("step", escape(job.current_step or ""))
+    row("items", items(job))
+    row("rate", rate(job))
+    row("eta", eta(job))
+    row("cost", money(job.cost))
+    row("peaks", peaks(job, metrics))
     row("exit code", job.exit_code)
     if job.waiting:
         row("waiting", escape(_waiting(job.waiting)))

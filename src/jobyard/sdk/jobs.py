@@ -243,6 +243,10 @@ class JobCalls:
         return Call("GET", "/v1/jobs", _parse_job_page, params=params)
 
     @staticmethod
+    def metrics(job: JobRef) -> Call[dict[str, Any]]:
+        return Call("GET", job_path(job, "/metrics"), lambda r: r.json())
+
+    @staticmethod
     def cancel(job: JobRef) -> Call[Job]:
         return Call("POST", job_path(job, "/cancel"), _parse_job)
 
@@ -349,6 +353,11 @@ class Jobs:
         """One job, by ``job_...`` id or number."""
         return self._c._send(JobCalls.get(job_id))
 
+    def metrics(self, job_id: JobRef) -> dict[str, Any]:
+        """The current attempt's resources as the API gives them: ``series``, ``latest``,
+        ``averages``, ``peaks``, ``cold_start``, ``cost``, ``efficiency``."""
+        return self._c._send(JobCalls.metrics(job_id))
+
     def list_page(
         self, state: str | None = None, tag: str | None = None, name: str | None = None,
         limit: int = 50, cursor: str | None = None,
@@ -439,6 +448,10 @@ class AsyncJobs:
 
     async def get(self, job_id: JobRef) -> Job:
         return await self._c._send(JobCalls.get(job_id))
+
+    async def metrics(self, job_id: JobRef) -> dict[str, Any]:
+        """See :meth:`Jobs.metrics`."""
+        return await self._c._send(JobCalls.metrics(job_id))
 
     async def list_page(
         self, state: str | None = None, tag: str | None = None, name: str | None = None,
