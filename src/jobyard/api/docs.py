@@ -9,10 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import HTMLResponse
+
+from jobyard.api.validation import StrictRoute
 
 STATIC = "/static-offline-docs"
 ASSETS = Path(fastapi_offline.__file__).parent / "static"
@@ -27,8 +29,9 @@ def install(app: FastAPI) -> None:
     """Serve the assets and both pages (``app`` made with ``docs_url=None, redoc_url=None``)."""
     app.mount(STATIC, StaticFiles(directory=ASSETS), name="docs-assets")
     openapi = app.openapi_url or "/openapi.json"
+    router = APIRouter(route_class=StrictRoute, include_in_schema=False)
 
-    @app.get("/docs", include_in_schema=False)
+    @router.get("/docs")
     async def swagger(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_swagger_ui_html(
@@ -39,7 +42,7 @@ def install(app: FastAPI) -> None:
         page.headers["Content-Security-Policy"] = POLICY
         return page
 
-    @app.get("/redoc", include_in_schema=False)
+    @router.get("/redoc")
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         page = get_redoc_html(
@@ -48,3 +51,5 @@ def install(app: FastAPI) -> None:
             redoc_favicon_url=f"{root}{STATIC}/favicon.png", with_google_fonts=False)
         page.headers["Content-Security-Policy"] = POLICY
         return page
+
+    app.include_router(router)
