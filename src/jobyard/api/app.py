@@ -24,6 +24,7 @@ from jobyard.api.dialects.tensorpool import routes as tensorpool_routes
 from jobyard.api.dialects.tensorpool import upload as tensorpool_upload
 from jobyard.api.dialects.xplenty import routes as xplenty_routes
 from jobyard.api.limits import BodySizeLimit
+from jobyard.api.ui import routes as ui
 from jobyard.core.services import Services
 
 ROUTERS = [health.router, replicas.router, jobs.router, streams.router, admin.router,
@@ -66,6 +67,7 @@ def create_app(rt: Server) -> FastAPI:
         redoc_url=None,
     )
     docs.install(app)
+    ui.install(app)
     app.state.services = rt.services
     app.state.metrics_registry = None
     errors.install(app)

@@ -101,7 +101,12 @@ class AccountService:
         401."""
         if not api_key:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        who = self._accounts.principal_for_key(ids.hash_key(api_key))
+        return self.by_key_hash(ids.hash_key(api_key))
+
+    def by_key_hash(self, key_hash: str) -> Principal:
+        """The owner of the key with this hash (a dashboard session keeps the hash, never the
+        key), or 401 once it is revoked."""
+        who = self._accounts.principal_for_key(key_hash)
         if who is None:
             raise Unauthorized("unknown or revoked API key")
         return who

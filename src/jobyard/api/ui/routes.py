@@ -1,0 +1,228 @@
+"""The dashboard's pages: login, the jobs list, a job.
+
+Every page calls the core services as the APIs do, as the session's owner: a job of another
+org is "not found" here too. Forms that change something carry the session's CSRF token.
+Live parts are htmx fragments polled by the page (``/ui/jobs/rows``, ``/ui/jobs/{id}/live``),
+rendered by the same templates as the first answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.responses import RedirectResponse, Response
+
+from jobyard import __version__
+from jobyard.api.deps import services
+from jobyard.api.ui import session
+from jobyard.api.validation import StrictRoute
+from jobyard.core.cost import cost_view
+from jobyard.core.inputs import ListJobs
+from jobyard.core.models import Job, Principal
+from jobyard.core.progress import view as progress_view
+from jobyard.core.services import Services
+from jobyard.core.states import JobState
+from jobyard.errors import Conflict, JobyardError, NotFound, Unauthorized
+
+HERE = Path(__file__).parent
+PAGE = 50  # jobs per page of the list
+LOG_LINES = 200  # of a job's log on its page
+STATES = [str(s) for s in JobState]
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(prefix="/ui", route_class=StrictRoute, include_in_schema=False)
+# The dashboard loads only from this server.
+POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+          "connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
+
+
+def install(app: FastAPI) -> None:
+    app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
+    app.include_router(router)
+
+
+def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+    response = templates.TemplateResponse(request, name, {"version": __version__, **context},
+                                          status_code=status)
+    response.headers["Content-Security-Policy"] = POLICY
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _run(svc: Services, fn: Any, *args: Any) -> Any:
+    return fn(*args) if svc.reads_inline else await asyncio.to_thread(fn, *args)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    fields = parse_qs((await request.body()).decode(errors="replace"), max_num_fields=20)
+    return {k: v[0] for k, v in fields.items()}
+
+
+def _who(request: Request) -> tuple[Services, Principal, str]:
+    svc = services(request)
+    who, csrf = session.current(svc, request)
+    return svc, who, csrf
+
+
+def _to_login() -> Response:
+    return RedirectResponse("/ui/login", status_code=303)
+
+
+# login -----------------------------------------------------------------------------------------
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    svc = services(request)
+    form = await _form(request)
+    try:
+        session.check_login(svc, request, form.get("csrf"))
+    except session.CsrfRefused:
+        return _login_page(request, "The form expired; try again.", 403)
+    response = RedirectResponse("/ui", status_code=303)
+    try:
+        await _run(svc, session.start, svc, response, form.get("api_key", "").strip(),
+                   request.url.scheme == "https")
+    except Unauthorized:
+        return _login_page(request, "Unknown or revoked API key.", 401)
+    return response
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+    token, nonce = session.login_nonce(services(request), request)
+    response = _page(request, "login.html", status, token=token, error=error)
+    session.set_login_nonce(response, nonce)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    try:
+        svc, _, _ = _who(request)
+        session.check_csrf(svc, request, (await _form(request)).get("csrf"))
+    except (session.NoSession, session.CsrfRefused):
+        return Response("refused: no session or a stale form", status_code=403)
+    response = _to_login()
+    session.end(response)
+    return response
+
+
+# jobs ------------------------------------------------------------------------------------------
+def _query(request: Request) -> tuple[ListJobs, dict[str, str]]:
+    q = request.query_params
+    kept = {k: q[k] for k in ("state", "tag", "name") if q.get(k)}
+    before = q.get("before")
+    state = kept.get("state")
+    return ListJobs(state=state if state in STATES else None, tag=kept.get("tag"),
+                    name=kept.get("name"), limit=PAGE,
+                    before_id=int(before) if before and before.isdigit() else None), kept
+
+
+@router.get("")
+async def jobs(request: Request) -> Response:
+    try:
+        svc, who, csrf = _who(request)
+    except session.NoSession:
+        return _to_login()
+    query, kept = _query(request)
+    found = await _run(svc, svc.jobs.list, who, query, True)
+    more = urlencode({**kept, "before": found[-1].id}) if len(found) == PAGE else None
+    return _page(request, "jobs.html", who=who, csrf=csrf, jobs=[_row(svc, j) for j in found],
+                 filters=kept, states=STATES, more=more, live=query.before_id is None,
+                 rows_url="/ui/jobs/rows?" + urlencode(kept))
+
+
+@router.get("/jobs/rows")
+async def job_rows(request: Request) -> Response:
+    """The list's first page of rows (polled by the list page)."""
+    try:
+        svc, who, _ = _who(request)
+    except session.NoSession:
+        return Response(status_code=401)
+    query, _ = _query(request)
+    found = await _run(svc, svc.jobs.list, who, query, True)
+    return _page(request, "rows.html", jobs=[_row(svc, j) for j in found])
+
+
+@router.get("/jobs/{ref}")
+async def job_page(request: Request, ref: str) -> Response:
+    try:
+        svc, who, csrf = _who(request)
+    except session.NoSession:
+        return _to_login()
+    try:
+        job = await _run(svc, svc.jobs.get, who, ref)
+    except NotFound:
+        return _page(request, "missing.html", 404, who=who, csrf=csrf, ref=ref)
+    return _page(request, "job.html", who=who, csrf=csrf, **await _job_view(svc, job))
+
+
+@router.get("/jobs/{ref}/live")
+async def job_live(request: Request, ref: str) -> Response:
+    """The job page's changing part (polled while the job is not over)."""
+    try:
+        svc, who, csrf = _who(request)
+        job = await _run(svc, svc.jobs.get, who, ref)
+    except (session.NoSession, NotFound):
+        return Response(status_code=404)
+    return _page(request, "live.html", csrf=csrf, **await _job_view(svc, job))
+
+
+@router.post("/jobs/{ref}/cancel")
+async def cancel(request: Request, ref: str) -> Response:
+    try:
+        svc, who, _ = _who(request)
+        session.check_csrf(svc, request, (await _form(request)).get("csrf"))
+    except (session.NoSession, session.CsrfRefused):
+        return Response("refused: no session or a stale form", status_code=403)
+    try:
+        job, _ = await _run(svc, svc.jobs.cancel, who, ref)
+    except NotFound:
+        return Response(status_code=404)
+    except Conflict:
+        job = await _run(svc, svc.jobs.get, who, ref)  # it ended meanwhile: show how
+    return RedirectResponse(f"/ui/jobs/{job.uid}", status_code=303)
+
+
+async def _job_view(svc: Services, job: Job) -> dict[str, Any]:
+    try:
+        page = await _run(svc, svc.files.log, job, None, 0, LOG_LINES, LOG_LINES)
+        lines, log_error = [line.text for line in page.lines], None
+    except JobyardError as exc:
+        lines, log_error = [], exc.message
+    except Exception:  # e.g. on another replica that does not answer: say so, show the rest
+        lines, log_error = [], "the log cannot be read from this replica right now"
+    return {"job": _row(svc, job), "log": lines, "log_error": log_error}
+
+
+def _row(svc: Services, job: Job) -> dict[str, Any]:
+    """What the templates show of a job (plain values, formatted here once)."""
+    prog = progress_view(job.telemetry or {}, job.attempt)
+    cost = cost_view(job, time.time(), svc.prices)
+    return {
+        "uid": job.uid, "number": job.id, "name": job.name, "state": str(job.state),
+        "substate": job.substate, "terminal": job.is_terminal,
+        "command": job.command if isinstance(job.command, str) else " ".join(job.command),
+        "progress": prog["progress"], "step": prog["current_step"],
+        "eta": None if job.is_terminal else _when(prog["estimated_completion"]),
+        "created": _when(job.created_at),
+        "gpus": job.resources.gpus, "cpus": job.resources.cpus, "tags": job.tags,
+        "exit_code": job.exit_code, "error": job.error, "message": job.message,
+        "receipt": job.cancel_receipt, "attempt": job.attempt,
+        "cost": cost["total"] if cost["total"] is not None else cost["accrued"],
+        "currency": cost["currency"],
+    }
+
+
+def _when(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")

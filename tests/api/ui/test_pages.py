@@ -1,0 +1,181 @@
+"""The dashboard against a real server: sessions, CSRF, the jobs list and a job's page, in
+plain HTTP and in a real browser (Debian's Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from jobyard.testing import ServerProcess, wait_until
+from tests.api.helpers import submit, wait_state
+from tests.api.test_auth import make_user
+from tests.conftest import screenshot
+
+TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(tmp_path_factory.mktemp("srv")).start()
+    yield srv
+    srv.stop()
+
+
+def browse(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=10)
+
+
+def log_in(web: httpx.Client, key: str) -> httpx.Response:
+    token = TOKEN.search(web.get("/ui/login").text)[1]
+    return web.post("/ui/login", data={"api_key": key, "csrf": token})
+
+
+def csrf(web: httpx.Client, path: str = "/ui") -> str:
+    return TOKEN.search(web.get(path).text)[1]
+
+
+def test_without_a_session_nothing_is_shown_and_nothing_changes(server):
+    with server.client() as api:
+        job = submit(api, "sleep 30", name="secret-name")
+    with browse(server) as web:
+        for path in ("/ui", f"/ui/jobs/{job['id']}"):
+            r = web.get(path)
+            assert (r.status_code, r.headers["location"]) == (303, "/ui/login")
+        assert web.get("/ui/jobs/rows").status_code == 401
+        assert web.get(f"/ui/jobs/{job['id']}/live").status_code == 404
+        assert web.post(f"/ui/jobs/{job['id']}/cancel", data={"csrf": "x"}).status_code == 403
+        login = web.get("/ui/login")
+        assert login.status_code == 200 and "secret-name" not in login.text
+        assert 'name="api_key"' in login.text
+    with server.client() as api:
+        assert api.get(f"/v1/jobs/{job['id']}").json()["state"] in ("queued", "launching",
+                                                                    "running")
+        api.post(f"/v1/jobs/{job['id']}/cancel")
+
+
+def test_a_session_is_a_strict_http_only_cookie_that_revocation_and_logout_end(server):
+    with server.client() as admin:
+        key = make_user(admin, "ui-user", "ui-org")["key"]
+    with browse(server) as web:
+        assert log_in(web, "jy_wrong").status_code == 401
+        assert web.post("/ui/login", data={"api_key": key}).status_code == 403  # no token
+        r = log_in(web, key)
+        assert (r.status_code, r.headers["location"]) == (303, "/ui")
+        cookie = r.headers["set-cookie"]
+        assert all(part in cookie for part in ("HttpOnly", "SameSite=strict", "Path=/ui"))
+        assert key not in cookie
+        page = web.get("/ui")
+        assert page.status_code == 200 and "ui-user" in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert web.post("/ui/logout", data={"csrf": "forged"}).status_code == 403
+        assert web.get("/ui").status_code == 200  # still in
+        assert web.post("/ui/logout", data={"csrf": csrf(web)}).status_code == 303
+        assert web.get("/ui").status_code == 303
+
+        log_in(web, key)
+        assert web.get("/ui").status_code == 200
+        with server.client(key) as own:
+            own_key = own.get("/v1/keys").json()["items"][0]
+            assert own.delete(f"/v1/keys/{own_key['id']}").status_code in (200, 204)
+        assert web.get("/ui").status_code == 303  # a revoked key ends its sessions at once
+
+
+def test_the_list_pages_by_keyset_with_filters_in_the_url(server):
+    with server.client() as api:
+        ids = [submit(api, "true", tags=["paged"], name=f"p{i}")["id"] for i in range(55)]
+        wait_until(lambda: all(api.get(f"/v1/jobs/{i}").json()["state"] == "completed"
+                               for i in ids[-3:]), timeout=30)
+    with browse(server) as web:
+        log_in(web, server.admin_key)
+        first = web.get("/ui", params={"tag": "paged"}).text
+        shown = re.findall(r'data-job="(job_\w+)"', first)
+        assert shown == ids[::-1][:50]
+        older = re.search(r'href="/ui\?([^"]+)">Older jobs', first)[1].replace("&amp;", "&")
+        assert "tag=paged" in older and "before=" in older
+        rest = re.findall(r'data-job="(job_\w+)"', web.get("/ui?" + older).text)
+        assert rest == ids[::-1][50:]
+        none = web.get("/ui", params={"tag": "paged", "state": "failed"}).text
+        assert "data-job=" not in none and "No jobs here yet" in none
+        rows = web.get("/ui/jobs/rows", params={"tag": "paged", "name": "p3"}).text
+        assert re.findall(r'data-job="(job_\w+)"', rows) == [ids[3]]
+
+
+def test_a_job_s_page_cancels_only_with_the_session_s_token_and_shows_the_receipt(server):
+    with server.client() as api:
+        job = submit(api, ["sh", "-c", "echo started; sleep 60"])
+        wait_state(api, job["id"], "running")
+    with browse(server) as web:
+        log_in(web, server.admin_key)
+        page = web.get(f"/ui/jobs/{job['id']}").text
+        assert "running" in page and ">Cancel<" in page
+        wait_until(lambda: "started" in web.get(f"/ui/jobs/{job['id']}/live").text)
+        r = web.post(f"/ui/jobs/{job['id']}/cancel", data={"csrf": "forged"})
+        assert r.status_code == 403
+        with server.client() as api:
+            assert api.get(f"/v1/jobs/{job['id']}").json()["state"] == "running"
+        r = web.post(f"/ui/jobs/{job['id']}/cancel", data={"csrf": csrf(web)})
+        assert (r.status_code, r.headers["location"]) == (303, f"/ui/jobs/{job['id']}")
+        with server.client() as api:
+            assert wait_state(api, job["id"], timeout=20)["state"] == "canceled"
+        page = web.get(f"/ui/jobs/{job['id']}").text
+        assert "canceled" in page and "Cancel receipt: SIGTERM" in page and ">Cancel<" not in page
+
+
+def test_another_org_s_job_is_not_found_and_not_listed(server):
+    with server.client() as admin:
+        key = make_user(admin, "outsider", "other-org")["key"]
+        job = submit(admin, "true", name="not-yours")
+    with browse(server) as web:
+        log_in(web, key)
+        r = web.get(f"/ui/jobs/{job['id']}")
+        assert r.status_code == 404 and "not-yours" not in r.text
+        assert job["id"] not in web.get("/ui").text
+        assert web.get(f"/ui/jobs/{job['id']}/live").status_code == 404
+
+
+# In a browser: a job that reports progress, then waits to be canceled.
+PROGRESSING = ("import jobyard.job as j, time\n"
+               "for p in range(0, 100, 5):\n"
+               "    j.progress(p, step='training'); print('at', p, flush=True); time.sleep(0.3)\n"
+               "time.sleep(60)\n")
+
+
+def test_in_a_browser_log_in_watch_progress_and_cancel(browser, server):
+    with server.client() as api:
+        job = submit(api, ["python3", "-c", PROGRESSING], name="browser-job")
+        wait_state(api, job["id"], "running")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    elsewhere, problems = [], []
+    ours = urlsplit(server.url).netloc
+    page.route("**/*", lambda route: route.continue_() if urlsplit(route.request.url).netloc
+               == ours else (elsewhere.append(route.request.url), route.abort()))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    try:
+        page.goto(f"{server.url}/ui")
+        assert page.url.endswith("/ui/login")
+        page.fill("input[name=api_key]", server.admin_key)
+        page.click("button[type=submit]")
+        page.wait_for_selector(f"tr[data-job='{job['id']}']")
+        page.click(f"a[href='/ui/jobs/{job['id']}']")
+        bar = page.locator("#progress")
+        bar.wait_for(timeout=15_000)
+        first = float(bar.get_attribute("value"))
+        # It moves without a reload: the live part is polled.
+        wait_until(lambda: float(page.locator("#progress").get_attribute("value") or 0) > first,
+                   timeout=15)
+        assert "at " in page.inner_text("#log")
+        screenshot(page, "ui-job-running")
+        page.click("button.danger")
+        page.wait_for_selector("#receipt", timeout=20_000)
+        assert page.inner_text("#state") == "canceled"
+        screenshot(page, "ui-job-canceled")
+        with server.client() as api:
+            assert api.get(f"/v1/jobs/{job['id']}").json()["state"] == "canceled"
+        assert elsewhere == [] and problems == []
+    finally:
+        context.close()
