@@ -68,7 +68,7 @@ SDK_MODULES = {
 
 # ``client.<namespace>.<method>``, the same on Client and AsyncClient.
 NAMESPACES = {
-    "jobs": ["cancel", "get", "list", "list_page", "logs", "pause", "resume", "stream", "submit",
+    "jobs": ["cancel", "get", "list", "list_page", "logs", "metrics", "pause", "resume", "stream", "submit",
              "wait"],
     "users": ["create", "list"],
     "orgs": ["create", "list"],
