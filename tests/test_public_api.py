@@ -68,8 +68,8 @@ SDK_MODULES = {
 
 # ``client.<namespace>.<method>``, the same on Client and AsyncClient.
 NAMESPACES = {
-    "jobs": ["cancel", "get", "list", "list_page", "logs", "metrics", "pause", "resume", "stream", "submit",
-             "wait"],
+    "jobs": ["cancel", "get", "list", "list_page", "logs", "metrics", "pause", "resume", "stream",
+             "submit", "wait"],
     "users": ["create", "list"],
     "orgs": ["create", "list"],
     "keys": ["create", "list", "revoke"],
