@@ -198,6 +198,19 @@ class JobFileService:
                     return
                 await changed.wait(POLL_S)
 
+    async def log_snapshot(self, job: Job, attempt: int | None = None
+                           ) -> AsyncIterator[list[LogLine]]:
+        """Every complete line of an attempt's log as it is now, in chunks (a download)."""
+        self.locate(job, attempt)
+        number = attempt or job.attempt
+        n = pos = 0
+        while True:
+            chunk, pos = await self._on_pool(self._files.read_log_from, job.uid, number, pos)
+            if not chunk:
+                return
+            yield [self._files.parse_log_line(n + i, raw) for i, raw in enumerate(chunk)]
+            n += len(chunk)
+
     # outputs ---------------------------------------------------------------------------------
     def outputs(self, job: Job, attempt: int | None = None) -> list[dict[str, Any]]:
         """The collected outputs of one attempt (every attempt's with None), by name."""

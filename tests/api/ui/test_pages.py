@@ -3,6 +3,7 @@ plain HTTP and in a real browser (Debian's Chromium driven by Playwright)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -112,7 +113,7 @@ def test_a_job_s_page_cancels_only_with_the_session_s_token_and_shows_the_receip
         log_in(web, server.admin_key)
         page = web.get(f"/ui/jobs/{job['id']}").text
         assert "running" in page and ">Cancel<" in page
-        wait_until(lambda: "started" in web.get(f"/ui/jobs/{job['id']}/live").text)
+        wait_until(lambda: ">started</div>" in web.get(f"/ui/jobs/{job['id']}").text)
         r = web.post(f"/ui/jobs/{job['id']}/cancel", data={"csrf": "forged"})
         assert r.status_code == 403
         with server.client() as api:
@@ -168,6 +169,8 @@ def test_in_a_browser_log_in_watch_progress_and_cancel(browser, server):
         # It moves without a reload: the live part is polled.
         wait_until(lambda: float(page.locator("#progress").get_attribute("value") or 0) > first,
                    timeout=15)
+        at_load = page.locator("#log .l").count()
+        wait_until(lambda: page.locator("#log .l").count() > at_load, timeout=15)  # no reload
         assert "at " in page.inner_text("#log")
         screenshot(page, "ui-job-running")
         page.click("button.danger")
@@ -177,5 +180,60 @@ def test_in_a_browser_log_in_watch_progress_and_cancel(browser, server):
         with server.client() as api:
             assert api.get(f"/v1/jobs/{job['id']}").json()["state"] == "canceled"
         assert elsewhere == [] and problems == []
+    finally:
+        context.close()
+
+
+def test_the_log_streams_loads_earlier_lines_and_downloads_whole(server):
+    with server.client() as api:
+        job = submit(api, ["python3", "-c", "for i in range(1500): print('line', i)"])
+        assert wait_state(api, job["id"])["state"] == "completed"
+    with browse(server) as web:
+        log_in(web, server.admin_key)
+        page = web.get(f"/ui/jobs/{job['id']}").text
+        shown = re.findall(r'data-n="(\d+)">line (\d+)<', page)
+        assert [int(n) for n, _ in shown] == list(range(1300, 1500))  # the last 200
+        assert 'data-next="1500"' in page
+        with web.stream("GET", f"/ui/jobs/{job['id']}/log/stream",
+                        params={"offset": 1498}) as stream:
+            events = [line for line in stream.iter_lines() if line.startswith("data:")]
+        assert json.loads(events[0][5:]) == [{"n": 1498, "s": "stdout", "t": "line 1498"},
+                                             {"n": 1499, "s": "stdout", "t": "line 1499"}]
+        assert json.loads(events[-1][5:]) == {"state": "completed"}
+        earlier = web.get(f"/ui/jobs/{job['id']}/log/earlier", params={"before": 1300}).json()
+        assert [x["n"] for x in earlier["lines"]] == list(range(800, 1300))
+        whole = web.get(f"/ui/jobs/{job['id']}/log.txt")
+        assert whole.text.splitlines() == [f"line {i}" for i in range(1500)]
+        assert f"{job['id']}.1.log" in whole.headers["content-disposition"]
+    with browse(server) as stranger:  # no session: nothing of it
+        for path in ("/log/stream", "/log/earlier?before=10", "/log.txt"):
+            assert stranger.get(f"/ui/jobs/{job['id']}{path}").status_code == 404
+
+
+FLOOD = "import time; time.sleep(1.5)\nfor i in range(200_000): print('row', i)"
+
+
+def test_in_a_browser_a_flood_of_200000_lines_keeps_a_window_of_them(browser, server):
+    with server.client() as api:
+        job = submit(api, ["python3", "-c", FLOOD])
+        wait_state(api, job["id"], "running")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/ui/login")
+        page.fill("input[name=api_key]", server.admin_key)
+        page.click("button[type=submit]")
+        page.goto(f"{server.url}/ui/jobs/{job['id']}")
+        page.wait_for_selector("#follow:text('ended')", timeout=60_000)
+        wait_until(lambda: page.locator("#log .l").last.inner_text() == "row 199999", timeout=30)
+        rows = page.locator("#log .l")
+        assert rows.count() == 2000  # the window: the page holds no more
+        first = int(rows.first.get_attribute("data-n"))
+        page.click("#earlier")
+        wait_until(lambda: int(rows.first.get_attribute("data-n")) == first - 500, timeout=10)
+        assert rows.count() == 2000
+        page.fill("#search", "row 19800")  # rows 198000-198009 are in the window now
+        wait_until(lambda: page.locator("#log .l:visible").count() == 10, timeout=10)
+        screenshot(page, "ui-job-flood")
     finally:
         context.close()

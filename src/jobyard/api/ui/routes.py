@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,17 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.responses import RedirectResponse, Response
+from sse_starlette import ServerSentEvent
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from jobyard import __version__
 from jobyard.api.deps import services
+from jobyard.api.responses import JSON, dumps
+from jobyard.api.sse import EventSourceResponse
 from jobyard.api.ui import session
 from jobyard.api.validation import StrictRoute
 from jobyard.core.cost import cost_view
+from jobyard.core.files import Elsewhere, LogLine
 from jobyard.core.inputs import ListJobs
 from jobyard.core.models import Job, Principal
 from jobyard.core.progress import view as progress_view
@@ -34,7 +39,8 @@ from jobyard.errors import Conflict, JobyardError, NotFound, Unauthorized
 
 HERE = Path(__file__).parent
 PAGE = 50  # jobs per page of the list
-LOG_LINES = 200  # of a job's log on its page
+LOG_LINES = 200  # of a job's log on its page at first (then followed live)
+EARLIER = 500  # lines per "load earlier"
 STATES = [str(s) for s in JobState]
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(prefix="/ui", route_class=StrictRoute, include_in_schema=False)
@@ -164,7 +170,8 @@ async def job_page(request: Request, ref: str) -> Response:
         job = await _run(svc, svc.jobs.get, who, ref)
     except NotFound:
         return _page(request, "missing.html", 404, who=who, csrf=csrf, ref=ref)
-    return _page(request, "job.html", who=who, csrf=csrf, **await _job_view(svc, job))
+    return _page(request, "job.html", who=who, csrf=csrf, **await _job_view(svc, job),
+                 **await _log_tail(svc, job))
 
 
 @router.get("/jobs/{ref}/live")
@@ -176,6 +183,63 @@ async def job_live(request: Request, ref: str) -> Response:
     except (session.NoSession, NotFound):
         return Response(status_code=404)
     return _page(request, "live.html", csrf=csrf, **await _job_view(svc, job))
+
+
+@router.get("/jobs/{ref}/log/stream")
+async def log_stream(request: Request, ref: str, offset: int = 0) -> Response:
+    """The log from line ``offset`` on as it is written (SSE, a batch of lines per event:
+    ``[{"n", "s", "t"}]``), then ``end`` once the job ended and every line was sent."""
+    try:
+        svc, who, _ = _who(request)
+        job = await _run(svc, svc.jobs.get, who, ref)
+    except (session.NoSession, NotFound):
+        return Response(status_code=404)
+    svc.files.locate(job)  # before the answer starts: it may be relayed
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        async for batch in svc.files.follow_log(job, None, max(0, offset)):
+            if batch.lines:
+                yield ServerSentEvent(dumps([_line(x) for x in batch.lines]), event="lines")
+            if batch.ended:
+                yield ServerSentEvent(dumps({"state": str(batch.end.state) if batch.end
+                                             else None}), event="end")
+
+    return EventSourceResponse(events(), ping=svc.config.sse_heartbeat_s)
+
+
+@router.get("/jobs/{ref}/log/earlier")
+async def log_earlier(request: Request, ref: str, before: int) -> Response:
+    """Up to :data:`EARLIER` lines before line ``before`` (the page's "load earlier")."""
+    try:
+        svc, who, _ = _who(request)
+        job = await _run(svc, svc.jobs.get, who, ref)
+    except (session.NoSession, NotFound):
+        return Response(status_code=404)
+    start = max(0, before - EARLIER)
+    page = await _run(svc, svc.files.log, job, None, start, max(0, before - start))
+    return JSON({"lines": [_line(x) for x in page.lines]})
+
+
+@router.get("/jobs/{ref}/log.txt")
+async def log_download(request: Request, ref: str) -> Response:
+    """The whole log as it is now, as a text file."""
+    try:
+        svc, who, _ = _who(request)
+        job = await _run(svc, svc.jobs.get, who, ref)
+    except (session.NoSession, NotFound):
+        return Response(status_code=404)
+    svc.files.locate(job)
+
+    async def text() -> AsyncIterator[bytes]:
+        async for lines in svc.files.log_snapshot(job):
+            yield "".join(f"{x.text}\n" for x in lines).encode()
+
+    return StreamingResponse(text(), media_type="text/plain; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{job.uid}.{job.attempt}.log"'})
+
+
+def _line(line: LogLine) -> dict[str, Any]:
+    return {"n": line.n, "s": line.stream, "t": line.text}
 
 
 @router.post("/jobs/{ref}/cancel")
@@ -195,14 +259,18 @@ async def cancel(request: Request, ref: str) -> Response:
 
 
 async def _job_view(svc: Services, job: Job) -> dict[str, Any]:
+    return {"job": _row(svc, job)}
+
+
+async def _log_tail(svc: Services, job: Job) -> dict[str, Any]:
+    """The log's last lines for the page's first answer (then it follows the stream)."""
     try:
         page = await _run(svc, svc.files.log, job, None, 0, LOG_LINES, LOG_LINES)
-        lines, log_error = [line.text for line in page.lines], None
+    except Elsewhere:
+        return {"log": [], "next": 0, "log_error": None}  # the stream is relayed there
     except JobyardError as exc:
-        lines, log_error = [], exc.message
-    except Exception:  # e.g. on another replica that does not answer: say so, show the rest
-        lines, log_error = [], "the log cannot be read from this replica right now"
-    return {"job": _row(svc, job), "log": lines, "log_error": log_error}
+        return {"log": [], "next": 0, "log_error": exc.message}
+    return {"log": [_line(x) for x in page.lines], "next": page.next_offset, "log_error": None}
 
 
 def _row(svc: Services, job: Job) -> dict[str, Any]:
