@@ -34,22 +34,23 @@ def install(app: FastAPI) -> None:
     @router.get("/docs")
     async def swagger(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        page = get_swagger_ui_html(
+        return _confined(get_swagger_ui_html(
             openapi_url=root + openapi, title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{root}{STATIC}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{STATIC}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{STATIC}/favicon.png")
-        page.headers["Content-Security-Policy"] = POLICY
-        return page
+            swagger_favicon_url=f"{root}{STATIC}/favicon.png"))
 
     @router.get("/redoc")
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        page = get_redoc_html(
+        return _confined(get_redoc_html(
             openapi_url=root + openapi, title=f"{app.title} - ReDoc",
             redoc_js_url=f"{root}{STATIC}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}{STATIC}/favicon.png", with_google_fonts=False)
-        page.headers["Content-Security-Policy"] = POLICY
-        return page
+            redoc_favicon_url=f"{root}{STATIC}/favicon.png", with_google_fonts=False))
 
     app.include_router(router)
+
+
+def _confined(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = POLICY
+    return page

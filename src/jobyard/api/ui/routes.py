@@ -77,6 +77,16 @@ def _who(request: Request) -> tuple[Services, Principal, str]:
     return svc, who, csrf
 
 
+async def _visible(request: Request, ref: str) -> tuple[Services, Job, str] | None:
+    """The services, the job and the CSRF token for a fragment of a job the session may see;
+    None without a session or such a job (a fragment answers 404 alike)."""
+    try:
+        svc, who, csrf = _who(request)
+        return svc, await _run(svc, svc.jobs.get, who, ref), csrf
+    except (session.NoSession, NotFound):
+        return None
+
+
 def _to_login() -> Response:
     return RedirectResponse("/ui/login", status_code=303)
 
@@ -177,11 +187,10 @@ async def job_page(request: Request, ref: str) -> Response:
 @router.get("/jobs/{ref}/live")
 async def job_live(request: Request, ref: str) -> Response:
     """The job page's changing part (polled while the job is not over)."""
-    try:
-        svc, who, csrf = _who(request)
-        job = await _run(svc, svc.jobs.get, who, ref)
-    except (session.NoSession, NotFound):
+    found = await _visible(request, ref)
+    if found is None:
         return Response(status_code=404)
+    svc, job, csrf = found
     return _page(request, "live.html", csrf=csrf, **await _job_view(svc, job))
 
 
@@ -189,11 +198,10 @@ async def job_live(request: Request, ref: str) -> Response:
 async def log_stream(request: Request, ref: str, offset: int = 0) -> Response:
     """The log from line ``offset`` on as it is written (SSE, a batch of lines per event:
     ``[{"n", "s", "t"}]``), then ``end`` once the job ended and every line was sent."""
-    try:
-        svc, who, _ = _who(request)
-        job = await _run(svc, svc.jobs.get, who, ref)
-    except (session.NoSession, NotFound):
+    found = await _visible(request, ref)
+    if found is None:
         return Response(status_code=404)
+    svc, job, _ = found
     svc.files.locate(job)  # before the answer starts: it may be relayed
 
     async def events() -> AsyncIterator[ServerSentEvent]:
@@ -210,11 +218,10 @@ async def log_stream(request: Request, ref: str, offset: int = 0) -> Response:
 @router.get("/jobs/{ref}/log/earlier")
 async def log_earlier(request: Request, ref: str, before: int) -> Response:
     """Up to :data:`EARLIER` lines before line ``before`` (the page's "load earlier")."""
-    try:
-        svc, who, _ = _who(request)
-        job = await _run(svc, svc.jobs.get, who, ref)
-    except (session.NoSession, NotFound):
+    found = await _visible(request, ref)
+    if found is None:
         return Response(status_code=404)
+    svc, job, _ = found
     start = max(0, before - EARLIER)
     page = await _run(svc, svc.files.log, job, None, start, max(0, before - start))
     return JSON({"lines": [_line(x) for x in page.lines]})
@@ -223,11 +230,10 @@ async def log_earlier(request: Request, ref: str, before: int) -> Response:
 @router.get("/jobs/{ref}/log.txt")
 async def log_download(request: Request, ref: str) -> Response:
     """The whole log as it is now, as a text file."""
-    try:
-        svc, who, _ = _who(request)
-        job = await _run(svc, svc.jobs.get, who, ref)
-    except (session.NoSession, NotFound):
+    found = await _visible(request, ref)
+    if found is None:
         return Response(status_code=404)
+    svc, job, _ = found
     svc.files.locate(job)
 
     async def text() -> AsyncIterator[bytes]:
