@@ -237,3 +237,93 @@ def test_in_a_browser_a_flood_of_200000_lines_keeps_a_window_of_them(browser, se
         screenshot(page, "ui-job-flood")
     finally:
         context.close()
+
+
+def test_keys_are_made_shown_once_and_revoked_from_the_dashboard(server):
+    with server.client() as admin:
+        key = make_user(admin, "keyholder", "key-org")["key"]
+        other = make_user(admin, "neighbour", "key-org")["key"]
+    with browse(server) as web:
+        log_in(web, key)
+        assert web.post("/ui/keys", data={"name": "laptop", "csrf": "x"}).status_code == 403
+        made = web.post("/ui/keys", data={"name": "laptop", "csrf": csrf(web, "/ui/keys")})
+        secret = re.search(r'<code id="newkey">(jy_[^<]+)</code>', made.text)[1]
+        assert "shown this once" in made.text
+        assert secret not in web.get("/ui/keys").text  # never again
+        with server.client(secret) as fresh:
+            assert fresh.get("/v1/jobs").status_code == 200
+            key_id = next(k["id"] for k in fresh.get("/v1/keys").json()["items"]
+                          if k["name"] == "laptop")
+        with browse(server) as neighbour:  # the same org, another user: not theirs to revoke
+            log_in(neighbour, other)
+            r = neighbour.post(f"/ui/keys/{key_id}/revoke",
+                               data={"csrf": csrf(neighbour, "/ui/keys")})
+            assert r.status_code == 404
+        r = web.post(f"/ui/keys/{key_id}/revoke", data={"csrf": csrf(web, "/ui/keys")})
+        assert (r.status_code, r.headers["location"]) == (303, "/ui/keys")
+        with server.client(secret) as fresh:
+            assert fresh.get("/v1/jobs").status_code == 401
+
+
+def test_clusters_show_which_job_holds_which_gpus_and_volumes_are_listed(server):
+    with server.client() as api:
+        r = api.post("/v1/clusters", json={"instance_type": "1xGPU", "instance_count": 2})
+        assert r.status_code == 202, r.text
+        cid = r.json()["cluster_id"]
+        wait_until(lambda: api.get(f"/v1/clusters/{cid}").json()["state"] == "ready", 20)
+        job = submit(api, "sleep 60", cluster_id=cid)
+        wait_state(api, job["id"], "running")
+        assert api.post("/v1/storage", json={"name": "ui-data", "size_gb": 3}).status_code \
+            in (200, 202)
+    with browse(server) as web:
+        log_in(web, server.admin_key)
+        page = web.get("/ui/clusters").text
+        section = page[page.index(f'data-cluster="{cid}"'):]
+        assert f'href="/ui/jobs/{job["id"]}"' in section and "idle" in section
+        assert re.search(r"<td>\d+</td><td>\d+</td>", section)  # an instance and its GPU
+        assert "ui-data" in web.get("/ui/volumes").text
+    with server.client() as api:
+        api.post(f"/v1/jobs/{job['id']}/cancel")
+        wait_state(api, job["id"], timeout=20)
+
+
+PAGES = ("/ui", "/ui/jobs/{job}", "/ui/clusters", "/ui/volumes", "/ui/keys")
+
+
+@pytest.mark.parametrize("scheme, width, height", [("light", 1280, 800), ("dark", 390, 844)])
+def test_every_page_is_accessible_and_fits_light_dark_and_phone(browser, server, scheme,
+                                                                width, height):
+    from axe_playwright_python.sync_playwright import Axe
+
+    with server.client() as api:
+        job = submit(api, ["python3", "-c", "import jobyard.job as j; j.progress(40, "
+                           "step='training'); print('hello')"], name="a11y")
+        wait_state(api, job["id"])
+    # axe runs as a script of the page: the page's own policy would refuse it.
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  color_scheme=scheme, bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/ui/login")
+        serious = _serious(Axe().run(page))
+        assert serious == [], ("/ui/login", serious)
+        page.fill("input[name=api_key]", server.admin_key)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server.url}/ui")
+        for path in PAGES:
+            page.goto(server.url + path.format(job=job["id"]))
+            serious = _serious(Axe().run(page))
+            assert serious == [], (path, serious)
+            overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
+            assert overflow <= 1, (path, overflow)  # nothing wider than the screen
+            name = path.strip("/").replace("/", "-").replace("{job}", "job") or "ui"
+            screenshot(page, f"{name.replace('ui-jobs-' + job['id'], 'ui-job')}-{scheme}")
+        page.keyboard.press("Tab")  # the first stop is reachable by keyboard
+        assert page.evaluate("document.activeElement.tagName") in ("A", "BUTTON", "INPUT")
+    finally:
+        context.close()
+
+
+def _serious(results) -> list[str]:
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")]

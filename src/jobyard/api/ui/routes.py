@@ -30,7 +30,7 @@ from jobyard.api.ui import session
 from jobyard.api.validation import StrictRoute
 from jobyard.core.cost import cost_view
 from jobyard.core.files import Elsewhere, LogLine
-from jobyard.core.inputs import ListJobs
+from jobyard.core.inputs import CreateKey, ListJobs
 from jobyard.core.models import Job, Principal
 from jobyard.core.progress import view as progress_view
 from jobyard.core.services import Services
@@ -242,6 +242,85 @@ async def log_download(request: Request, ref: str) -> Response:
 
     return StreamingResponse(text(), media_type="text/plain; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{job.uid}.{job.attempt}.log"'})
+
+
+# the org's other things ------------------------------------------------------------------------
+@router.get("/clusters")
+async def clusters(request: Request) -> Response:
+    """The org's clusters: which instance holds which GPUs, and the jobs on them."""
+    try:
+        svc, who, csrf = _who(request)
+    except session.NoSession:
+        return _to_login()
+    found = await _run(svc, svc.clusters.list, who)
+    running = await _run(svc, svc.jobs.list, who, ListJobs(state=str(JobState.RUNNING),
+                                                           limit=500), True)
+    on = {(j.cluster_id, (j.assigned or {}).get("cluster", {}).get("instance")): j.uid
+          for j in running if j.cluster_id}
+    return _page(request, "clusters.html", who=who, csrf=csrf, clusters=[{
+        "uid": c.uid, "name": c.name, "type": c.instance_type, "state": str(c.state),
+        "count": c.count, "created": _when(c.created_at), "volumes": c.attachments,
+        "instances": [{"n": i.get("n"), "gpus": i.get("gpus") or [],
+                       "job": on.get((c.uid, i.get("n")))} for i in c.instances],
+    } for c in found])
+
+
+@router.get("/volumes")
+async def volumes(request: Request) -> Response:
+    try:
+        svc, who, csrf = _who(request)
+    except session.NoSession:
+        return _to_login()
+    found = await _run(svc, svc.volumes.list_volumes, who)
+    return _page(request, "volumes.html", who=who, csrf=csrf, volumes=[{
+        "uid": v.uid, "name": v.name, "state": str(v.state), "size_gb": v.size_gb,
+        "used": v.used_bytes, "clusters": v.attachments, "created": _when(v.created_at),
+    } for v in found])
+
+
+@router.get("/keys")
+async def keys(request: Request) -> Response:
+    try:
+        svc, who, csrf = _who(request)
+    except session.NoSession:
+        return _to_login()
+    return await _keys_page(request, svc, who, csrf)
+
+
+async def _keys_page(request: Request, svc: Services, who: Principal, csrf: str,
+                     new: dict[str, Any] | None = None) -> Response:
+    found = await _run(svc, svc.accounts.list_keys, who)
+    return _page(request, "keys.html", who=who, csrf=csrf, new=new, keys=[{
+        **k, "created": _when(k.get("created_at")), "revoked": _when(k.get("revoked_at")),
+    } for k in found])
+
+
+@router.post("/keys")
+async def create_key(request: Request) -> Response:
+    """A new key of the session's user; its secret is shown on this answer only."""
+    try:
+        svc, who, csrf = _who(request)
+        form = await _form(request)
+        session.check_csrf(svc, request, form.get("csrf"))
+    except (session.NoSession, session.CsrfRefused):
+        return Response("refused: no session or a stale form", status_code=403)
+    name = (form.get("name") or "").strip()[:100] or "dashboard key"
+    new = await _run(svc, svc.accounts.create_key, who, CreateKey(name=name))
+    return await _keys_page(request, svc, who, csrf, new)
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(request: Request, key_id: int) -> Response:
+    try:
+        svc, who, _ = _who(request)
+        session.check_csrf(svc, request, (await _form(request)).get("csrf"))
+    except (session.NoSession, session.CsrfRefused):
+        return Response("refused: no session or a stale form", status_code=403)
+    try:
+        await _run(svc, svc.accounts.revoke_key, who, key_id)
+    except NotFound:
+        return Response(status_code=404)
+    return RedirectResponse("/ui/keys", status_code=303)
 
 
 def _line(line: LogLine) -> dict[str, Any]:
