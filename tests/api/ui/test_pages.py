@@ -327,3 +327,31 @@ def test_every_page_is_accessible_and_fits_light_dark_and_phone(browser, server,
 def _serious(results) -> list[str]:
     return [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in results.response["violations"]
             if v["impact"] in ("serious", "critical")]
+
+
+def test_a_bulk_cancel_by_filter_previews_its_count_and_needs_the_token(server):
+    with server.client() as api:
+        done = submit(api, "true", tags=["bulk-x"])["id"]
+        wait_state(api, done)
+        # Running or queued (two CPUs here): a bulk cancel reaches both.
+        doomed = [submit(api, "sleep 60", tags=["bulk-x"])["id"] for _ in range(3)]
+        spared = submit(api, "sleep 60", tags=["bulk-y"])["id"]
+    with browse(server) as web:
+        log_in(web, server.admin_key)
+        assert 'href="/ui/cancel?tag=bulk-x"' in web.get("/ui", params={"tag": "bulk-x"}).text
+        preview = web.get("/ui/cancel", params={"tag": "bulk-x"}).text
+        assert "<strong>3</strong> jobs not yet ended would be canceled" in preview
+        token = TOKEN.search(preview)[1]
+        assert web.post("/ui/cancel?tag=bulk-x", data={"csrf": "x"}).status_code == 403
+        r = web.post("/ui/cancel?tag=bulk-x", data={"csrf": token})
+        assert (r.status_code, r.headers["location"]) == (303, "/ui?tag=bulk-x")
+    with server.client() as api:
+        for ref in doomed:
+            assert wait_state(api, ref, timeout=20)["state"] == "canceled"
+        assert api.get(f"/v1/jobs/{done}").json()["state"] == "completed"
+        assert api.get(f"/v1/jobs/{spared}").json()["state"] in ("queued", "launching",
+                                                                 "running")
+        api.post(f"/v1/jobs/{spared}/cancel")
+    with browse(server) as web:
+        log_in(web, server.admin_key)
+        assert "No job these filters match" in web.get("/ui/cancel?tag=bulk-x").text

@@ -155,6 +155,7 @@ async def jobs(request: Request) -> Response:
     more = urlencode({**kept, "before": found[-1].id}) if len(found) == PAGE else None
     return _page(request, "jobs.html", who=who, csrf=csrf, jobs=[_row(svc, j) for j in found],
                  filters=kept, states=STATES, more=more, live=query.before_id is None,
+                 filter_query=urlencode(kept),
                  rows_url="/ui/jobs/rows?" + urlencode(kept))
 
 
@@ -242,6 +243,54 @@ async def log_download(request: Request, ref: str) -> Response:
 
     return StreamingResponse(text(), media_type="text/plain; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{job.uid}.{job.attempt}.log"'})
+
+
+# bulk cancel -------------------------------------------------------------------------------------
+BULK_MAX = 10_000  # jobs one bulk cancel reaches at most
+
+
+async def _matching_active(svc: Services, who: Principal, query: ListJobs) -> list[Job]:
+    """The jobs the list's filters match that have not ended (what a bulk cancel reaches)."""
+    found: list[Job] = []
+    before = None
+    while len(found) < BULK_MAX:
+        page = await _run(svc, svc.jobs.list, who, ListJobs(
+            state=query.state, tag=query.tag, name=query.name, limit=500, before_id=before),
+            True)
+        found += [j for j in page if not j.is_terminal]
+        if len(page) < 500:
+            break
+        before = page[-1].id
+    return found[:BULK_MAX]
+
+
+@router.get("/cancel")
+async def cancel_preview(request: Request) -> Response:
+    """How many jobs a cancel by the list's filters would reach, and the form to do it."""
+    try:
+        svc, who, csrf = _who(request)
+    except session.NoSession:
+        return _to_login()
+    query, kept = _query(request)
+    found = await _matching_active(svc, who, query)
+    return _page(request, "cancel.html", who=who, csrf=csrf, count=len(found), filters=kept,
+                 action="/ui/cancel?" + urlencode(kept), back="/ui?" + urlencode(kept))
+
+
+@router.post("/cancel")
+async def cancel_matching(request: Request) -> Response:
+    try:
+        svc, who, _ = _who(request)
+        session.check_csrf(svc, request, (await _form(request)).get("csrf"))
+    except (session.NoSession, session.CsrfRefused):
+        return Response("refused: no session or a stale form", status_code=403)
+    query, kept = _query(request)
+    for job in await _matching_active(svc, who, query):
+        try:
+            await _run(svc, svc.jobs.cancel, who, job.uid)
+        except (Conflict, NotFound):  # it ended meanwhile
+            continue
+    return RedirectResponse("/ui?" + urlencode(kept), status_code=303)
 
 
 # the org's other things ------------------------------------------------------------------------
