@@ -21,7 +21,8 @@ TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
-    srv = ServerProcess(tmp_path_factory.mktemp("srv")).start()
+    # CPUs enough that one test's running jobs never queue another's.
+    srv = ServerProcess(tmp_path_factory.mktemp("srv"), env={"JOBYARD_CPUS": "64"}).start()
     yield srv
     srv.stop()
 
@@ -285,6 +286,7 @@ def test_clusters_show_which_job_holds_which_gpus_and_volumes_are_listed(server)
     with server.client() as api:
         api.post(f"/v1/jobs/{job['id']}/cancel")
         wait_state(api, job["id"], timeout=20)
+        assert api.delete(f"/v1/clusters/{cid}").status_code == 202  # its GPUs back
 
 
 PAGES = ("/ui", "/ui/jobs/{job}", "/ui/clusters", "/ui/volumes", "/ui/keys")
