@@ -342,6 +342,10 @@ class JobService:
     def last_event_id(self, job: Job) -> int:
         return self._jobs.last_event_id(job.id)
 
+    def events(self, job: Job, limit: int = 500) -> builtins.list[JobEvent]:
+        """The job's first ``limit`` events (its states, reports, ...), oldest first."""
+        return self._jobs.events(job.id, 0, limit)
+
     def state_events(self, job: Job) -> builtins.list[tuple[float, dict[str, Any]]]:
         """``(ts, data)`` of the job's state changes, in order."""
         return self._jobs.state_events(job.id)

@@ -357,3 +357,35 @@ def test_a_bulk_cancel_by_filter_previews_its_count_and_needs_the_token(server):
     with browse(server) as web:
         log_in(web, server.admin_key)
         assert "No job these filters match" in web.get("/ui/cancel?tag=bulk-x").text
+
+
+WRITES = ("import os; open(os.path.join(os.environ['JOBYARD_OUTPUT_DIR'], 'model.bin'), 'wb')"
+          ".write(b'weights')")
+
+
+def test_a_job_s_page_says_why_it_waits_its_timeline_and_its_outputs(server):
+    with server.client() as api:
+        holder = submit(api, "sleep 60", resources={"gpus": 4})
+        wait_state(api, holder["id"], "running")
+        waiting = submit(api, "true", resources={"gpus": 4})
+        done = submit(api, ["python3", "-c", WRITES])
+        assert wait_state(api, done["id"])["state"] == "completed"
+    with browse(server) as web:
+        log_in(web, server.admin_key)
+        page = web.get(f"/ui/jobs/{waiting['id']}").text
+        assert "Why it waits" in page and "resources" in page
+        assert "gpus: 4 requested, 0 free" in page
+        page = web.get(f"/ui/jobs/{done['id']}").text
+        states = re.findall(r'<li><span class="state (\w+)">', page)
+        assert states[0] == "queued" and states[-1] == "completed" and "running" in states
+        link = f"/ui/jobs/{done['id']}/outputs/model.bin?attempt=1"
+        assert link in page
+        assert web.get(link).content == b"weights"
+        assert web.get(f"/ui/jobs/{done['id']}/outputs/nothing.bin").status_code == 404
+        assert f"/job/info/{done['id']}" in page and f"/v2/jobs/{done['id']}/status" in page
+    with browse(server) as stranger:
+        assert stranger.get(link).status_code == 404
+    with server.client() as api:
+        api.post(f"/v1/jobs/{holder['id']}/cancel")
+        api.post(f"/v1/jobs/{waiting['id']}/cancel")
+        wait_state(api, holder["id"], timeout=20)

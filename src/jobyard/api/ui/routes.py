@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sse_starlette import ServerSentEvent
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from jobyard import __version__
 from jobyard.api.deps import services
@@ -35,7 +35,7 @@ from jobyard.core.models import Job, Principal
 from jobyard.core.progress import view as progress_view
 from jobyard.core.services import Services
 from jobyard.core.states import JobState
-from jobyard.errors import Conflict, JobyardError, NotFound, Unauthorized
+from jobyard.errors import Conflict, JobyardError, NotFound, Unauthorized, ValidationFailed
 
 HERE = Path(__file__).parent
 PAGE = 50  # jobs per page of the list
@@ -182,7 +182,8 @@ async def job_page(request: Request, ref: str) -> Response:
     except NotFound:
         return _page(request, "missing.html", 404, who=who, csrf=csrf, ref=ref)
     return _page(request, "job.html", who=who, csrf=csrf, **await _job_view(svc, job),
-                 **await _log_tail(svc, job))
+                 **await _log_tail(svc, job), **await _details(svc, job),
+                 base=str(request.base_url).rstrip("/"))
 
 
 @router.get("/jobs/{ref}/live")
@@ -394,6 +395,45 @@ async def cancel(request: Request, ref: str) -> Response:
 
 async def _job_view(svc: Services, job: Job) -> dict[str, Any]:
     return {"job": _row(svc, job)}
+
+
+async def _details(svc: Services, job: Job) -> dict[str, Any]:
+    """What the job page shows below its live part: why it waits, its timeline, outputs,
+    efficiency report and webhook deliveries."""
+    waiting = await _run(svc, svc.jobs.waiting, job)
+    events = await _run(svc, svc.jobs.events, job, 200)
+    outputs = await _run(svc, svc.files.outputs, job, None)
+    deliveries = await _run(svc, svc.jobs.deliveries, job)
+    return {
+        "waiting": waiting and {**waiting, "estimated_start": _when(waiting.get(
+            "estimated_start"))},
+        "timeline": [{"when": _when(e.ts), "state": e.state, "by": e.data.get("by"),
+                      "attempt": e.data.get("attempt"),
+                      "message": (e.data.get("error") or {}).get("message")
+                      if isinstance(e.data.get("error"), dict) else e.data.get("message")}
+                     for e in events if e.kind == "state"],
+        "outputs": [{"name": o["name"], "attempt": o["attempt"], "size": o.get("size"),
+                     "partial": o.get("partial")} for o in outputs],
+        "efficiency": (job.telemetry or {}).get("efficiency"),
+        "deliveries": [{"event": d.get("type") or d.get("event"), "status": d.get("status"),
+                        "url": d.get("url"), "attempts": len(d.get("attempts") or [])}
+                       for d in deliveries],
+    }
+
+
+@router.get("/jobs/{ref}/outputs/{name:path}")
+async def output(request: Request, ref: str, name: str, attempt: int | None = None
+                 ) -> Response:
+    """One collected output file, to download."""
+    found = await _visible(request, ref)
+    if found is None:
+        return Response(status_code=404)
+    svc, job, _ = found
+    try:
+        path = await _run(svc, svc.files.output_path, job, name, attempt)
+    except (NotFound, ValidationFailed):
+        return Response(status_code=404)
+    return FileResponse(path, filename=Path(name).name)
 
 
 async def _log_tail(svc: Services, job: Job) -> dict[str, Any]:
