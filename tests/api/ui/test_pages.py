@@ -22,7 +22,8 @@ TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
     # CPUs enough that one test's running jobs never queue another's.
-    srv = ServerProcess(tmp_path_factory.mktemp("srv"), env={"JOBYARD_CPUS": "64"}).start()
+    srv = ServerProcess(tmp_path_factory.mktemp("srv"), env={
+        "JOBYARD_CPUS": "64", "JOBYARD_METRICS_INTERVAL_S": "0.3"}).start()
     yield srv
     srv.stop()
 
@@ -389,3 +390,34 @@ def test_a_job_s_page_says_why_it_waits_its_timeline_and_its_outputs(server):
         api.post(f"/v1/jobs/{holder['id']}/cancel")
         api.post(f"/v1/jobs/{waiting['id']}/cancel")
         wait_state(api, holder["id"], timeout=20)
+
+
+BURN = ("import time\nx = bytearray(80_000_000)\nend = time.time() + 3\n"
+        "while time.time() < end: pass\n")
+
+
+def test_in_a_browser_the_charts_fill_while_it_runs_and_stay(browser, server):
+    with server.client() as api:
+        job = submit(api, ["python3", "-c", BURN])
+        wait_state(api, job["id"], "running")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/ui/login")
+        page.fill("input[name=api_key]", server.admin_key)
+        page.click("button[type=submit]")
+        page.goto(f"{server.url}/ui/jobs/{job['id']}")
+        page.wait_for_selector(".chart[data-chart=cpu] canvas", timeout=20_000)
+        page.wait_for_selector(".chart[data-chart=rss] canvas")
+        with server.client() as api:
+            wait_state(api, job["id"])
+        series = page.context.request.get(f"{server.url}/ui/jobs/{job['id']}/series.json")
+        data = series.json()
+        assert data["ended"] and len(data["ts"]) >= 2
+        assert max(c or 0 for c in data["cpu"]) > 30  # it burnt a core
+        assert max(m or 0 for m in data["rss_mb"]) > 60  # and held 80 MB
+        page.reload()  # the charts stay after the end
+        page.wait_for_selector(".chart[data-chart=cpu] canvas", timeout=10_000)
+        screenshot(page, "ui-job-charts")
+    finally:
+        context.close()

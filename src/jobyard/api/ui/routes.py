@@ -421,6 +421,28 @@ async def _details(svc: Services, job: Job) -> dict[str, Any]:
     }
 
 
+@router.get("/jobs/{ref}/series.json")
+async def series(request: Request, ref: str) -> Response:
+    """The current attempt's resource samples as the charts take them: columns of seconds,
+    CPU %, RSS MB and each GPU's utilization %."""
+    found = await _visible(request, ref)
+    if found is None:
+        return Response(status_code=404)
+    svc, job, _ = found
+    points = await _run(svc, svc.telemetry.series, job, job.attempt)
+    gpus: dict[str, list[float | None]] = {}
+    for i, (_, point) in enumerate(points):
+        for g in point.get("gpus") or []:
+            gpus.setdefault(str(g.get("index")), [None] * len(points))[i] = g.get("utilization")
+    return JSON({
+        "ts": [ts for ts, _ in points],
+        "cpu": [p.get("cpu_percent") for _, p in points],
+        "rss_mb": [None if p.get("rss_bytes") is None else p["rss_bytes"] / 1e6
+                   for _, p in points],
+        "gpus": gpus, "ended": job.is_terminal,
+    })
+
+
 @router.get("/jobs/{ref}/outputs/{name:path}")
 async def output(request: Request, ref: str, name: str, attempt: int | None = None
                  ) -> Response:
