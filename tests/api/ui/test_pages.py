@@ -3,9 +3,11 @@ plain HTTP and in a real browser (Debian's Chromium driven by Playwright)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,6 +37,21 @@ def browse(server: ServerProcess) -> httpx.Client:
 def log_in(web: httpx.Client, key: str) -> httpx.Response:
     token = TOKEN.search(web.get("/ui/login").text)[1]
     return web.post("/ui/login", data={"api_key": key, "csrf": token})
+
+
+@contextlib.contextmanager
+def logged_in(browser, server: ServerProcess, **context: Any) -> Iterator[Any]:
+    """A page of a new browser context, logged in through the login form as the admin."""
+    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **context})
+    page = ctx.new_page()
+    try:
+        page.goto(f"{server.url}/ui/login")
+        page.fill("input[name=api_key]", server.admin_key)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server.url}/ui")
+        yield page
+    finally:
+        ctx.close()
 
 
 def csrf(web: httpx.Client, path: str = "/ui") -> str:
@@ -219,12 +236,7 @@ def test_in_a_browser_a_flood_of_200000_lines_keeps_a_window_of_them(browser, se
     with server.client() as api:
         job = submit(api, ["python3", "-c", FLOOD])
         wait_state(api, job["id"], "running")
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    try:
-        page.goto(f"{server.url}/ui/login")
-        page.fill("input[name=api_key]", server.admin_key)
-        page.click("button[type=submit]")
+    with logged_in(browser, server) as page:
         page.goto(f"{server.url}/ui/jobs/{job['id']}")
         page.wait_for_selector("#follow:text('ended')", timeout=60_000)
         wait_until(lambda: page.locator("#log .l").last.inner_text() == "row 199999", timeout=30)
@@ -237,8 +249,6 @@ def test_in_a_browser_a_flood_of_200000_lines_keeps_a_window_of_them(browser, se
         page.fill("#search", "row 19800")  # rows 198000-198009 are in the window now
         wait_until(lambda: page.locator("#log .l:visible").count() == 10, timeout=10)
         screenshot(page, "ui-job-flood")
-    finally:
-        context.close()
 
 
 def test_keys_are_made_shown_once_and_revoked_from_the_dashboard(server):
@@ -400,12 +410,7 @@ def test_in_a_browser_the_charts_fill_while_it_runs_and_stay(browser, server):
     with server.client() as api:
         job = submit(api, ["python3", "-c", BURN])
         wait_state(api, job["id"], "running")
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    try:
-        page.goto(f"{server.url}/ui/login")
-        page.fill("input[name=api_key]", server.admin_key)
-        page.click("button[type=submit]")
+    with logged_in(browser, server) as page:
         page.goto(f"{server.url}/ui/jobs/{job['id']}")
         page.wait_for_selector(".chart[data-chart=cpu] canvas", timeout=20_000)
         page.wait_for_selector(".chart[data-chart=rss] canvas")
@@ -419,5 +424,3 @@ def test_in_a_browser_the_charts_fill_while_it_runs_and_stay(browser, server):
         page.reload()  # the charts stay after the end
         page.wait_for_selector(".chart[data-chart=cpu] canvas", timeout=10_000)
         screenshot(page, "ui-job-charts")
-    finally:
-        context.close()

@@ -53,6 +53,15 @@ def install(app: FastAPI) -> None:
     app.mount("/ui/static", StaticFiles(directory=HERE / "static"), name="ui-static")
     app.include_router(router)
 
+    async def to_login(_request: Request, _exc: Exception) -> Response:
+        return _to_login()
+
+    async def refused(_request: Request, _exc: Exception) -> Response:
+        return Response("refused: no session or a stale form", status_code=403)
+
+    app.add_exception_handler(session.NoSession, to_login)
+    app.add_exception_handler(session.CsrfRefused, refused)
+
 
 def _page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     response = templates.TemplateResponse(request, name, {"version": __version__, **context},
@@ -72,9 +81,24 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _who(request: Request) -> tuple[Services, Principal, str]:
+    """The services, the session's owner and its CSRF token; without a session the visitor
+    is sent to the login page (``install``'s handler of :class:`~.session.NoSession`)."""
     svc = services(request)
     who, csrf = session.current(svc, request)
     return svc, who, csrf
+
+
+async def _posted(request: Request) -> tuple[Services, Principal, dict[str, str]]:
+    """A form that changes something: the session's services, owner and the form, whose
+    token must be this session's (else 403: :class:`~.session.CsrfRefused`)."""
+    svc = services(request)
+    try:
+        who, _ = session.current(svc, request)
+    except session.NoSession:
+        raise session.CsrfRefused() from None
+    form = await _form(request)
+    session.check_csrf(svc, request, form.get("csrf"))
+    return svc, who, form
 
 
 async def _visible(request: Request, ref: str) -> tuple[Services, Job, str] | None:
@@ -123,11 +147,7 @@ def _login_page(request: Request, error: str | None = None, status: int = 200) -
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    try:
-        svc, _, _ = _who(request)
-        session.check_csrf(svc, request, (await _form(request)).get("csrf"))
-    except (session.NoSession, session.CsrfRefused):
-        return Response("refused: no session or a stale form", status_code=403)
+    await _posted(request)
     response = _to_login()
     session.end(response)
     return response
@@ -146,10 +166,7 @@ def _query(request: Request) -> tuple[ListJobs, dict[str, str]]:
 
 @router.get("")
 async def jobs(request: Request) -> Response:
-    try:
-        svc, who, csrf = _who(request)
-    except session.NoSession:
-        return _to_login()
+    svc, who, csrf = _who(request)
     query, kept = _query(request)
     found = await _run(svc, svc.jobs.list, who, query, True)
     more = urlencode({**kept, "before": found[-1].id}) if len(found) == PAGE else None
@@ -173,10 +190,7 @@ async def job_rows(request: Request) -> Response:
 
 @router.get("/jobs/{ref}")
 async def job_page(request: Request, ref: str) -> Response:
-    try:
-        svc, who, csrf = _who(request)
-    except session.NoSession:
-        return _to_login()
+    svc, who, csrf = _who(request)
     try:
         job = await _run(svc, svc.jobs.get, who, ref)
     except NotFound:
@@ -268,10 +282,7 @@ async def _matching_active(svc: Services, who: Principal, query: ListJobs) -> li
 @router.get("/cancel")
 async def cancel_preview(request: Request) -> Response:
     """How many jobs a cancel by the list's filters would reach, and the form to do it."""
-    try:
-        svc, who, csrf = _who(request)
-    except session.NoSession:
-        return _to_login()
+    svc, who, csrf = _who(request)
     query, kept = _query(request)
     found = await _matching_active(svc, who, query)
     return _page(request, "cancel.html", who=who, csrf=csrf, count=len(found), filters=kept,
@@ -280,11 +291,7 @@ async def cancel_preview(request: Request) -> Response:
 
 @router.post("/cancel")
 async def cancel_matching(request: Request) -> Response:
-    try:
-        svc, who, _ = _who(request)
-        session.check_csrf(svc, request, (await _form(request)).get("csrf"))
-    except (session.NoSession, session.CsrfRefused):
-        return Response("refused: no session or a stale form", status_code=403)
+    svc, who, _ = await _posted(request)
     query, kept = _query(request)
     for job in await _matching_active(svc, who, query):
         try:
@@ -298,10 +305,7 @@ async def cancel_matching(request: Request) -> Response:
 @router.get("/clusters")
 async def clusters(request: Request) -> Response:
     """The org's clusters: which instance holds which GPUs, and the jobs on them."""
-    try:
-        svc, who, csrf = _who(request)
-    except session.NoSession:
-        return _to_login()
+    svc, who, csrf = _who(request)
     found = await _run(svc, svc.clusters.list, who)
     running = await _run(svc, svc.jobs.list, who, ListJobs(state=str(JobState.RUNNING),
                                                            limit=500), True)
@@ -317,10 +321,7 @@ async def clusters(request: Request) -> Response:
 
 @router.get("/volumes")
 async def volumes(request: Request) -> Response:
-    try:
-        svc, who, csrf = _who(request)
-    except session.NoSession:
-        return _to_login()
+    svc, who, csrf = _who(request)
     found = await _run(svc, svc.volumes.list_volumes, who)
     return _page(request, "volumes.html", who=who, csrf=csrf, volumes=[{
         "uid": v.uid, "name": v.name, "state": str(v.state), "size_gb": v.size_gb,
@@ -330,10 +331,7 @@ async def volumes(request: Request) -> Response:
 
 @router.get("/keys")
 async def keys(request: Request) -> Response:
-    try:
-        svc, who, csrf = _who(request)
-    except session.NoSession:
-        return _to_login()
+    svc, who, csrf = _who(request)
     return await _keys_page(request, svc, who, csrf)
 
 
@@ -348,12 +346,8 @@ async def _keys_page(request: Request, svc: Services, who: Principal, csrf: str,
 @router.post("/keys")
 async def create_key(request: Request) -> Response:
     """A new key of the session's user; its secret is shown on this answer only."""
-    try:
-        svc, who, csrf = _who(request)
-        form = await _form(request)
-        session.check_csrf(svc, request, form.get("csrf"))
-    except (session.NoSession, session.CsrfRefused):
-        return Response("refused: no session or a stale form", status_code=403)
+    svc, who, form = await _posted(request)
+    csrf = session.current(svc, request)[1]
     name = (form.get("name") or "").strip()[:100] or "dashboard key"
     new = await _run(svc, svc.accounts.create_key, who, CreateKey(name=name))
     return await _keys_page(request, svc, who, csrf, new)
@@ -361,11 +355,7 @@ async def create_key(request: Request) -> Response:
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(request: Request, key_id: int) -> Response:
-    try:
-        svc, who, _ = _who(request)
-        session.check_csrf(svc, request, (await _form(request)).get("csrf"))
-    except (session.NoSession, session.CsrfRefused):
-        return Response("refused: no session or a stale form", status_code=403)
+    svc, who, _ = await _posted(request)
     try:
         await _run(svc, svc.accounts.revoke_key, who, key_id)
     except NotFound:
@@ -379,11 +369,7 @@ def _line(line: LogLine) -> dict[str, Any]:
 
 @router.post("/jobs/{ref}/cancel")
 async def cancel(request: Request, ref: str) -> Response:
-    try:
-        svc, who, _ = _who(request)
-        session.check_csrf(svc, request, (await _form(request)).get("csrf"))
-    except (session.NoSession, session.CsrfRefused):
-        return Response("refused: no session or a stale form", status_code=403)
+    svc, who, _ = await _posted(request)
     try:
         job, _ = await _run(svc, svc.jobs.cancel, who, ref)
     except NotFound:
