@@ -285,8 +285,9 @@ def test_clusters_show_which_job_holds_which_gpus_and_volumes_are_listed(server)
         wait_until(lambda: api.get(f"/v1/clusters/{cid}").json()["state"] == "ready", 20)
         job = submit(api, "sleep 60", cluster_id=cid)
         wait_state(api, job["id"], "running")
-        assert api.post("/v1/storage", json={"name": "ui-data", "size_gb": 3}).status_code \
-            in (200, 202)
+        made = api.post("/v1/storage", json={"name": "ui-data", "size_gb": 3})
+        assert made.status_code == 202, made.text
+        volume = made.json()["storage_id"]
     with browse(server) as web:
         log_in(web, server.admin_key)
         page = web.get("/ui/clusters").text
@@ -294,13 +295,15 @@ def test_clusters_show_which_job_holds_which_gpus_and_volumes_are_listed(server)
         assert f'href="/ui/jobs/{job["id"]}"' in section and "idle" in section
         assert re.search(r"<td>\d+</td><td>\d+</td>", section)  # an instance and its GPU
         assert "ui-data" in web.get("/ui/volumes").text
+        requests = web.get("/ui/operations").text  # the claim and the volume's creation
+        assert f"<td>{cid}</td>" in requests and f"<td>{volume}</td>" in requests
     with server.client() as api:
         api.post(f"/v1/jobs/{job['id']}/cancel")
         wait_state(api, job["id"], timeout=20)
         assert api.delete(f"/v1/clusters/{cid}").status_code == 202  # its GPUs back
 
 
-PAGES = ("/ui", "/ui/jobs/{job}", "/ui/clusters", "/ui/volumes", "/ui/keys")
+PAGES = ("/ui", "/ui/jobs/{job}", "/ui/clusters", "/ui/volumes", "/ui/operations", "/ui/keys")
 
 
 @pytest.mark.parametrize("scheme, width, height", [("light", 1280, 800), ("dark", 390, 844)])

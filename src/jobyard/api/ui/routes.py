@@ -329,6 +329,18 @@ async def volumes(request: Request) -> Response:
     } for v in found])
 
 
+@router.get("/operations")
+async def operations(request: Request) -> Response:
+    """The org's async requests (clusters and volumes made, changed, released), newest first."""
+    svc, who, csrf = _who(request)
+    found = await _run(svc, svc.operations.list, who, 100)
+    return _page(request, "operations.html", who=who, csrf=csrf, operations=[{
+        "uid": o.uid, "type": str(o.type), "status": str(o.status), "object": o.object_id,
+        "message": o.external_message, "attempts": o.attempts, "created": _when(o.created_at),
+        "finished": _when(o.finished_at),
+    } for o in found])
+
+
 @router.get("/keys")
 async def keys(request: Request) -> Response:
     svc, who, csrf = _who(request)
