@@ -4,6 +4,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from jobyard.core.inputs import ListJobs
+from jobyard.core.models import Resources
 from jobyard.core.ports import NewJob, Transition
 from jobyard.core.states import JobState
 from jobyard.errors import Conflict, IllegalTransition
@@ -92,6 +93,14 @@ def test_queue_order_position_and_filters(store):
     rest = store.jobs.list_jobs(None, ListJobs(before_id=page[-1].id))
     assert [j.uid for j in page + rest] == ["job_old", "job_high", "job_low"]
     assert old.id > high.id
+    store.jobs.create_job(NewJob(new_job(user, uid="job_gpu", created_at=3.0,
+                                         resources=Resources(gpus=2))))
+
+    def listed(**query) -> list[str]:
+        return [j.uid for j in store.jobs.list_jobs(user["org_id"], ListJobs(**query))]
+    assert listed(gpus=2) == ["job_gpu"] and listed(gpus=1) == []
+    assert listed(created_after=1.0) == ["job_gpu", "job_high", "job_low"]
+    assert listed(created_after=1.0, created_before=2.0) == ["job_low"]
 
 
 def test_keys_resolve_to_principals_until_revoked(store):

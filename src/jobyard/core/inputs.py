@@ -46,6 +46,9 @@ class ListJobs:
     limit: int = 50
     before_id: int | None = None  # cursor: jobs with a smaller id (newest first)
     user_id: int | None = None  # only this user's jobs
+    gpus: int | None = None  # only jobs that asked for this many GPUs
+    created_after: float | None = None  # only jobs created at or after (epoch seconds)
+    created_before: float | None = None  # ... and before
 
 
 # volumes -----------------------------------------------------------------------------------

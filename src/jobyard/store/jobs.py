@@ -121,6 +121,12 @@ class SqlJobs(Repository):
             stmt = stmt.where(t.jobs.c.name == query.name)
         if query.before_id:
             stmt = stmt.where(t.jobs.c.id < query.before_id)
+        if query.gpus is not None:
+            stmt = stmt.where(t.jobs.c.gpus == query.gpus)
+        if query.created_after is not None:
+            stmt = stmt.where(t.jobs.c.created_at >= query.created_after)
+        if query.created_before is not None:
+            stmt = stmt.where(t.jobs.c.created_at < query.created_before)
         if query.tag:
             stmt = stmt.where(
                 t.jobs.c.id.in_(sa.select(t.job_tags.c.job_id).where(t.job_tags.c.tag == query.tag))

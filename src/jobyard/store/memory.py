@@ -94,6 +94,9 @@ class MemoryJobs:
                  and (query.user_id is None or j.user_id == query.user_id)
                  and (not query.name or j.name == query.name)
                  and (not query.before_id or j.id < query.before_id)
+                 and (query.gpus is None or j.resources.gpus == query.gpus)
+                 and (query.created_after is None or j.created_at >= query.created_after)
+                 and (query.created_before is None or j.created_at < query.created_before)
                  and (not query.tag or query.tag in j.tags)]
         return copy.deepcopy(found[:query.limit])
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -123,6 +124,16 @@ def test_the_list_pages_by_keyset_with_filters_in_the_url(server):
         rows = web.get("/ui/jobs/rows", params={"tag": "paged", "name": "p3"}).text
         assert re.findall(r'data-job="(job_\w+)"', rows) == [ids[3]]
 
+        def shown(**filters: str) -> int:
+            return len(re.findall(r'data-job="', web.get("/ui", params={"tag": "paged",
+                                                                         **filters}).text))
+        today = datetime.now(UTC).date()
+        assert shown(gpus="0") == 50 and shown(gpus="2") == 0
+        assert shown(**{"from": str(today)}) == 50 and shown(to=str(today)) == 50
+        assert shown(to=str(today - timedelta(days=1))) == 0
+        assert shown(**{"from": str(today + timedelta(days=1))}) == 0
+        assert shown(gpus="lots", to="someday") == 50  # what is not understood is dropped
+
 
 def test_a_job_s_page_cancels_only_with_the_session_s_token_and_shows_the_receipt(server):
     with server.client() as api:
@@ -135,6 +146,15 @@ def test_a_job_s_page_cancels_only_with_the_session_s_token_and_shows_the_receip
         wait_until(lambda: ">started</div>" in web.get(f"/ui/jobs/{job['id']}").text)
         r = web.post(f"/ui/jobs/{job['id']}/cancel", data={"csrf": "forged"})
         assert r.status_code == 403
+        assert web.post(f"/ui/jobs/{job['id']}/pause", data={"csrf": csrf(web)}).status_code \
+            == 303
+        assert ">Resume<" in web.get(f"/ui/jobs/{job['id']}").text
+        with server.client() as api:
+            assert api.get(f"/v1/jobs/{job['id']}").json()["state"] == "paused"
+        assert web.post(f"/ui/jobs/{job['id']}/resume", data={"csrf": csrf(web)}).status_code \
+            == 303
+        assert web.post(f"/ui/jobs/{job['id']}/delete", data={"csrf": csrf(web)}).status_code \
+            == 404
         with server.client() as api:
             assert api.get(f"/v1/jobs/{job['id']}").json()["state"] == "running"
         r = web.post(f"/ui/jobs/{job['id']}/cancel", data={"csrf": csrf(web)})
@@ -198,6 +218,7 @@ def test_in_a_browser_log_in_watch_progress_and_cancel(browser, server):
         screenshot(page, "ui-job-canceled")
         with server.client() as api:
             assert api.get(f"/v1/jobs/{job['id']}").json()["state"] == "canceled"
+        assert _processes_of(f"{job['id']}.1") == []  # verified: nothing of it left
         assert elsewhere == [] and problems == []
     finally:
         context.close()
@@ -427,3 +448,14 @@ def test_in_a_browser_the_charts_fill_while_it_runs_and_stay(browser, server):
         page.reload()  # the charts stay after the end
         page.wait_for_selector(".chart[data-chart=cpu] canvas", timeout=10_000)
         screenshot(page, "ui-job-charts")
+
+
+def _processes_of(marker: str) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get("JOBYARD_JOB_MARKER") == marker:
+                found.append(proc.pid)
+    return found

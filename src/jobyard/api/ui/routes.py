@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,13 +156,26 @@ async def logout(request: Request) -> Response:
 
 # jobs ------------------------------------------------------------------------------------------
 def _query(request: Request) -> tuple[ListJobs, dict[str, str]]:
+    """The list's filters from the URL (what is not understood is dropped, not an error)."""
     q = request.query_params
-    kept = {k: q[k] for k in ("state", "tag", "name") if q.get(k)}
-    before = q.get("before")
+    kept = {k: q[k] for k in ("state", "tag", "name", "gpus", "from", "to") if q.get(k)}
+    before, gpus = q.get("before"), kept.get("gpus", "")
     state = kept.get("state")
     return ListJobs(state=state if state in STATES else None, tag=kept.get("tag"),
                     name=kept.get("name"), limit=PAGE,
-                    before_id=int(before) if before and before.isdigit() else None), kept
+                    before_id=int(before) if before and before.isdigit() else None,
+                    gpus=int(gpus) if gpus.isdigit() and len(gpus) < 6 else None,
+                    created_after=_day(kept.get("from")),
+                    created_before=_day(kept.get("to"), 86400.0)), kept
+
+
+def _day(text: str | None, plus: float = 0.0) -> float | None:
+    """A ``YYYY-MM-DD`` day (UTC) as epoch seconds (``plus``: to its end)."""
+    try:
+        day = datetime.strptime(text or "", "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return day.timestamp() + plus
 
 
 @router.get("")
@@ -269,9 +283,8 @@ async def _matching_active(svc: Services, who: Principal, query: ListJobs) -> li
     found: list[Job] = []
     before = None
     while len(found) < BULK_MAX:
-        page = await _run(svc, svc.jobs.list, who, ListJobs(
-            state=query.state, tag=query.tag, name=query.name, limit=500, before_id=before),
-            True)
+        page = await _run(svc, svc.jobs.list, who, replace(query, limit=500, before_id=before),
+                          True)
         found += [j for j in page if not j.is_terminal]
         if len(page) < 500:
             break
@@ -379,15 +392,18 @@ def _line(line: LogLine) -> dict[str, Any]:
     return {"n": line.n, "s": line.stream, "t": line.text}
 
 
-@router.post("/jobs/{ref}/cancel")
-async def cancel(request: Request, ref: str) -> Response:
+@router.post("/jobs/{ref}/{action}")
+async def change(request: Request, ref: str, action: str) -> Response:
+    """Cancel, pause or resume a job (the page shows how it went: its receipt, its state)."""
+    if action not in ("cancel", "pause", "resume"):
+        return Response(status_code=404)
     svc, who, _ = await _posted(request)
     try:
-        job, _ = await _run(svc, svc.jobs.cancel, who, ref)
+        job, _ = await _run(svc, getattr(svc.jobs, action), who, ref)
     except NotFound:
         return Response(status_code=404)
     except Conflict:
-        job = await _run(svc, svc.jobs.get, who, ref)  # it ended meanwhile: show how
+        job = await _run(svc, svc.jobs.get, who, ref)  # it changed meanwhile: show how
     return RedirectResponse(f"/ui/jobs/{job.uid}", status_code=303)
 
 
