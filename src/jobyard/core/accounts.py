@@ -181,6 +181,10 @@ class AccountService:
         """``{"url", "events", "secret"}`` (the secret is made on first use)."""
         return self._webhooks.user_webhook(who.user_id)
 
+    def deliveries(self, who: Principal, limit: int = 100) -> list[dict[str, Any]]:
+        """The caller's webhook deliveries (any job's), newest first."""
+        return self._webhooks.user_deliveries(who.user_id, limit)
+
     def set_webhook(self, who: Principal, change: SetWebhook) -> dict[str, Any]:
         """Set (or, with ``url=None``, remove) the default webhook; the secret stays."""
         if change.url is not None:

@@ -498,6 +498,9 @@ class WebhookStore(Protocol):
     def job_deliveries(self, job_id: int, limit: int = 200) -> list[dict[str, Any]]:
         """A job's delivery log, oldest first."""
 
+    def user_deliveries(self, user_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        """A user's deliveries (to their webhooks), newest first."""
+
     def purge_deliveries(self, cutoff: float) -> int:
         """Delete deliveries that are done and were made before ``cutoff``."""
 

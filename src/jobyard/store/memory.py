@@ -429,6 +429,9 @@ class MemoryWebhooks:
     def job_deliveries(self, job_id: int, limit: int = 200) -> list[dict[str, Any]]:
         return [d for d in self._t.deliveries if d["job_id"] == job_id][:limit]
 
+    def user_deliveries(self, user_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        return [d for d in reversed(self._t.deliveries) if d["user_id"] == user_id][:limit]
+
     def due_deliveries(self, now: float, limit: int = 100, skip: Collection[int] = ()) -> list[Any]:
         return []
 

@@ -124,6 +124,11 @@ class SqlWebhooks(Repository):
         with self.engines.read.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
+    def user_deliveries(self, user_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        stmt = sa.select(_D).where(_D.c.user_id == user_id).order_by(_D.c.id.desc()).limit(limit)
+        with self.engines.read.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
     def purge_deliveries(self, cutoff: float) -> int:
         def write(conn: sa.Connection) -> int:
             return conn.execute(sa.delete(_D).where(

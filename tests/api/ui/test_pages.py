@@ -26,7 +26,9 @@ TOKEN = re.compile(r'name="csrf" value="([^"]+)"')
 def server(tmp_path_factory) -> Iterator[ServerProcess]:
     # CPUs enough that one test's running jobs never queue another's.
     srv = ServerProcess(tmp_path_factory.mktemp("srv"), env={
-        "JOBYARD_CPUS": "64", "JOBYARD_METRICS_INTERVAL_S": "0.3"}).start()
+        "JOBYARD_CPUS": "64", "JOBYARD_METRICS_INTERVAL_S": "0.3",
+        "JOBYARD_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+        "JOBYARD_WEBHOOK_POLL_INTERVAL_S": "0.2"}).start()
     yield srv
     srv.stop()
 
@@ -324,7 +326,8 @@ def test_clusters_show_which_job_holds_which_gpus_and_volumes_are_listed(server)
         assert api.delete(f"/v1/clusters/{cid}").status_code == 202  # its GPUs back
 
 
-PAGES = ("/ui", "/ui/jobs/{job}", "/ui/clusters", "/ui/volumes", "/ui/operations", "/ui/keys")
+PAGES = ("/ui", "/ui/jobs/{job}", "/ui/clusters", "/ui/volumes", "/ui/operations", "/ui/keys",
+         "/ui/webhooks")
 
 
 @pytest.mark.parametrize("scheme, width, height", [("light", 1280, 800), ("dark", 390, 844)])
@@ -459,3 +462,32 @@ def _processes_of(marker: str) -> list[int]:
             if proc.environ().get("JOBYARD_JOB_MARKER") == marker:
                 found.append(proc.pid)
     return found
+
+
+def test_webhook_deliveries_are_shown_for_the_user_and_on_the_job_s_page(server):
+    from tests.events.receiver import Receiver
+
+    receiver = Receiver().start()
+    with server.client() as admin:
+        key = make_user(admin, "hooked", "hook-org")["key"]
+    try:
+        with server.client(key) as api:
+            r = api.put("/v1/me/webhook", json={"url": receiver.url + "/hook",
+                                                "events": ["job.completed"]})
+            assert r.status_code == 200, r.text
+            job = submit(api, "true")
+            wait_state(api, job["id"])
+            wait_until(lambda: api.get(f"/v1/jobs/{job['id']}/webhooks").json()["items"]
+                       and api.get(f"/v1/jobs/{job['id']}/webhooks").json()["items"][0]
+                       ["status"] == "delivered", timeout=20)
+        with browse(server) as web:
+            log_in(web, key)
+            page = web.get("/ui/webhooks").text
+            assert receiver.url + "/hook" in page and "job.completed" in page
+            assert "<td>delivered</td><td>1</td>" in page
+            assert f'href="/ui/jobs/{job["number"]}"' in page
+            assert web.get(f"/ui/jobs/{job['number']}").status_code == 200  # by number too
+            job_page = web.get(f"/ui/jobs/{job['id']}").text
+            assert "job.completed → " + receiver.url + "/hook: delivered (1 attempt)" in job_page
+    finally:
+        receiver.stop()

@@ -28,7 +28,7 @@ from jobyard.api.deps import services
 from jobyard.api.responses import JSON, dumps
 from jobyard.api.sse import EventSourceResponse
 from jobyard.api.ui import session
-from jobyard.api.validation import StrictRoute
+from jobyard.api.validation import StrictRoute, job_ref
 from jobyard.core.cost import cost_view
 from jobyard.core.files import Elsewhere, LogLine
 from jobyard.core.inputs import CreateKey, ListJobs
@@ -107,7 +107,7 @@ async def _visible(request: Request, ref: str) -> tuple[Services, Job, str] | No
     None without a session or such a job (a fragment answers 404 alike)."""
     try:
         svc, who, csrf = _who(request)
-        return svc, await _run(svc, svc.jobs.get, who, ref), csrf
+        return svc, await _run(svc, svc.jobs.get, who, job_ref(ref)), csrf
     except (session.NoSession, NotFound):
         return None
 
@@ -206,7 +206,7 @@ async def job_rows(request: Request) -> Response:
 async def job_page(request: Request, ref: str) -> Response:
     svc, who, csrf = _who(request)
     try:
-        job = await _run(svc, svc.jobs.get, who, ref)
+        job = await _run(svc, svc.jobs.get, who, job_ref(ref))
     except NotFound:
         return _page(request, "missing.html", 404, who=who, csrf=csrf, ref=ref)
     return _page(request, "job.html", who=who, csrf=csrf, **await _job_view(svc, job),
@@ -354,6 +354,22 @@ async def operations(request: Request) -> Response:
     } for o in found])
 
 
+@router.get("/webhooks")
+async def webhooks(request: Request) -> Response:
+    """The session user's default webhook and deliveries (any job's), newest first."""
+    svc, who, csrf = _who(request)
+    hook = await _run(svc, svc.accounts.webhook, who)
+    found = await _run(svc, svc.accounts.deliveries, who, 100)
+    return _page(request, "webhooks.html", who=who, csrf=csrf, hook=hook,
+                 deliveries=[_delivery(d) for d in found])
+
+
+def _delivery(d: dict[str, Any]) -> dict[str, Any]:
+    return {"event": d["event_type"], "status": d["status"], "url": d["url"],
+            "attempts": d["attempts"], "job": d.get("job_id"), "http": d.get("last_status"),
+            "error": d.get("last_error"), "created": _when(d.get("created_at"))}
+
+
 @router.get("/keys")
 async def keys(request: Request) -> Response:
     svc, who, csrf = _who(request)
@@ -399,11 +415,11 @@ async def change(request: Request, ref: str, action: str) -> Response:
         return Response(status_code=404)
     svc, who, _ = await _posted(request)
     try:
-        job, _ = await _run(svc, getattr(svc.jobs, action), who, ref)
+        job, _ = await _run(svc, getattr(svc.jobs, action), who, job_ref(ref))
     except NotFound:
         return Response(status_code=404)
     except Conflict:
-        job = await _run(svc, svc.jobs.get, who, ref)  # it changed meanwhile: show how
+        job = await _run(svc, svc.jobs.get, who, job_ref(ref))  # it changed meanwhile: show how
     return RedirectResponse(f"/ui/jobs/{job.uid}", status_code=303)
 
 
@@ -429,9 +445,7 @@ async def _details(svc: Services, job: Job) -> dict[str, Any]:
         "outputs": [{"name": o["name"], "attempt": o["attempt"], "size": o.get("size"),
                      "partial": o.get("partial")} for o in outputs],
         "efficiency": (job.telemetry or {}).get("efficiency"),
-        "deliveries": [{"event": d.get("type") or d.get("event"), "status": d.get("status"),
-                        "url": d.get("url"), "attempts": len(d.get("attempts") or [])}
-                       for d in deliveries],
+        "deliveries": [_delivery(d) for d in deliveries],
     }
 
 
