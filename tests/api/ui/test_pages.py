@@ -182,7 +182,8 @@ def test_another_org_s_job_is_not_found_and_not_listed(server):
 # In a browser: a job that reports progress, then waits to be canceled.
 PROGRESSING = ("import jobyard.job as j, time\n"
                "for p in range(0, 100, 5):\n"
-               "    j.progress(p, step='training'); print('at', p, flush=True); time.sleep(0.3)\n"
+               "    j.progress(p, step='training', throughput=12.5); print('at', p, flush=True)\n"
+               "    time.sleep(0.3)\n"
                "time.sleep(60)\n")
 
 
@@ -213,6 +214,7 @@ def test_in_a_browser_log_in_watch_progress_and_cancel(browser, server):
         at_load = page.locator("#log .l").count()
         wait_until(lambda: page.locator("#log .l").count() > at_load, timeout=15)  # no reload
         assert "at " in page.inner_text("#log")
+        assert "training · 12.5 /s" in page.inner_text("#live")  # step and rate by the bar
         screenshot(page, "ui-job-running")
         page.click("button.danger")
         page.wait_for_selector("#receipt", timeout=20_000)

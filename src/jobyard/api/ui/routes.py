@@ -505,7 +505,7 @@ def _row(svc: Services, job: Job) -> dict[str, Any]:
         "uid": job.uid, "number": job.id, "name": job.name, "state": str(job.state),
         "substate": job.substate, "terminal": job.is_terminal,
         "command": job.command if isinstance(job.command, str) else " ".join(job.command),
-        "progress": prog["progress"], "step": prog["current_step"],
+        "progress": prog["progress"], "step": prog["current_step"], "rate": _rate(prog),
         "eta": None if job.is_terminal else _when(prog["estimated_completion"]),
         "created": _when(job.created_at),
         "gpus": job.resources.gpus, "cpus": job.resources.cpus, "tags": job.tags,
@@ -514,6 +514,16 @@ def _row(svc: Services, job: Job) -> dict[str, Any]:
         "cost": cost["total"] if cost["total"] is not None else cost["accrued"],
         "currency": cost["currency"],
     }
+
+
+def _rate(prog: dict[str, Any]) -> str | None:
+    """What the job says of its speed: its throughput, else its items done of total."""
+    throughput, items = prog.get("throughput") or {}, prog.get("items") or {}
+    if throughput.get("value") is not None:
+        return f"{throughput['value']:g} {throughput.get('unit') or '/s'}"
+    if items.get("done") is not None:
+        return f"{items['done']}/{items.get('total') if items.get('total') is not None else '?'}"
+    return None
 
 
 def _when(ts: float | None) -> str | None:
