@@ -86,6 +86,8 @@ def test_a_session_is_a_strict_http_only_cookie_that_revocation_and_logout_end(s
     with browse(server) as web:
         assert log_in(web, "jy_wrong").status_code == 401
         assert web.post("/ui/login", data={"api_key": key}).status_code == 403  # no token
+        flood = web.post("/ui/login", data={f"f{i}": "x" for i in range(50)})
+        assert flood.status_code == 400 and "too many form fields" in flood.text
         r = log_in(web, key)
         assert (r.status_code, r.headers["location"]) == (303, "/ui")
         cookie = r.headers["set-cookie"]

@@ -36,7 +36,14 @@ from jobyard.core.models import Job, Principal
 from jobyard.core.progress import view as progress_view
 from jobyard.core.services import Services
 from jobyard.core.states import JobState
-from jobyard.errors import Conflict, JobyardError, NotFound, Unauthorized, ValidationFailed
+from jobyard.errors import (
+    BadRequest,
+    Conflict,
+    JobyardError,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
 
 HERE = Path(__file__).parent
 PAGE = 50  # jobs per page of the list
@@ -77,7 +84,12 @@ async def _run(svc: Services, fn: Any, *args: Any) -> Any:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    fields = parse_qs((await request.body()).decode(errors="replace"), max_num_fields=20)
+    """A posted form's fields (the first value of each); 400 for more fields than any of the
+    dashboard's forms has."""
+    try:
+        fields = parse_qs((await request.body()).decode(errors="replace"), max_num_fields=20)
+    except ValueError:
+        raise BadRequest("too many form fields") from None
     return {k: v[0] for k, v in fields.items()}
 
 
