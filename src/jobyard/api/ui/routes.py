@@ -67,7 +67,11 @@ def install(app: FastAPI) -> None:
     async def refused(_request: Request, _exc: Exception) -> Response:
         return Response("refused: no session or a stale form", status_code=403)
 
+    async def hidden(_request: Request, _exc: Exception) -> Response:
+        return Response(status_code=404)
+
     app.add_exception_handler(session.NoSession, to_login)
+    app.add_exception_handler(Hidden, hidden)
     app.add_exception_handler(session.CsrfRefused, refused)
 
 
@@ -114,14 +118,18 @@ async def _posted(request: Request) -> tuple[Services, Principal, dict[str, str]
     return svc, who, form
 
 
-async def _visible(request: Request, ref: str) -> tuple[Services, Job, str] | None:
-    """The services, the job and the CSRF token for a fragment of a job the session may see;
-    None without a session or such a job (a fragment answers 404 alike)."""
+class Hidden(Exception):
+    """No session, or no such job the session may see: a fragment answers 404 alike."""
+
+
+async def _visible(request: Request, ref: str) -> tuple[Services, Job, str]:
+    """The services, the job and the CSRF token for a fragment of a job the session may see
+    (else :class:`Hidden`: 404)."""
     try:
         svc, who, csrf = _who(request)
         return svc, await _run(svc, svc.jobs.get, who, job_ref(ref)), csrf
     except (session.NoSession, NotFound):
-        return None
+        raise Hidden() from None
 
 
 def _to_login() -> Response:
@@ -229,10 +237,7 @@ async def job_page(request: Request, ref: str) -> Response:
 @router.get("/jobs/{ref}/live")
 async def job_live(request: Request, ref: str) -> Response:
     """The job page's changing part (polled while the job is not over)."""
-    found = await _visible(request, ref)
-    if found is None:
-        return Response(status_code=404)
-    svc, job, csrf = found
+    svc, job, csrf = await _visible(request, ref)
     return _page(request, "live.html", csrf=csrf, **await _job_view(svc, job))
 
 
@@ -240,10 +245,7 @@ async def job_live(request: Request, ref: str) -> Response:
 async def log_stream(request: Request, ref: str, offset: int = 0) -> Response:
     """The log from line ``offset`` on as it is written (SSE, a batch of lines per event:
     ``[{"n", "s", "t"}]``), then ``end`` once the job ended and every line was sent."""
-    found = await _visible(request, ref)
-    if found is None:
-        return Response(status_code=404)
-    svc, job, _ = found
+    svc, job, _ = await _visible(request, ref)
     svc.files.locate(job)  # before the answer starts: it may be relayed
 
     async def events() -> AsyncIterator[ServerSentEvent]:
@@ -260,10 +262,7 @@ async def log_stream(request: Request, ref: str, offset: int = 0) -> Response:
 @router.get("/jobs/{ref}/log/earlier")
 async def log_earlier(request: Request, ref: str, before: int) -> Response:
     """Up to :data:`EARLIER` lines before line ``before`` (the page's "load earlier")."""
-    found = await _visible(request, ref)
-    if found is None:
-        return Response(status_code=404)
-    svc, job, _ = found
+    svc, job, _ = await _visible(request, ref)
     start = max(0, before - EARLIER)
     page = await _run(svc, svc.files.log, job, None, start, max(0, before - start))
     return JSON({"lines": [_line(x) for x in page.lines]})
@@ -272,10 +271,7 @@ async def log_earlier(request: Request, ref: str, before: int) -> Response:
 @router.get("/jobs/{ref}/log.txt")
 async def log_download(request: Request, ref: str) -> Response:
     """The whole log as it is now, as a text file."""
-    found = await _visible(request, ref)
-    if found is None:
-        return Response(status_code=404)
-    svc, job, _ = found
+    svc, job, _ = await _visible(request, ref)
     svc.files.locate(job)
 
     async def text() -> AsyncIterator[bytes]:
@@ -465,10 +461,7 @@ async def _details(svc: Services, job: Job) -> dict[str, Any]:
 async def series(request: Request, ref: str) -> Response:
     """The current attempt's resource samples as the charts take them: columns of seconds,
     CPU %, RSS MB and each GPU's utilization %."""
-    found = await _visible(request, ref)
-    if found is None:
-        return Response(status_code=404)
-    svc, job, _ = found
+    svc, job, _ = await _visible(request, ref)
     points = await _run(svc, svc.telemetry.series, job, job.attempt)
     gpus: dict[str, list[float | None]] = {}
     for i, (_, point) in enumerate(points):
@@ -487,10 +480,7 @@ async def series(request: Request, ref: str) -> Response:
 async def output(request: Request, ref: str, name: str, attempt: int | None = None
                  ) -> Response:
     """One collected output file, to download."""
-    found = await _visible(request, ref)
-    if found is None:
-        return Response(status_code=404)
-    svc, job, _ = found
+    svc, job, _ = await _visible(request, ref)
     try:
         path = await _run(svc, svc.files.output_path, job, name, attempt)
     except (NotFound, ValidationFailed):
